@@ -1,1 +1,36 @@
-"""xpnet."""
+"""xpnet: the backprop layers of "Deep Learning from Scratch" (chapter 5) on any Array API backend.
+
+One code path trains on NumPy on a CPU and on CuPy on a CUDA GPU (and on PyTorch and
+array-api-strict): every layer takes its array namespace from its inputs.
+"""
+
+from . import backend, functions, gradcheck, layers
+from .backend import cuda_available, get_namespace, to_numpy
+from .gradcheck import GradcheckReport, GradientCheckError, gradient_check, numerical_gradient
+from .layers import AddLayer, Affine, MulLayer, Relu, Sigmoid, SoftmaxWithLoss
+from .net import Params, TwoLayerNet
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AddLayer",
+    "Affine",
+    "GradcheckReport",
+    "GradientCheckError",
+    "MulLayer",
+    "Params",
+    "Relu",
+    "Sigmoid",
+    "SoftmaxWithLoss",
+    "TwoLayerNet",
+    "__version__",
+    "backend",
+    "cuda_available",
+    "functions",
+    "get_namespace",
+    "gradcheck",
+    "gradient_check",
+    "layers",
+    "numerical_gradient",
+    "to_numpy",
+]

@@ -1,0 +1,302 @@
+"""Backends: the one module that knows backend names.
+
+Everything else in xpnet takes its array namespace from its inputs with :func:`namespace` and
+creates new arrays on the input's device. This module resolves namespaces (from arrays or from a
+name), knows devices, copies arrays to the host (:func:`to_numpy`) and answers "is a CUDA device
+usable" without ever raising on a CPU-only machine.
+"""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+from typing import Any
+
+import array_api_compat
+import numpy as np
+
+__all__ = [
+    "BACKENDS",
+    "Array",
+    "BackendError",
+    "Namespace",
+    "asarray",
+    "backend_name",
+    "cuda_available",
+    "default_device",
+    "device",
+    "get_namespace",
+    "is_available",
+    "namespace",
+    "parse_device",
+    "resolve_dtype",
+    "supports_float64",
+    "to_numpy",
+]
+
+Array = Any
+Namespace = ModuleType
+
+#: Backend names that :func:`get_namespace` understands, in the order tests run them.
+BACKENDS: tuple[str, ...] = ("numpy", "array_api_strict", "torch", "cupy")
+
+# What each backend is installed as, for "not installed" messages.
+_PIP_NAMES = {
+    "numpy": "numpy",
+    "array_api_strict": "array-api-strict",
+    "torch": 'torch (or pip install "xpnet[torch]")',
+    "cupy": 'cupy-cuda12x or cupy-cuda13x (pip install "xpnet[cuda12]" or "xpnet[cuda13]")',
+}
+_ALIASES = {"np": "numpy", "strict": "array_api_strict", "array-api-strict": "array_api_strict",
+            "pytorch": "torch", "cp": "cupy"}
+
+
+class BackendError(RuntimeError):
+    """A backend was asked for that is unknown, not installed, or has no usable device."""
+
+
+def _describe(obj: object) -> str:
+    kind = type(obj)
+    text = f"{kind.__module__}.{kind.__qualname__}"
+    shape = getattr(obj, "shape", None)
+    return f"{text} with shape {tuple(shape)}" if shape is not None else text
+
+
+def namespace(*arrays: Any) -> Namespace:
+    """The Array API namespace of ``arrays`` (Python scalars and ``None`` are ignored).
+
+    Raises
+    ------
+    TypeError
+        When the inputs mix backends, hold a list/tuple instead of an array, or are all scalars;
+        the message names what was passed and what to do instead.
+    """
+    try:
+        return array_namespace(*arrays)
+    except TypeError as exc:
+        given = ", ".join(_describe(a) for a in arrays) or "nothing"
+        if any(isinstance(a, (list, tuple)) for a in arrays):
+            msg = (f"expected arrays, got a Python list or tuple ({given}); "
+                   "convert it first, e.g. xp.asarray(values, dtype=xp.float32)")
+        elif all(a is None or isinstance(a, (bool, int, float, complex)) for a in arrays):
+            msg = (f"need at least one array to pick a backend, got only scalars ({given}); "
+                   "pass an array, e.g. numpy.asarray(value), or choose one with xp=...")
+        elif "Multiple namespaces" in str(exc):
+            msg = (f"inputs come from different array libraries ({given}); move them to one "
+                   "backend first, e.g. xp.asarray(x, device=...) or xpnet.backend.to_numpy(x). "
+                   "NumPy scalars such as np.float64(0.1) count as NumPy arrays: use Python floats")
+        else:
+            msg = f"not an array this library can use: {given} ({exc})"
+        raise TypeError(msg) from None
+
+
+# array_api_compat's resolver, under a private name so tests and callers use :func:`namespace`.
+array_namespace = array_api_compat.array_namespace
+
+
+def backend_name(xp: Namespace) -> str:
+    """The short backend name (one of :data:`BACKENDS`) of a namespace."""
+    for name, check in (
+        ("numpy", array_api_compat.is_numpy_namespace),
+        ("cupy", array_api_compat.is_cupy_namespace),
+        ("torch", array_api_compat.is_torch_namespace),
+        ("array_api_strict", array_api_compat.is_array_api_strict_namespace),
+    ):
+        if check(xp):
+            return name
+    return getattr(xp, "__name__", repr(xp))
+
+
+def _canonical(name: str) -> str:
+    key = name.strip().lower()
+    key = _ALIASES.get(key, key)
+    if key not in BACKENDS:
+        msg = f"unknown backend {name!r}; choose one of {', '.join(BACKENDS)}"
+        raise BackendError(msg)
+    return key
+
+
+def get_namespace(name: str | Namespace | None = None) -> Namespace:
+    """The Array API namespace for a backend name (``"numpy"``, ``"cupy"``, ``"torch"``,
+    ``"array_api_strict"``), a namespace or array module (returned in its compat form), or
+    ``None`` (NumPy).
+
+    Raises :class:`BackendError` for an unknown name, a backend that is not installed, or CuPy
+    without a usable CUDA device.
+    """
+    if name is None:
+        name = "numpy"
+    if isinstance(name, ModuleType):
+        module_name = name.__name__
+        if module_name.startswith("array_api_compat."):
+            return name
+        return get_namespace(module_name.split(".")[0])
+    key = _canonical(name)
+    if key == "cupy" and not cuda_available():
+        msg = ("backend 'cupy' needs a usable CUDA device and CuPy "
+               f"({_PIP_NAMES['cupy']}); none was found: {_cuda_problem()}")
+        raise BackendError(msg)
+    module = key if key == "array_api_strict" else f"array_api_compat.{key}"
+    try:
+        xp = importlib.import_module(module)
+    except ImportError as exc:
+        msg = f"backend {key!r} is not installed ({exc}); install {_PIP_NAMES[key]}"
+        raise BackendError(msg) from None
+    return xp
+
+
+def is_available(name: str) -> bool:
+    """Whether backend ``name`` is installed and (for CuPy) has a usable CUDA device."""
+    try:
+        get_namespace(name)
+    except BackendError:
+        return False
+    return True
+
+
+_CUDA_STATE: dict[str, Any] = {}
+
+
+def _probe_cuda() -> tuple[bool, str]:
+    try:
+        import cupy
+    except Exception as exc:  # ImportError, or a broken CUDA runtime raising at import
+        return False, f"cupy cannot be imported ({type(exc).__name__}: {exc})"
+    try:
+        if not cupy.is_available():
+            return False, "cupy is installed but reports no CUDA device (cupy.is_available())"
+        # A real allocation and kernel: drivers that enumerate a device may still fail here.
+        probe = cupy.arange(4, dtype=cupy.float32) * 2
+        if float(probe.sum()) != 12.0:
+            return False, "a test kernel on the CUDA device returned a wrong result"
+    except Exception as exc:
+        return False, f"the CUDA device is not usable ({type(exc).__name__}: {exc})"
+    return True, "ok"
+
+
+def cuda_available() -> bool:
+    """Whether CuPy is installed and can run a kernel on a CUDA device.
+
+    Never raises; the answer is computed once per process.
+    """
+    if "ok" not in _CUDA_STATE:
+        _CUDA_STATE["ok"], _CUDA_STATE["why"] = _probe_cuda()
+    return bool(_CUDA_STATE["ok"])
+
+
+def _cuda_problem() -> str:
+    cuda_available()
+    return str(_CUDA_STATE["why"])
+
+
+def device(x: Array) -> Any:
+    """The device ``x`` lives on (``array_api_compat.device``)."""
+    return array_api_compat.device(x)
+
+
+def default_device(xp: Namespace) -> Any:
+    """The device new arrays of ``xp`` land on when none is named."""
+    info = getattr(xp, "__array_namespace_info__", None)
+    if info is not None:
+        return info().default_device()
+    return None
+
+
+def parse_device(xp: Namespace, spec: Any) -> Any:
+    """Turn a user's device spec (``None``, ``"cpu"``, ``"cuda:1"``, ``1``, ``"device1"`` or a
+    device object) into a device object of ``xp``."""
+    if spec is None or not isinstance(spec, (str, int)):
+        return spec
+    name = backend_name(xp)
+    text = str(spec)
+    if name == "numpy":
+        if text != "cpu":
+            msg = f"numpy arrays live on the CPU only; got device={spec!r} (use 'cpu' or omit it)"
+            raise ValueError(msg)
+        return "cpu"
+    if name == "torch":
+        import torch
+
+        return torch.device(f"cuda:{spec}" if isinstance(spec, int) else text)
+    if name == "cupy":
+        import cupy
+
+        index = int(text.split(":")[-1]) if text not in ("cuda", "gpu") else 0
+        return cupy.cuda.Device(index)
+    if name == "array_api_strict":
+        text = "CPU_DEVICE" if text == "cpu" else text
+        # Device reprs read "array_api_strict.Device('device1')".
+        devices = {repr(d).split("'")[1]: d for d in xp.__array_namespace_info__().devices()}
+        if text in devices:
+            return devices[text]
+        msg = f"array_api_strict has no device {spec!r}; choose one of {sorted(devices)}"
+        raise ValueError(msg)
+    return spec
+
+
+def supports_float64(xp: Namespace, device: Any = None) -> bool:
+    """Whether ``device`` of ``xp`` can hold float64 arrays."""
+    info = getattr(xp, "__array_namespace_info__", None)
+    if info is None:
+        return True
+    try:
+        return "float64" in info().dtypes(device=device, kind="real floating")
+    except Exception:
+        return True
+
+
+def resolve_dtype(xp: Namespace, dtype: Any = None, device: Any = None) -> Any:
+    """The floating dtype object of ``xp`` for ``dtype`` (``"float32"``, ``"float64"``, a dtype
+    or ``None``). ``None`` means the book's float64, or float32 where the device has no float64.
+    """
+    if dtype is None:
+        dtype = "float64" if supports_float64(xp, device) else "float32"
+    if isinstance(dtype, str):
+        if dtype not in ("float32", "float64"):
+            msg = f"dtype must be 'float32' or 'float64', got {dtype!r}"
+            raise TypeError(msg)
+        return getattr(xp, dtype)
+    for name in ("float32", "float64"):
+        if dtype == getattr(xp, name):
+            return dtype
+    # NumPy dtypes (np.float32) given for a non-NumPy backend: match by name.
+    name = getattr(dtype, "name", str(dtype))
+    if name in ("float32", "float64"):
+        return getattr(xp, name)
+    msg = f"dtype must be float32 or float64, got {dtype!r}"
+    raise TypeError(msg)
+
+
+def asarray(x: Any, xp: Namespace, *, device: Any = None, dtype: Any = None) -> Array:
+    """Move host data (NumPy arrays, lists) or another array of ``xp`` to ``device``."""
+    if array_api_compat.is_array_api_obj(x) and not array_api_compat.is_numpy_array(x):
+        other = namespace(x)
+        if other is not xp and backend_name(other) != backend_name(xp):
+            x = to_numpy(x)
+    if array_api_compat.is_numpy_array(x) and backend_name(xp) == "array_api_strict":
+        # strict refuses NumPy scalars and non-native byte order; a plain buffer always works.
+        x = np.ascontiguousarray(x)
+    if device is not None:
+        return xp.asarray(x, device=device, dtype=dtype)
+    return xp.asarray(x, dtype=dtype)
+
+
+def to_numpy(x: Any) -> np.ndarray:
+    """A host NumPy copy (or view) of ``x``, from any backend and device."""
+    if isinstance(x, np.ndarray):
+        return x
+    if isinstance(x, (int, float, bool, np.generic)):
+        return np.asarray(x)
+    if array_api_compat.is_cupy_array(x):
+        return x.get()
+    if array_api_compat.is_torch_array(x):
+        return x.detach().cpu().numpy()
+    if array_api_compat.is_array_api_strict_namespace(array_api_compat.array_namespace(x)):
+        import array_api_strict
+
+        x = array_api_strict.asarray(x, device=array_api_strict.Device("CPU_DEVICE"))
+        return np.asarray(x)
+    try:
+        return np.asarray(x)
+    except Exception:
+        return np.from_dlpack(x)

@@ -1,0 +1,32 @@
+"""Datasets: MNIST, found, verified and cached (see :mod:`xpnet.datasets.mnist`)."""
+
+from .idx import IDXError, parse_idx, read_idx, write_idx
+from .mnist import (
+    ChecksumError,
+    MNISTError,
+    MNISTFile,
+    MNISTUnavailableError,
+    default_cache_dir,
+    fetch_mnist,
+    load_mnist,
+    mnist_cache_dir,
+    mnist_paths,
+    verify_file,
+)
+
+__all__ = [
+    "ChecksumError",
+    "IDXError",
+    "MNISTError",
+    "MNISTFile",
+    "MNISTUnavailableError",
+    "default_cache_dir",
+    "fetch_mnist",
+    "load_mnist",
+    "mnist_cache_dir",
+    "mnist_paths",
+    "parse_idx",
+    "read_idx",
+    "verify_file",
+    "write_idx",
+]

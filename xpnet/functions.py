@@ -1,0 +1,136 @@
+"""Stateless math for the layers: activations, softmax and cross-entropy.
+
+Every function takes its namespace from its input and returns arrays of the input's dtype on the
+input's device. Labels ``t`` are either one-hot / probability rows (floating, same shape as the
+scores) or class indices (any integer dtype, e.g. the ``uint8`` that MNIST files hold), for a batch
+``(N, C)`` or a single sample ``(C,)``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from .backend import Array, device, namespace
+
+__all__ = [
+    "check_labels",
+    "cross_entropy_error",
+    "log_softmax",
+    "one_hot",
+    "relu",
+    "sigmoid",
+    "softmax",
+    "softmax_cross_entropy",
+]
+
+
+def sigmoid(x: Array, /) -> Array:
+    """Logistic sigmoid ``1 / (1 + exp(-x))``, with no overflow for large ``|x|``.
+
+    Uses ``e = exp(-|x|) <= 1``: ``1/(1+e)`` for ``x >= 0`` and ``e/(1+e)`` otherwise.
+    """
+    xp = namespace(x)
+    e = xp.exp(-xp.abs(x))
+    r = 1.0 / (1.0 + e)
+    return xp.where(x >= 0, r, e * r)
+
+
+def relu(x: Array, /) -> Array:
+    """Rectified linear unit ``max(x, 0)``."""
+    xp = namespace(x)
+    return xp.maximum(x, 0.0)
+
+
+def softmax(x: Array, /, *, axis: int = -1) -> Array:
+    """``exp(x) / sum(exp(x))`` along ``axis``, shifted by the maximum so it never overflows."""
+    xp = namespace(x)
+    e = xp.exp(x - xp.max(x, axis=axis, keepdims=True))
+    return e / xp.sum(e, axis=axis, keepdims=True)
+
+
+def log_softmax(x: Array, /, *, axis: int = -1) -> Array:
+    """``log(softmax(x))`` computed as ``z - log(sum(exp(z)))`` with ``z = x - max(x)``."""
+    xp = namespace(x)
+    z = x - xp.max(x, axis=axis, keepdims=True)
+    return z - xp.log(xp.sum(xp.exp(z), axis=axis, keepdims=True))
+
+
+def one_hot(t: Array, /, num_classes: int, *, dtype: Any = None) -> Array:
+    """One-hot rows ``(N, num_classes)`` for integer labels ``t`` of shape ``(N,)``."""
+    xp = namespace(t)
+    classes = xp.arange(num_classes, dtype=xp.int64, device=device(t))
+    hot = xp.astype(t, xp.int64)[..., None] == classes
+    return xp.astype(hot, dtype if dtype is not None else xp.float64)
+
+
+def check_labels(t: Array, /, num_classes: int) -> None:
+    """Raise ``ValueError`` unless integer labels ``t`` all lie in ``[0, num_classes)``.
+
+    This reads two numbers back to the host (a device sync): call it once per data set,
+    not once per step.
+    """
+    xp = namespace(t)
+    if not xp.isdtype(t.dtype, "integral") or math.prod(t.shape) == 0:
+        return
+    low, high = int(xp.min(t)), int(xp.max(t))
+    if low < 0 or high >= num_classes:
+        msg = (f"labels must lie in [0, {num_classes}) for {num_classes} classes, "
+               f"got values from {low} to {high}; check the labels or the output size")
+        raise ValueError(msg)
+
+
+def _as_batch(y: Array, t: Array, xp: Any) -> tuple[Array, Array, bool]:
+    """Validate the label form and lift a single sample to a batch of one.
+
+    Returns ``(y, t, one_hot)`` with ``y`` of shape ``(N, C)``.
+    """
+    if y.ndim not in (1, 2):
+        msg = f"scores must have shape (N, C) or (C,), got shape {tuple(y.shape)}"
+        raise ValueError(msg)
+    if xp.isdtype(t.dtype, "bool"):
+        msg = "labels have dtype bool; pass class indices (an integer dtype) or one-hot floats"
+        raise TypeError(msg)
+    is_int = xp.isdtype(t.dtype, "integral")
+    if not is_int and not xp.isdtype(t.dtype, "real floating"):
+        msg = f"labels must be integer class indices or one-hot floats, got dtype {t.dtype}"
+        raise TypeError(msg)
+    expected = y.shape[:-1] if is_int else y.shape
+    if tuple(t.shape) != tuple(expected):
+        form = "class indices" if is_int else "one-hot labels"
+        msg = (f"{form} must have shape {tuple(expected)} for scores of shape "
+               f"{tuple(y.shape)}, got shape {tuple(t.shape)}")
+        raise ValueError(msg)
+    if y.ndim == 1:
+        y = y[None, ...]
+        t = t[None, ...]
+    return y, t, not is_int
+
+
+def _picked(values: Array, t: Array, one_hot_t: bool, xp: Any) -> Array:
+    """``sum_c t[n, c] * values[n, c]``: the value of each row's true class (one-hot or index)."""
+    if not one_hot_t:
+        t = one_hot(t, values.shape[-1], dtype=values.dtype)
+    return xp.sum(t * values, axis=-1)
+
+
+def softmax_cross_entropy(x: Array, t: Array, /) -> Array:
+    """Mean cross-entropy ``-mean(sum(t * log_softmax(x)))`` of scores ``x`` (logits).
+
+    Exact through log-softmax (no ``+1e-7`` inside the log). Returns a 0-d array.
+    """
+    xp = namespace(x, t)
+    x, t, hot = _as_batch(x, t, xp)
+    return -xp.sum(_picked(log_softmax(x), t, hot, xp)) / x.shape[0]
+
+
+def cross_entropy_error(y: Array, t: Array, /) -> Array:
+    """The book's ``-sum(t * log(y)) / N`` for probabilities ``y`` (softmax outputs).
+
+    ``y`` is clipped at the dtype's smallest normal number instead of the book's ``+1e-7``,
+    so the result is exact for every representable probability. Returns a 0-d array.
+    """
+    xp = namespace(y, t)
+    y, t, hot = _as_batch(y, t, xp)
+    tiny = float(xp.finfo(y.dtype).smallest_normal)
+    return -xp.sum(_picked(xp.log(xp.maximum(y, tiny)), t, hot, xp)) / y.shape[0]
