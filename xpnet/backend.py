@@ -23,8 +23,10 @@ __all__ = [
     "asarray",
     "backend_name",
     "cuda_available",
+    "cuda_status",
     "default_device",
     "device",
+    "dtype_name",
     "get_namespace",
     "is_available",
     "namespace",
@@ -184,9 +186,13 @@ def cuda_available() -> bool:
     return bool(_CUDA_STATE["ok"])
 
 
+def cuda_status() -> tuple[bool, str]:
+    """``(usable, why)``: whether a CUDA device is usable through CuPy, and if not, why."""
+    return cuda_available(), str(_CUDA_STATE["why"])
+
+
 def _cuda_problem() -> str:
-    cuda_available()
-    return str(_CUDA_STATE["why"])
+    return cuda_status()[1]
 
 
 def device(x: Array) -> Any:
@@ -251,6 +257,10 @@ def resolve_dtype(xp: Namespace, dtype: Any = None, device: Any = None) -> Any:
     """
     if dtype is None:
         dtype = "float64" if supports_float64(xp, device) else "float32"
+    if isinstance(dtype, np.dtype) or (isinstance(dtype, type) and issubclass(dtype, np.generic)):
+        # NumPy dtypes (np.float32, np.dtype("float32")) for any backend: match by name.
+        # Comparing them with another library's dtypes is unsupported (strict warns).
+        dtype = np.dtype(dtype).name
     if isinstance(dtype, str):
         if dtype not in ("float32", "float64"):
             msg = f"dtype must be 'float32' or 'float64', got {dtype!r}"
@@ -265,6 +275,12 @@ def resolve_dtype(xp: Namespace, dtype: Any = None, device: Any = None) -> Any:
         return getattr(xp, name)
     msg = f"dtype must be float32 or float64, got {dtype!r}"
     raise TypeError(msg)
+
+
+def dtype_name(dtype: Any) -> str:
+    """``"float32"``-style name of a dtype of any backend."""
+    name = getattr(dtype, "__name__", None) or getattr(dtype, "name", None)
+    return str(name) if name else str(dtype).rsplit(".", 1)[-1]
 
 
 def asarray(x: Any, xp: Namespace, *, device: Any = None, dtype: Any = None) -> Array:
@@ -291,7 +307,9 @@ def to_numpy(x: Any) -> np.ndarray:
         return x.get()
     if array_api_compat.is_torch_array(x):
         return x.detach().cpu().numpy()
-    if array_api_compat.is_array_api_strict_namespace(array_api_compat.array_namespace(x)):
+    if array_api_compat.is_array_api_obj(x) and array_api_compat.is_array_api_strict_namespace(
+        array_api_compat.array_namespace(x)
+    ):
         import array_api_strict
 
         x = array_api_strict.asarray(x, device=array_api_strict.Device("CPU_DEVICE"))

@@ -13,6 +13,7 @@ from .backend import (
     Namespace,
     asarray,
     backend_name,
+    dtype_name,
     get_namespace,
     namespace,
     parse_device,
@@ -24,6 +25,19 @@ from .gradcheck import numerical_gradient
 from .layers import Affine, Relu, SoftmaxWithLoss
 
 __all__ = ["Params", "TwoLayerNet"]
+
+
+def check_param_shapes(shapes: Mapping[str, tuple[int, ...]]) -> None:
+    """Raise ``ValueError`` unless W1 ``(in, hidden)``, b1 ``(hidden,)``, W2 ``(hidden, out)``
+    and b2 ``(out,)`` fit together."""
+    shapes = {k: tuple(v) for k, v in shapes.items()}
+    fits = (len(shapes["W1"]) == 2 and len(shapes["W2"]) == 2
+            and shapes["b1"] == shapes["W1"][1:] and shapes["W2"][:1] == shapes["W1"][1:]
+            and shapes["b2"] == shapes["W2"][1:])
+    if not fits:
+        msg = (f"parameter shapes do not fit together: {shapes}; expected W1 (in, hidden), "
+               "b1 (hidden,), W2 (hidden, out), b2 (out,)")
+        raise ValueError(msg)
 
 
 class Params(dict):
@@ -56,6 +70,10 @@ class Params(dict):
                 msg = (f"params[{name!r}] must keep dtype {old.dtype}, got {value.dtype}; "
                        "cast with xp.astype(value, dtype)")
                 raise TypeError(msg)
+            if device_of(value) != device_of(old):
+                msg = (f"params[{name!r}] must stay on device {device_of(old)}, got an array on "
+                       f"{device_of(value)}; move it with xp.asarray(value, device=net.device)")
+                raise ValueError(msg)
             layer, attr = self._bindings[name]
             setattr(layer, attr, value)
         dict.__setitem__(self, name, value)
@@ -151,14 +169,7 @@ class TwoLayerNet:
             raise KeyError(msg)
         names = ("W1", "b1", "W2", "b2")
         host = {k: np.array(to_numpy(params[k]), dtype=np.float64) for k in names}
-        shapes = {k: host[k].shape for k in names}
-        fits = (len(shapes["W1"]) == 2 and len(shapes["W2"]) == 2
-                and shapes["b1"] == shapes["W1"][1:] and shapes["W2"][:1] == shapes["W1"][1:]
-                and shapes["b2"] == shapes["W2"][1:])
-        if not fits:
-            msg = (f"parameter shapes do not fit together: {shapes}; expected W1 (in, hidden), "
-                   "b1 (hidden,), W2 (hidden, out), b2 (out,)")
-            raise ValueError(msg)
+        check_param_shapes({k: host[k].shape for k in names})
         net = cls.__new__(cls)
         net._build(host, xp=xp, device=device, dtype=dtype)
         return net
@@ -255,5 +266,5 @@ class TwoLayerNet:
     def __repr__(self) -> str:
         d_in, d_hidden, d_out = self.sizes
         return (f"TwoLayerNet({d_in}, {d_hidden}, {d_out}, xp={backend_name(self.xp)!r}, "
-                f"device={self.device!r}, dtype={self.dtype})")
+                f"device={self.device!r}, dtype={dtype_name(self.dtype)!r})")
 

@@ -1,0 +1,305 @@
+"""The book's training loop (section 5.7.4) on any backend and device.
+
+Mini-batches of ``batch_size`` drawn at random, plain SGD, train and test accuracy once per epoch.
+The data moves to the network's device once; each epoch draws a permutation on the host (seeded
+NumPy), moves it to the device, and gathers batches there with ``take``. The per-step losses stay
+on the device and come back to the host once per epoch, together with the accuracies: that is
+the only host<->device sync.
+"""
+
+from __future__ import annotations
+
+import math
+import platform
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .backend import Array, asarray, backend_name, dtype_name, namespace, to_numpy
+from .backend import device as device_of
+from .functions import check_labels
+
+__all__ = ["EpochRecord", "History", "NonFiniteLossError", "sgd_step", "train", "versions"]
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The training loss became NaN or infinite."""
+
+
+@dataclass
+class EpochRecord:
+    """Accuracies after ``iteration`` steps (``epoch`` counts evaluations, from 1)."""
+
+    epoch: int
+    iteration: int
+    train_acc: float
+    test_acc: float
+    loss: float
+    seconds: float
+
+
+@dataclass
+class History:
+    """What a run measured; ``to_dict()`` is what ``history.json`` holds."""
+
+    config: dict[str, Any]
+    backend: str
+    device: str
+    dtype: str
+    epochs: list[EpochRecord] = field(default_factory=list)
+    loss: list[float] = field(default_factory=list)
+    iterations: int = 0
+    wall_time: float = 0.0
+    train_time: float = 0.0
+    status: str = "running"
+    message: str = ""
+    versions: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def train_acc_list(self) -> list[float]:
+        return [e.train_acc for e in self.epochs]
+
+    @property
+    def test_acc_list(self) -> list[float]:
+        return [e.test_acc for e in self.epochs]
+
+    @property
+    def final_test_acc(self) -> float | None:
+        return self.epochs[-1].test_acc if self.epochs else None
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["final_test_acc"] = self.final_test_acc
+        return data
+
+
+def versions(xp: Any) -> dict[str, str]:
+    """Versions of Python, xpnet, NumPy and the backend, for the record."""
+    from . import __version__
+
+    found = {"python": platform.python_version(), "xpnet": __version__, "numpy": np.__version__}
+    name = backend_name(xp)
+    if name != "numpy":
+        module = sys.modules.get(name)
+        found[name] = getattr(module, "__version__", "unknown")
+    compat = sys.modules.get("array_api_compat")
+    if compat is not None:
+        found["array_api_compat"] = compat.__version__
+    return found
+
+
+def sgd_step(params: Any, grads: dict[str, Array], lr: float) -> None:
+    """``p -= lr * g`` for each parameter: in place where the backend allows it, else rebinding
+    through ``params`` (whose ``__setitem__`` keeps the layers in step)."""
+    for key, grad in grads.items():
+        params[key] -= lr * grad
+
+
+def _same_backend(x: Any, xp: Any) -> bool:
+    try:
+        return backend_name(namespace(x)) == backend_name(xp)
+    except TypeError:
+        return False
+
+
+def _move_images(x: Any, xp: Any, device: Any, dtype: Any) -> Array:
+    """``(N, features)`` images of the net's dtype on its device; arrays already of the net's
+    backend are converted there, without a trip through the host."""
+    if _same_backend(x, xp):
+        x = xp.reshape(x, (x.shape[0], -1))
+        x = x if x.dtype == dtype else xp.astype(x, dtype)
+        return x if device_of(x) == device else xp.to_device(x, device)
+    return asarray(to_numpy(x).reshape(x.shape[0], -1), xp, device=device, dtype=dtype)
+
+
+def _move_labels(t: Any, xp: Any, device: Any, dtype: Any) -> Array:
+    if _same_backend(t, xp):
+        t = t if device_of(t) == device else xp.to_device(t, device)
+        if t.ndim == 2 and t.dtype != dtype:
+            t = xp.astype(t, dtype)
+        if t.ndim == 1 and not xp.isdtype(t.dtype, "integral"):
+            msg = f"labels must be class indices (integers) or one-hot rows, got dtype {t.dtype}"
+            raise TypeError(msg)
+        return t
+    t_host = to_numpy(t)
+    if t_host.ndim == 2:  # one-hot rows: floating, like the scores
+        return asarray(t_host, xp, device=device, dtype=dtype)
+    if not np.issubdtype(t_host.dtype, np.integer):
+        msg = f"labels must be class indices (integers) or one-hot rows, got dtype {t_host.dtype}"
+        raise TypeError(msg)
+    return asarray(t_host, xp, device=device)
+
+
+def _progress_bar(total: int, enabled: bool) -> Any:
+    if not enabled:
+        return None
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        return None
+    return tqdm(total=total, unit="it", dynamic_ncols=True, leave=True)
+
+
+def train(
+    net: Any,
+    x_train: Any,
+    t_train: Any,
+    x_test: Any,
+    t_test: Any,
+    *,
+    iters: int = 10_000,
+    batch_size: int = 100,
+    lr: float = 0.1,
+    seed: int | None = 0,
+    eval_every: int | None = None,
+    progress: bool = False,
+    log: Callable[[str], None] | None = None,
+) -> History:
+    """Train ``net`` with SGD on random mini-batches, as the book does.
+
+    Parameters
+    ----------
+    net
+        A :class:`~xpnet.TwoLayerNet` (or anything with ``params``, ``gradient``, ``accuracy``,
+        ``last_loss``, ``xp``, ``device``, ``dtype``).
+    x_train, t_train, x_test, t_test
+        Images ``(N, 784)`` and labels (class indices or one-hot rows), host NumPy arrays or
+        arrays of the net's backend. They are moved to the net's device and dtype once.
+    iters, batch_size, lr
+        Steps, mini-batch size, learning rate (the book: 10000, 100, 0.1).
+    seed
+        Seeds the host generator that draws the batches (``None``: fresh entropy).
+    eval_every
+        Steps between accuracy evaluations; default one epoch, ``max(N / batch_size, 1)``.
+    progress
+        Show a tqdm bar (when tqdm is installed).
+    log
+        Called with one line per evaluation (e.g. ``print``).
+
+    Returns the :class:`History`. A NaN/inf loss stops the run with ``status="diverged"``;
+    Ctrl-C stops it with ``status="interrupted"``; both keep what was measured so far.
+    """
+    for name, value in (("iters", iters), ("batch_size", batch_size)):
+        if not isinstance(value, (int, np.integer)) or value < 1:
+            msg = f"{name} must be a positive integer, got {value!r}"
+            raise ValueError(msg)
+    if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
+        msg = f"lr must be a positive finite number, got {lr!r}"
+        raise ValueError(msg)
+    lr = float(lr)  # a NumPy scalar would change float32 arithmetic on some backends
+    start = time.perf_counter()
+    xp, device, dtype = net.xp, net.device, net.dtype
+    n_features = net.params["W1"].shape[0]
+    n_classes = net.params["W2"].shape[1]
+    for name, x, t in (("train", x_train, t_train), ("test", x_test, t_test)):
+        if x.shape[0] != t.shape[0]:
+            msg = f"{name} images and labels differ in length: {x.shape[0]} vs {t.shape[0]}"
+            raise ValueError(msg)
+        if math.prod(x.shape[1:]) != n_features:
+            msg = (f"{name} images have shape {tuple(x.shape)} but the network takes "
+                   f"{n_features} features per sample")
+            raise ValueError(msg)
+    train_size = x_train.shape[0]
+    if batch_size > train_size:
+        msg = f"batch_size {batch_size} is larger than the training set ({train_size} samples)"
+        raise ValueError(msg)
+
+    # Everything moves to the device once.
+    x_train = _move_images(x_train, xp, device, dtype)
+    x_test = _move_images(x_test, xp, device, dtype)
+    t_train = _move_labels(t_train, xp, device, dtype)
+    t_test = _move_labels(t_test, xp, device, dtype)
+    for t in (t_train, t_test):
+        if t.ndim == 1:
+            check_labels(t, n_classes)
+        elif t.shape[1] != n_classes:
+            msg = f"one-hot labels have {t.shape[1]} columns but the network has {n_classes}"
+            raise ValueError(msg)
+    net.lastLayer.check_labels = False  # checked once above: no per-step host sync
+
+    iter_per_epoch = max(train_size // batch_size, 1) if eval_every is None else int(eval_every)
+    history = History(
+        config={"iters": iters, "batch_size": batch_size, "lr": lr, "seed": seed,
+                "eval_every": iter_per_epoch, "sizes": list(net.sizes),
+                "train_size": train_size, "test_size": int(x_test.shape[0])},
+        backend=backend_name(xp), device=str(device), dtype=dtype_name(dtype),
+        versions=versions(xp),
+    )
+    rng = np.random.default_rng(seed)
+    batches_per_perm = train_size // batch_size
+    order = None
+    pending: list[Array] = []  # this epoch's losses, still on the device
+    bar = _progress_bar(iters, progress)
+    say = (bar.write if bar is not None else log) if log is not None else None
+    train_start = time.perf_counter()
+    try:
+        for i in range(iters):
+            slot = i % batches_per_perm
+            if slot == 0:
+                order = asarray(rng.permutation(train_size), xp, device=device)
+            idx = order[slot * batch_size:(slot + 1) * batch_size]
+            x_batch = xp.take(x_train, idx, axis=0)
+            t_batch = xp.take(t_train, idx, axis=0)
+            grads = net.gradient(x_batch, t_batch)
+            sgd_step(net.params, grads, lr)
+            pending.append(net.last_loss)
+            history.iterations = i + 1
+            last = i + 1 == iters
+            if i % iter_per_epoch == 0 or last:
+                _end_epoch(net, history, pending, x_train, t_train, x_test, t_test,
+                           time.perf_counter() - train_start, say, bar)
+                pending = []
+            if bar is not None:
+                bar.update(1)
+    except KeyboardInterrupt:
+        history.status = "interrupted"
+        history.message = f"interrupted by the user after {history.iterations} iterations"
+        _sync_losses(history, pending)
+    except NonFiniteLossError as exc:
+        history.status = "diverged"
+        history.message = str(exc)
+    finally:
+        if bar is not None:
+            bar.close()
+    if history.status == "running":
+        history.status = "finished"
+    history.train_time = time.perf_counter() - train_start
+    history.wall_time = time.perf_counter() - start
+    return history
+
+
+def _sync_losses(history: History, pending: list[Array]) -> None:
+    """Bring this epoch's losses to the host (the one sync) and stop on the first NaN/inf."""
+    if not pending:
+        return
+    xp = namespace(pending[0])
+    values = to_numpy(xp.stack(pending)).astype(np.float64).tolist()
+    first = len(history.loss)
+    history.loss.extend(values)
+    for offset, value in enumerate(values):
+        if not math.isfinite(value):
+            iteration = first + offset + 1
+            msg = (f"the loss became {value} at iteration {iteration}; training stopped. "
+                   f"Try a smaller learning rate (lr={history.config['lr']}) or float64")
+            raise NonFiniteLossError(msg)
+
+
+def _end_epoch(net: Any, history: History, pending: list[Array], x_train: Array, t_train: Array,
+               x_test: Array, t_test: Array, seconds: float,
+               say: Callable[[str], None] | None, bar: Any) -> None:
+    _sync_losses(history, pending)
+    train_acc = net.accuracy(x_train, t_train)
+    test_acc = net.accuracy(x_test, t_test)
+    record = EpochRecord(epoch=len(history.epochs) + 1, iteration=history.iterations,
+                         train_acc=train_acc, test_acc=test_acc, loss=history.loss[-1],
+                         seconds=seconds)
+    history.epochs.append(record)
+    if bar is not None:
+        bar.set_postfix(loss=f"{record.loss:.3f}", train=f"{train_acc:.4f}", test=f"{test_acc:.4f}")
+    if say is not None:
+        say(f"epoch {record.epoch:>2}  iter {record.iteration:>6}  loss {record.loss:.4f}  "
+            f"train acc {train_acc:.4f}  test acc {test_acc:.4f}  ({seconds:.1f} s)")
