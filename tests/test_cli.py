@@ -190,3 +190,19 @@ def test_without_matplotlib_the_plot_is_a_note(mnist, tmp_path, capsys, monkeypa
     assert "note: no accuracy.png" in capsys.readouterr().err
     assert (out / "params.npz").is_file()
     assert not (out / "accuracy.png").exists()
+
+
+def test_graph_writes_the_picture(tmp_path, capsys):
+    out = tmp_path / "apple.dot"
+    assert main(["graph", "apple", "--out", str(out)]) == 0
+    assert f"wrote {out}" in capsys.readouterr().out
+    text = out.read_text()
+    assert text.startswith("digraph")
+    assert "220" in text
+
+
+def test_graph_format_and_suffix_must_agree(tmp_path, capsys):
+    assert main(["graph", "apple", "--format", "svg", "--out", str(tmp_path / "a.png")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("xpnet: error:")
+    assert "make them agree" in err

@@ -4,10 +4,19 @@ One code path trains on NumPy on a CPU and on CuPy on a CUDA GPU (and on PyTorch
 array-api-strict): every layer takes its array namespace from its inputs.
 """
 
-from . import backend, functions, gradcheck, layers
+from . import backend, functions, gradcheck, graph, layers
 from .backend import cuda_available, get_namespace, to_numpy
 from .gradcheck import GradcheckReport, GradientCheckError, gradient_check, numerical_gradient
-from .layers import AddLayer, Affine, MulLayer, Relu, Sigmoid, SoftmaxWithLoss
+from .layers import (
+    AddLayer,
+    Affine,
+    ExpLayer,
+    MulLayer,
+    ReciprocalLayer,
+    Relu,
+    Sigmoid,
+    SoftmaxWithLoss,
+)
 from .net import Params, TwoLayerNet
 
 __version__ = "0.1.0"
@@ -15,10 +24,12 @@ __version__ = "0.1.0"
 __all__ = [
     "AddLayer",
     "Affine",
+    "ExpLayer",
     "GradcheckReport",
     "GradientCheckError",
     "MulLayer",
     "Params",
+    "ReciprocalLayer",
     "Relu",
     "Sigmoid",
     "SoftmaxWithLoss",
@@ -30,6 +41,7 @@ __all__ = [
     "get_namespace",
     "gradcheck",
     "gradient_check",
+    "graph",
     "layers",
     "numerical_gradient",
     "to_numpy",

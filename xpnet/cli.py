@@ -181,6 +181,8 @@ def cmd_graph(args: argparse.Namespace) -> int:
                                     show_values=args.values, backend=args.backend)
     except BackendError as exc:
         raise CLIError(str(exc), EXIT_USAGE) from None
+    except ValueError as exc:
+        raise CLIError(str(exc), EXIT_USAGE) from None
     print(f"wrote {path}")
     return EXIT_OK
 
@@ -295,7 +297,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("graph", help="draw a computational graph with forward values and "
                                      "backward gradients, like the book's figures")
     p.add_argument("name", choices=("apple", "apple-orange", "sigmoid", "two-layer-net"))
-    p.add_argument("--format", choices=("svg", "png", "dot"), default="svg")
+    p.add_argument("--format", choices=("svg", "png", "dot"), default=None,
+                   help="picture format (default: from --out's suffix, else svg)")
     p.add_argument("--out", default=None, metavar="PATH")
     p.add_argument("--values", action="store_true", help="print small arrays' values")
     p.add_argument("--backend", default="numpy", metavar="NAME")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
+import secrets
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -15,7 +15,7 @@ from .backend import to_numpy
 from .net import TwoLayerNet, check_param_shapes
 
 __all__ = ["ParamsFileError", "atomic_write_bytes", "load_net", "load_params", "save_params",
-           "write_json"]
+           "temp_path_beside", "write_json"]
 
 PARAM_NAMES = ("W1", "b1", "W2", "b2")
 _META_KEY = "__metadata__"
@@ -25,22 +25,52 @@ class ParamsFileError(ValueError):
     """A parameter file is missing, corrupt, or does not fit the network."""
 
 
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
-    """Write ``data`` to ``path`` through a temporary file and ``os.replace``: readers see the
-    old file or the new one, never half of one."""
+def temp_path_beside(path: str | os.PathLike[str]) -> Path:
+    """A new empty file next to ``path`` (same folder, so ``os.replace`` is atomic), created with
+    the mode a plain ``open()`` gives (``tempfile.mkstemp`` would make it private)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    for _ in range(100):
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+        try:
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        except FileExistsError:
+            continue
+        return tmp
+    msg = f"could not create a temporary file next to {path}"
+    raise FileExistsError(msg)
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
+    """Write ``data`` to ``path`` through a temporary file, fsync and ``os.replace``: readers
+    (and concurrent writers) see the old file or the new one, never half of one."""
+    path = Path(path)
+    tmp = temp_path_beside(path)
     try:
-        with os.fdopen(fd, "wb") as handle:
+        with open(tmp, "wb") as handle:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
+    _fsync_dir(path.parent)
     return path
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Best effort: make the rename itself durable (POSIX; a no-op where it cannot be)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def write_json(path: str | os.PathLike[str], data: Any) -> Path:

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .backend import Array, namespace
-from .functions import _as_batch, check_labels, log_softmax, one_hot, sigmoid
+from .backend import Array, fused_kernels, namespace
+from .functions import _as_batch, check_labels, one_hot, sigmoid
 
 __all__ = ["AddLayer", "Affine", "MulLayer", "Relu", "Sigmoid", "SoftmaxWithLoss"]
 
@@ -94,12 +94,21 @@ class Relu:
 
     def forward(self, x: Array) -> Array:
         xp = self.xp = namespace(x)
+        fused = fused_kernels(xp)
+        if fused is not None:  # CuPy: one kernel for the mask and the output
+            out, self.mask = fused.relu_forward(x)
+            return out
         self.mask = x <= 0
-        return xp.where(self.mask, 0.0, x)
+        return xp.maximum(x, 0.0)  # NumPy: ~4x faster than where(mask, 0.0, x), same values
 
     def backward(self, dout: Array) -> Array:
         # A new array: the book's `dout[self.mask] = 0` would overwrite the caller's gradient.
-        return self.xp.where(self.mask, 0.0, dout)
+        xp = self.xp
+        fused = fused_kernels(xp)
+        if fused is not None:
+            return fused.relu_backward(dout, self.mask)
+        # dout * (x > 0): NumPy's where() is ~2x slower than a multiply by a 0/1 array.
+        return dout * xp.astype(xp.logical_not(self.mask), dout.dtype)
 
 
 class Sigmoid:
@@ -180,21 +189,98 @@ class SoftmaxWithLoss:
         self.t_hot = None  # labels as one-hot rows, (N, C)
         self.check_labels = check_labels
         self._single = False
+        self._labels = None  # labels as a batch: indices (N,) or rows (N, C)
+        self._rows_given = False  # whether the labels came as rows
+        self.xp = None
 
     def forward(self, x: Array, t: Array) -> Array:
-        xp = namespace(x, t)
+        xp = self.xp = namespace(x, t)
         self._single = x.ndim == 1
         x2, t2, hot = _as_batch(x, t, xp)
         if not hot and self.check_labels:
             check_labels(t2, x2.shape[-1])
         self.t = t
-        self.t_hot = t2 if hot else one_hot(t2, x2.shape[-1], dtype=x2.dtype)
-        logp = log_softmax(x2)
-        self.y = xp.exp(logp)
-        self.loss = -xp.sum(self.t_hot * logp) / x2.shape[0]
+        self._labels, self._rows_given = t2, hot
+        # Softmax and log-softmax share z = x - max(x) and s = sum(exp(z)):
+        # y = exp(z) / s and log(y) = z - log(s), with no second exp.
+        z = x2 - xp.max(x2, axis=-1, keepdims=True)
+        e = xp.exp(z)
+        s = xp.sum(e, axis=-1, keepdims=True)
+        self.y = e / s
+        if hot:  # any rows t (they need not sum to 1): -sum(t * log(y)) / N
+            self.t_hot = t2
+            self.loss = -xp.sum(t2 * (z - xp.log(s))) / x2.shape[0]
+            return self.loss
+        # Index labels: one-hot rows sum to 1, so -sum(t * (z - log s)) = sum(log s) - sum(t * z).
+        if fused_kernels(xp) is None:
+            self.t_hot = one_hot(t2, x2.shape[-1], dtype=x2.dtype)
+            picked = xp.sum(self.t_hot * z)
+        else:  # CuPy: no one-hot array at all (fewer kernels); backward reads the indices
+            self.t_hot = None
+            picked = xp.sum(xp.take_along_axis(z, xp.astype(t2, xp.int64)[:, None], axis=1))
+        self.loss = (xp.sum(xp.log(s)) - picked) / x2.shape[0]
         return self.loss
 
     def backward(self, dout: Any = 1) -> Array:
         batch_size = self.y.shape[0]
-        dx = (self.y - self.t_hot) * (dout / batch_size)
+        fused = fused_kernels(self.xp)
+        if fused is not None and isinstance(dout, (int, float)):
+            # One kernel: (y - one_hot(t)) * (dout / N).
+            dx = fused.softmax_grad(self.y, self._labels, dout / batch_size,
+                                    rows=self._rows_given)
+        else:
+            if self.t_hot is None:
+                self.t_hot = one_hot(self._labels, self.y.shape[-1], dtype=self.y.dtype)
+            dx = (self.y - self.t_hot) * (dout / batch_size)
         return dx[0, ...] if self._single else dx
+
+
+# Primitive nodes for the book's sigmoid derivation (figure 5-19): with MulLayer by -1 and
+# AddLayer with 1 (both take a plain Python number as one operand), they compose
+# ``y = 1 / (1 + exp(-x))`` node by node, and their backward passes multiply to the
+# ``Sigmoid`` layer's ``dout * y * (1 - y)``.
+__all__ += ["ExpLayer", "ReciprocalLayer"]
+
+
+class ExpLayer:
+    """The "exp" node: ``out = exp(x)``; backward ``dx = dout * out`` (exp is its own derivative).
+
+    Takes a floating array of any backend (the result keeps its dtype and device) or a plain
+    Python number (``math.exp``).
+    """
+
+    def __init__(self) -> None:
+        self.out = None
+
+    def forward(self, x: Any) -> Any:
+        if type(x) in _SCALARS:  # exactly a Python number: NumPy scalars keep their type
+            import cmath
+            import math
+
+            self.out = cmath.exp(x) if isinstance(x, complex) else math.exp(x)
+        else:
+            self.out = namespace(x).exp(x)
+        return self.out
+
+    def backward(self, dout: Any) -> Any:
+        return dout * self.out
+
+
+class ReciprocalLayer:
+    """The "/" node: ``out = 1 / x``; backward ``dx = -dout * out**2``.
+
+    Takes a floating array of any backend (the result keeps its dtype and device) or a plain
+    Python number.
+    """
+
+    def __init__(self) -> None:
+        self.out = None
+
+    def forward(self, x: Any) -> Any:
+        if type(x) not in _SCALARS:
+            namespace(x)  # an array (or NumPy scalar) of one backend, or a clear TypeError
+        self.out = 1.0 / x
+        return self.out
+
+    def backward(self, dout: Any) -> Any:
+        return -(dout * (self.out * self.out))

@@ -24,7 +24,6 @@ cached.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import http.client
 import os
@@ -41,6 +40,7 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
+from ..io import atomic_write_bytes
 from .idx import IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC, IDXError, maybe_gunzip, parse_idx
 
 __all__ = [
@@ -233,36 +233,6 @@ def verify_file(spec: MNISTFile, raw: bytes, origin: str = "<memory>") -> np.nda
 
 
 # --------------------------------------------------------------------------- cache writes
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically: temp file in the same folder, fsync, replace."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes it 0600; the cache may be shared
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(folder: Path) -> None:
-    """Best-effort fsync of a directory so a rename survives a crash (POSIX only)."""
-    if os.name != "posix":
-        return
-    with contextlib.suppress(OSError):
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 # --------------------------------------------------------------------------- sources
@@ -565,7 +535,7 @@ def _accept(
         return
     if not from_the_cache:
         try:
-            _atomic_write(context.cache / spec.name, raw)
+            atomic_write_bytes(context.cache / spec.name, raw)
         except OSError as exc:
             raise MNISTError(
                 f"cannot write {spec.name} into the cache {context.cache}: {exc}."

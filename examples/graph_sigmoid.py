@@ -1,0 +1,17 @@
+"""Draw the book's figure 5-19: the sigmoid built from the "×(-1)", "exp", "+1" and "/" nodes,
+forward values above the arrows, backward gradients below them in red (they multiply to y(1-y)).
+
+    python examples/graph_sigmoid.py [OUT]
+
+OUT is a .svg, .png or .dot path (default: sigmoid.svg in the current folder). SVG and PNG
+need Graphviz's ``dot``; without it the DOT text is written instead, with a note on how to
+install Graphviz.
+"""
+
+import sys
+
+from xpnet.graph import render_example
+
+out = sys.argv[1] if len(sys.argv) > 1 else None
+path = render_example("sigmoid", fmt=None, out=out)
+print(f"wrote {path}")

@@ -1,0 +1,183 @@
+"""One backend fixture, ``be``, parametrized over every backend.
+
+A test that takes ``be`` runs once per backend:
+
+===========================  ==============================================================
+id                           arrays
+===========================  ==============================================================
+numpy                        NumPy through ``array_api_compat.numpy``
+array_api_strict             array-api-strict (newest standard version) on CPU_DEVICE
+array_api_strict-device1     array-api-strict on ``Device("device1")``: the CPU stand-in for
+                             a GPU, where any array created on the default device raises
+torch                        PyTorch on the CPU (skipped when not installed)
+cupy                         CuPy on CUDA (skipped unless ``xpnet.backend.cuda_available()``)
+===========================  ==============================================================
+
+``be.xp`` is the namespace and ``be.device`` the device; tests make their data on the host with
+NumPy and put it there with ``be.asarray(host, dtype="float32")``, and read results back with
+``be.to_numpy(arr)``. Neither uses xpnet, so tests of xpnet's own conversions have a reference.
+
+``--backend NAME`` (repeatable or comma-separated) runs the ``be`` tests on those backends only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import array_api_compat
+import numpy as np
+import pytest
+
+from xpnet import backend
+
+BACKEND_IDS = ("numpy", "array_api_strict", "array_api_strict-device1", "torch", "cupy")
+
+_SELECTED = pytest.StashKey[tuple[str, ...]]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--backend",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help=("run the backend-parametrized tests on NAME only; repeatable or comma-separated, "
+              f"from {', '.join(BACKEND_IDS)} (default: all)"),
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    given = config.getoption("backend")
+    names = [n.strip() for value in given for n in value.split(",") if n.strip()]
+    unknown = [n for n in names if n not in BACKEND_IDS]
+    if unknown or (given and not names):
+        msg = (f"--backend: unknown backend {', '.join(map(repr, unknown)) or repr('')}; "
+               f"choose from {', '.join(BACKEND_IDS)}")
+        raise pytest.UsageError(msg)
+    config.stash[_SELECTED] = tuple(n for n in BACKEND_IDS if n in names) if names else BACKEND_IDS
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"xpnet backends: {', '.join(config.stash[_SELECTED])}"
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "be" in metafunc.fixturenames:
+        names = metafunc.config.stash[_SELECTED]
+        metafunc.parametrize("be", names, ids=names, indirect=True, scope="session")
+
+
+@dataclass(frozen=True)
+class Backend:
+    """A backend under test: its namespace, the device tests create arrays on, and a second
+    device of the same backend (``None`` when there is none) for wrong-device tests."""
+
+    name: str
+    xp: Any
+    device: Any
+    other_device: Any = None
+
+    def dtype(self, name: str) -> Any:
+        """The namespace's dtype called ``name`` (``"float32"``, ``"uint8"`` ...)."""
+        return getattr(self.xp, name)
+
+    def asarray(self, data: Any, dtype: str | None = None, *, device: Any = None) -> Any:
+        """A new array holding ``data`` (host data: NumPy arrays, lists, numbers) on this
+        backend's device (or ``device``), of NumPy dtype name ``dtype`` (default: ``data``'s)."""
+        host = np.array(data, dtype=dtype, copy=True)  # a private copy: torch would share memory
+        if host.dtype.byteorder not in "=|":
+            host = host.astype(host.dtype.newbyteorder("="))
+        return self.xp.asarray(
+            host,
+            dtype=self.dtype(host.dtype.name),
+            device=self.device if device is None else device,
+        )
+
+    def to_numpy(self, x: Any) -> np.ndarray:
+        """A host NumPy copy of ``x`` (an array of this backend, on any of its devices)."""
+        if isinstance(x, (np.ndarray, np.generic)):
+            return np.array(x)
+        if array_api_compat.is_torch_array(x):
+            return x.detach().cpu().numpy().copy()
+        if array_api_compat.is_cupy_array(x):
+            return x.get()
+        if self.name.startswith("array_api_strict"):
+            import array_api_strict
+
+            cpu = array_api_strict.Device("CPU_DEVICE")
+            return np.array(array_api_strict.asarray(x, device=cpu))
+        return np.array(x)
+
+    def assert_on(self, x: Any, dtype: str, shape: tuple[int, ...] | None = None) -> None:
+        """``x`` is an array of this backend on its device, of dtype ``dtype`` (and ``shape``)."""
+        assert array_api_compat.is_array_api_obj(x), f"not an array: {type(x)}"
+        assert x.dtype == self.dtype(dtype), f"dtype {x.dtype}, expected {dtype}"
+        assert array_api_compat.device(x) == self.device, (
+            f"device {array_api_compat.device(x)}, expected {self.device}")
+        if shape is not None:
+            assert tuple(x.shape) == tuple(shape)
+
+    def assert_close(self, actual: Any, expected: Any, *, rtol: float = 1e-12,
+                     atol: float = 0.0) -> None:
+        """``actual`` (an array of this backend) matches host ``expected`` value by value."""
+        got = self.to_numpy(actual)
+        want = np.asarray(expected)
+        assert got.shape == want.shape, f"shape {got.shape}, expected {want.shape}"
+        np.testing.assert_allclose(got, want, rtol=rtol, atol=atol)
+
+
+def _strict_backend(name: str) -> Backend:
+    try:
+        import array_api_strict
+    except ImportError as exc:
+        pytest.skip(f"array-api-strict is not installed ({exc})")
+    # The newest standard version this array-api-strict supports (the draft one excluded).
+    from array_api_strict import _flags
+
+    newest = max(getattr(_flags, "supported_versions", (_flags.API_VERSION,)))
+    array_api_strict.set_array_api_strict_flags(api_version=newest)
+    cpu, device1 = array_api_strict.Device("CPU_DEVICE"), array_api_strict.Device("device1")
+    if name == "array_api_strict-device1":
+        return Backend(name, array_api_strict, device1, other_device=cpu)
+    return Backend(name, array_api_strict, cpu, other_device=device1)
+
+
+def _make_backend(name: str) -> Backend:
+    if name == "numpy":
+        import array_api_compat.numpy as xp
+
+        return Backend(name, xp, "cpu")
+    if name.startswith("array_api_strict"):
+        return _strict_backend(name)
+    if name == "torch":
+        try:
+            import torch
+        except ImportError as exc:
+            pytest.skip(f"torch is not installed ({exc})")
+        import array_api_compat.torch as xp
+
+        other = torch.device("cuda:0") if torch.cuda.is_available() else None
+        return Backend(name, xp, torch.device("cpu"), other_device=other)
+    if name == "cupy":
+        usable, why = backend.cuda_available(), backend._cuda_problem()
+        if not usable:
+            pytest.skip(f"no usable CUDA device: {why}")
+        import array_api_compat.cupy as xp
+        import cupy
+
+        other = cupy.cuda.Device(1) if cupy.cuda.runtime.getDeviceCount() > 1 else None
+        return Backend(name, xp, array_api_compat.device(xp.zeros(1)), other_device=other)
+    raise AssertionError(name)
+
+
+@pytest.fixture(scope="session")
+def be(request: pytest.FixtureRequest) -> Backend:
+    """The backend under test (see the module docstring)."""
+    return _make_backend(request.param)
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    """A host random generator with a fixed seed: every backend sees the same numbers."""
+    return np.random.default_rng(20240605)
