@@ -160,7 +160,7 @@ def _make_backend(name: str) -> Backend:
         other = torch.device("cuda:0") if torch.cuda.is_available() else None
         return Backend(name, xp, torch.device("cpu"), other_device=other)
     if name == "cupy":
-        usable, why = backend.cuda_available(), backend._cuda_problem()
+        usable, why = backend.cuda_status()
         if not usable:
             pytest.skip(f"no usable CUDA device: {why}")
         import array_api_compat.cupy as xp

@@ -9,6 +9,7 @@ usable" without ever raising on a CPU-only machine.
 from __future__ import annotations
 
 import importlib
+import sys
 from types import ModuleType
 from typing import Any
 
@@ -19,6 +20,8 @@ __all__ = [
     "BACKENDS",
     "Array",
     "BackendError",
+    "CudaGraphStep",
+    "CupyKernels",
     "Namespace",
     "asarray",
     "backend_name",
@@ -27,6 +30,7 @@ __all__ = [
     "default_device",
     "device",
     "dtype_name",
+    "fused_kernels",
     "get_namespace",
     "is_available",
     "namespace",
@@ -73,8 +77,15 @@ def namespace(*arrays: Any) -> Namespace:
         When the inputs mix backends, hold a list/tuple instead of an array, or are all scalars;
         the message names what was passed and what to do instead.
     """
+    if arrays:
+        # Fast path, taken by every layer call: all inputs of one array type whose namespace is
+        # known. The namespace of an array type never changes, so it is resolved once per type.
+        kind = type(arrays[0])
+        cached = _NAMESPACE_OF_TYPE.get(kind)
+        if cached is not None and all(type(a) is kind for a in arrays):
+            return cached
     try:
-        return array_namespace(*arrays)
+        xp = array_namespace(*arrays)
     except TypeError as exc:
         given = ", ".join(_describe(a) for a in arrays) or "nothing"
         if any(isinstance(a, (list, tuple)) for a in arrays):
@@ -90,6 +101,27 @@ def namespace(*arrays: Any) -> Namespace:
         else:
             msg = f"not an array this library can use: {given} ({exc})"
         raise TypeError(msg) from None
+    kind = type(arrays[0])
+    if _cacheable(kind) and all(type(a) is kind for a in arrays):
+        _NAMESPACE_OF_TYPE[kind] = xp
+    return xp
+
+
+# {array type: namespace} for the fast path of :func:`namespace`.
+_NAMESPACE_OF_TYPE: dict[type, Namespace] = {}
+
+
+def _cacheable(kind: type) -> bool:
+    """Whether arrays of type ``kind`` get their namespace from the type alone (NumPy, torch,
+    CuPy and array-api-strict arrays; NumPy scalars are left out). Looks only at modules already
+    imported: never imports CuPy."""
+    if kind is np.ndarray:
+        return True
+    for module, attr in (("torch", "Tensor"), ("cupy", "ndarray"), ("array_api_strict", "Array")):
+        found = sys.modules.get(module)
+        if found is not None and getattr(found, attr, None) is kind:
+            return True
+    return False
 
 
 # array_api_compat's resolver, under a private name so tests and callers use :func:`namespace`.
@@ -191,6 +223,123 @@ def cuda_status() -> tuple[bool, str]:
     return cuda_available(), str(_CUDA_STATE["why"])
 
 
+class CupyKernels:
+    """Fused CuPy kernels for the 784-50-10 step, which is launch-bound on a GPU.
+
+    One kernel each where the portable code launches two to four: ReLU forward (output and
+    mask), ReLU backward, ``(softmax - one_hot(t)) * scale`` and the SGD update ``p -= lr * g``.
+    Layers use them only when :func:`fused_kernels` returns an instance (CuPy); every other
+    backend takes the portable path. ``calls`` counts the fused launches.
+    """
+
+    def __init__(self, cupy: Any) -> None:
+        self._cp = cupy
+        kernel = cupy.ElementwiseKernel
+        self.calls = 0
+        self._relu_forward = kernel("T x", "T y, bool m", "m = x <= (T)0; y = m ? (T)0 : x;",
+                                    "xpnet_relu_forward")
+        self._relu_backward = kernel("T d, bool m", "T dx", "dx = m ? (T)0 : d;",
+                                     "xpnet_relu_backward")
+        self._softmax_grad_index = kernel(
+            "raw T y, raw I t, T scale, int64 C", "T dx",
+            "const long long n = i / C, c = i % C; "
+            "dx = (y[i] - (c == (long long)t[n] ? (T)1 : (T)0)) * scale;",
+            "xpnet_softmax_grad_index")
+        self._softmax_grad_rows = kernel("T y, T t, T scale", "T dx", "dx = (y - t) * scale;",
+                                         "xpnet_softmax_grad_rows")
+        self._sgd = kernel("T g, T lr", "T p", "p -= lr * g;", "xpnet_sgd_update")
+
+    def relu_forward(self, x: Array) -> tuple[Array, Array]:
+        """``(max(x, 0), x <= 0)`` in one kernel."""
+        self.calls += 1
+        return self._relu_forward(x)
+
+    def relu_backward(self, dout: Array, mask: Array) -> Array:
+        """``dout`` with zeros where ``mask``, in one kernel (a new array)."""
+        self.calls += 1
+        return self._relu_backward(dout, mask)
+
+    def softmax_grad(self, y: Array, t: Array, scale: float, *, rows: bool) -> Array:
+        """``(y - one_hot(t)) * scale`` for class indices ``t`` (``rows=False``) or label rows."""
+        self.calls += 1
+        scale = y.dtype.type(scale)
+        if rows:
+            return self._softmax_grad_rows(y, t, scale)
+        y = self._cp.ascontiguousarray(y)
+        out = self._cp.empty_like(y)
+        return self._softmax_grad_index(y, t, scale, y.shape[-1], out)
+
+    def sgd_update(self, p: Array, g: Array, lr: float) -> None:
+        """``p -= lr * g`` in place, in one kernel (no ``lr * g`` temporary)."""
+        self.calls += 1
+        self._sgd(g, p.dtype.type(lr), p)
+
+
+_FUSED: dict[int, Any] = {}
+
+
+def fused_kernels(xp: Namespace) -> CupyKernels | None:
+    """The fused CuPy kernels when ``xp`` is CuPy's namespace, else ``None`` (cheap: a dict
+    look-up per call; CuPy is imported only when ``xp`` already is CuPy)."""
+    key = id(xp)
+    try:
+        return _FUSED[key]
+    except KeyError:
+        pass
+    kernels = None
+    if array_api_compat.is_cupy_namespace(xp):
+        import cupy
+
+        kernels = CupyKernels(cupy)
+    _FUSED[key] = kernels
+    return kernels
+
+
+class CudaGraphStep:
+    """Replays one training step as a CUDA graph (CuPy).
+
+    ``fn()`` runs one step on static buffers: it reads the batch from arrays that the caller
+    refills before each call, updates the parameters in place, and returns an array (the loss).
+    The first ``warmup`` calls run ``fn`` eagerly (real steps, which also compile the kernels,
+    create the cuBLAS handle and fill a private memory pool); the next call captures ``fn`` on
+    :attr:`stream` into a graph and launches it; later calls only launch the graph. Every
+    array ``fn`` allocates comes from a private memory pool that nothing else uses, so the
+    graph's buffers are never handed to other arrays. The returned array is overwritten by the
+    next launch: copy it to keep it. Run all other work of the loop on :attr:`stream` (``with
+    step.stream:``) so it is ordered with the graph.
+    """
+
+    def __init__(self, fn: Any, *, warmup: int = 3, cupy: Any = None) -> None:
+        if cupy is None:
+            import cupy
+        self._cp = cupy
+        self._fn = fn
+        self._warmup = int(warmup)
+        self.stream = cupy.cuda.Stream(non_blocking=True)
+        self._pool = cupy.cuda.MemoryPool()
+        self.graph: Any = None
+        self.output: Any = None
+        self.eager_calls = 0
+        self.launches = 0
+
+    def __call__(self) -> Array:
+        cp = self._cp
+        with self.stream, cp.cuda.using_allocator(self._pool.malloc):
+            if self.graph is None and self.eager_calls < self._warmup:
+                self.eager_calls += 1
+                return self._fn()
+            if self.graph is None:
+                self.stream.begin_capture()
+                try:
+                    output = self._fn()
+                finally:
+                    graph = self.stream.end_capture()
+                self.graph, self.output = graph, output
+            self.graph.launch(stream=self.stream)
+            self.launches += 1
+            return self.output
+
+
 def _cuda_problem() -> str:
     return cuda_status()[1]
 
@@ -257,24 +406,15 @@ def resolve_dtype(xp: Namespace, dtype: Any = None, device: Any = None) -> Any:
     """
     if dtype is None:
         dtype = "float64" if supports_float64(xp, device) else "float32"
-    if isinstance(dtype, np.dtype) or (isinstance(dtype, type) and issubclass(dtype, np.generic)):
-        # NumPy dtypes (np.float32, np.dtype("float32")) for any backend: match by name.
-        # Comparing them with another library's dtypes is unsupported (strict warns).
-        dtype = np.dtype(dtype).name
-    if isinstance(dtype, str):
-        if dtype not in ("float32", "float64"):
-            msg = f"dtype must be 'float32' or 'float64', got {dtype!r}"
-            raise TypeError(msg)
-        return getattr(xp, dtype)
-    for name in ("float32", "float64"):
-        if dtype == getattr(xp, name):
-            return dtype
-    # NumPy dtypes (np.float32) given for a non-NumPy backend: match by name.
-    name = getattr(dtype, "name", str(dtype))
-    if name in ("float32", "float64"):
-        return getattr(xp, name)
-    msg = f"dtype must be float32 or float64, got {dtype!r}"
-    raise TypeError(msg)
+    if not isinstance(dtype, str):
+        # A dtype of any library (np.float32, torch.float64, a strict dtype: what net.to()
+        # passes on when it changes backend) matches by name. Comparing dtypes across
+        # libraries is unsupported: strict warns, torch and NumPy never match.
+        dtype = dtype_name(dtype)
+    if dtype not in ("float32", "float64"):
+        msg = f"dtype must be 'float32' or 'float64', got {dtype!r}"
+        raise TypeError(msg)
+    return getattr(xp, dtype)
 
 
 def dtype_name(dtype: Any) -> str:
@@ -289,9 +429,11 @@ def asarray(x: Any, xp: Namespace, *, device: Any = None, dtype: Any = None) -> 
         other = namespace(x)
         if other is not xp and backend_name(other) != backend_name(xp):
             x = to_numpy(x)
-    if array_api_compat.is_numpy_array(x) and backend_name(xp) == "array_api_strict":
-        # strict refuses NumPy scalars and non-native byte order; a plain buffer always works.
-        x = np.ascontiguousarray(x)
+    if array_api_compat.is_numpy_array(x):
+        # strict refuses NumPy scalars, strict and torch refuse non-native byte order (big-endian
+        # '>f8' data): a native-order array always works. (np.ascontiguousarray would keep the
+        # byte order and turn 0-d arrays into shape (1,).) No copy when nothing changes.
+        x = np.asarray(x, dtype=x.dtype.newbyteorder("="))
     if device is not None:
         return xp.asarray(x, device=device, dtype=dtype)
     return xp.asarray(x, dtype=dtype)

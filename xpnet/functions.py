@@ -101,6 +101,10 @@ def _as_batch(y: Array, t: Array, xp: Any) -> tuple[Array, Array, bool]:
         msg = (f"{form} must have shape {tuple(expected)} for scores of shape "
                f"{tuple(y.shape)}, got shape {tuple(t.shape)}")
         raise ValueError(msg)
+    if not is_int and t.dtype != y.dtype:
+        # One-hot labels are data: the scores' dtype decides (float64 labels must not
+        # turn a float32 loss and gradient into float64).
+        t = xp.astype(t, y.dtype)
     if y.ndim == 1:
         y = y[None, ...]
         t = t[None, ...]

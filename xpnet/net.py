@@ -211,6 +211,14 @@ class TwoLayerNet:
             raise ValueError(msg)
         return x
 
+    def _labels(self, t: Array) -> Array:
+        namespace(t, self._params["W1"])  # same backend, or a clear TypeError
+        if device_of(t) != self.device:
+            msg = (f"labels are on device {device_of(t)} but the network is on {self.device}; "
+                   "move them once with xp.asarray(t, device=net.device)")
+            raise ValueError(msg)
+        return t
+
     def predict(self, x: Array) -> Array:
         """Scores (logits) ``(N, output_size)`` for inputs ``(N, input_size)`` (or N-D)."""
         x = self._input(x)
@@ -222,12 +230,13 @@ class TwoLayerNet:
         """Mean cross-entropy loss (0-d array) for inputs ``x`` and labels ``t``
         (one-hot rows or class indices)."""
         y = self.predict(x)
-        return self.lastLayer.forward(y, t)
+        return self.lastLayer.forward(y, self._labels(t))
 
     def accuracy(self, x: Array, t: Array, *, batch_size: int = 10_000) -> float:
         """Fraction of rows whose highest score is the true class, evaluated ``batch_size`` rows
         at a time (one host sync at the end)."""
         xp = self.xp
+        t = self._labels(t)
         n = x.shape[0]
         if t.shape[0] != n:
             msg = f"x has {n} rows but t has {t.shape[0]}"
@@ -253,11 +262,17 @@ class TwoLayerNet:
 
         return {k: numerical_gradient(loss_w, self._params[k]) for k in ("W1", "b1", "W2", "b2")}
 
-    def gradient(self, x: Array, t: Array) -> dict[str, Array]:
+    def gradient(self, x: Array, t: Array, *, scale: float = 1.0) -> dict[str, Array]:
         """Gradients of the loss by backpropagation. The loss of this forward pass is kept in
-        ``self.last_loss`` (a 0-d array on the device), so logging it costs no second pass."""
+        ``self.last_loss`` (a 0-d array on the device), so logging it costs no second pass.
+
+        ``scale`` (a Python float) returns the gradients of ``scale * loss`` at the cost of the
+        unscaled ones (the factor enters once, at the top of the backward pass): a trainer
+        passes ``scale=lr`` and updates with ``p -= g``, in place, with no ``lr * g``
+        temporary. ``last_loss`` is the unscaled loss either way.
+        """
         self.last_loss = self.loss(x, t)
-        dout = self.lastLayer.backward(1.0)
+        dout = self.lastLayer.backward(float(scale))
         for layer in reversed(self.layers.values()):
             dout = layer.backward(dout)
         a1, a2 = self.layers["Affine1"], self.layers["Affine2"]

@@ -1,0 +1,234 @@
+"""xpnet.functions: activations, softmax, log-softmax, cross-entropy, one-hot, label checks.
+
+References are computed here on the host with NumPy in float64 by other formulas than the code's.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from xpnet import functions as F
+
+LABEL_DTYPES = ["uint8", "int8", "int16", "int32", "int64"]
+
+
+def _softmax_ref(x: np.ndarray) -> np.ndarray:
+    # exp(x - logsumexp(x)) with logsumexp by np.logaddexp.reduce: no max-shift as in the code
+    return np.exp(x - np.logaddexp.reduce(x, axis=-1, keepdims=True))
+
+
+def _ce_ref(x: np.ndarray, t: np.ndarray) -> float:
+    """Mean cross-entropy of logits x (N, C) and integer labels t (N,)."""
+    logp = x - np.logaddexp.reduce(x, axis=-1, keepdims=True)
+    return float(-np.mean([logp[i, k] for i, k in enumerate(t)]))
+
+
+# --------------------------------------------------------------------------- sigmoid
+
+
+def test_sigmoid_values(be, rng):
+    host = np.concatenate([rng.standard_normal(8) * 5, [0.0, -30.0, 30.0, -700.0]])
+    want = np.exp(-np.logaddexp(0.0, -host))  # 1 / (1 + e^-x), by another formula
+    be.assert_close(F.sigmoid(be.asarray(host)), want, rtol=1e-14)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_sigmoid_no_overflow_at_extremes(be, dtype):
+    # filterwarnings=error turns any overflow RuntimeWarning into a failure
+    y = F.sigmoid(be.asarray([-1000.0, -100.0, 0.0, 100.0, 1000.0], dtype))
+    be.assert_on(y, dtype, (5,))
+    got = be.to_numpy(y)
+    assert np.all(np.isfinite(got))
+    assert got[0] == 0.0
+    assert got[2] == 0.5
+    assert got[4] == 1.0
+    assert got[3] == 1.0
+    assert 0.0 <= got[1] < 1e-40  # exp(-100) = 3.7e-44
+    if dtype == "float64":
+        np.testing.assert_allclose(got[1], np.exp(-100.0), rtol=1e-12)
+
+
+def test_sigmoid_0d(be):
+    be.assert_close(F.sigmoid(be.asarray(0.0)), 0.5)
+
+
+def test_relu_values(be):
+    x = be.asarray([-2.0, -0.0, 0.0, 0.5, 3.0])
+    be.assert_close(F.relu(x), [0.0, 0.0, 0.0, 0.5, 3.0])
+
+
+# --------------------------------------------------------------------------- softmax
+
+
+def test_softmax_matches_reference_and_sums_to_one(be, rng):
+    host = rng.standard_normal((4, 5)) * 3
+    y = F.softmax(be.asarray(host))
+    be.assert_close(y, _softmax_ref(host), rtol=1e-13)
+    be.assert_close(be.xp.sum(y, axis=-1), np.ones(4), rtol=1e-14)
+
+
+def test_softmax_axis(be, rng):
+    host = rng.standard_normal((3, 2))
+    y = F.softmax(be.asarray(host), axis=0)
+    be.assert_close(y, _softmax_ref(host.T).T, rtol=1e-13)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_softmax_and_log_softmax_stable_for_large_logits(be, dtype):
+    host = np.array([[1000.0, 1001.0, 1002.0], [-1000.0, -1001.0, -1002.0], [0.0, 1.0, 2.0]])
+    y = be.to_numpy(F.softmax(be.asarray(host, dtype)))
+    logp = be.to_numpy(F.log_softmax(be.asarray(host, dtype)))
+    assert np.all(np.isfinite(y))
+    assert np.all(np.isfinite(logp))
+    rtol = 1e-6 if dtype == "float32" else 1e-13
+    small = _softmax_ref(np.array([0.0, 1.0, 2.0]))
+    np.testing.assert_allclose(y, [small, small[::-1], small], rtol=rtol)
+    np.testing.assert_allclose(logp, np.log([small, small[::-1], small]), rtol=rtol)
+
+
+def test_log_softmax_far_apart_logits(be):
+    # softmax underflows to 0 for the second class; its log must not be -inf
+    logp = F.log_softmax(be.asarray([1000.0, 0.0]))
+    be.assert_close(logp, [0.0, -1000.0], rtol=1e-14)
+
+
+def test_softmax_single_sample(be, rng):
+    host = rng.standard_normal(6)
+    be.assert_close(F.softmax(be.asarray(host)), _softmax_ref(host), rtol=1e-13)
+
+
+# --------------------------------------------------------------------------- cross-entropy
+
+
+@pytest.mark.parametrize("label_dtype", LABEL_DTYPES)
+def test_cross_entropy_one_hot_and_integer_labels_agree(be, rng, label_dtype):
+    host = rng.standard_normal((5, 4)) * 2
+    labels = np.array([0, 3, 1, 1, 2])
+    x = be.asarray(host)
+    t_int = be.asarray(labels, label_dtype)
+    t_hot = be.asarray(np.eye(4)[labels])
+    want = _ce_ref(host, labels)
+    for loss in (F.softmax_cross_entropy(x, t_int), F.softmax_cross_entropy(x, t_hot),
+                 F.cross_entropy_error(F.softmax(x), t_int),
+                 F.cross_entropy_error(F.softmax(x), t_hot)):
+        be.assert_on(loss, "float64", ())
+        be.assert_close(loss, want, rtol=1e-13)
+
+
+def test_cross_entropy_with_soft_labels(be, rng):
+    host = rng.standard_normal((3, 4))
+    soft = rng.random((3, 4))
+    soft /= soft.sum(axis=1, keepdims=True)
+    want = -np.mean(np.sum(soft * np.log(_softmax_ref(host)), axis=1))
+    be.assert_close(F.softmax_cross_entropy(be.asarray(host), be.asarray(soft)), want, rtol=1e-13)
+
+
+def test_cross_entropy_single_sample(be, rng):
+    host = rng.standard_normal(5)
+    want = _ce_ref(host[None, :], np.array([2]))
+    x = be.asarray(host)
+    for t in (be.asarray(2, "int64"), be.asarray(2, "uint8"), be.asarray(np.eye(5)[2])):
+        be.assert_close(F.softmax_cross_entropy(x, t), want, rtol=1e-13)
+        be.assert_close(F.cross_entropy_error(F.softmax(x), t), want, rtol=1e-13)
+
+
+def test_cross_entropy_error_of_a_zero_probability_is_finite(be):
+    y = be.asarray([[1.0, 0.0]])
+    loss = be.to_numpy(F.cross_entropy_error(y, be.asarray([1], "int64")))
+    assert np.isfinite(loss)
+    assert loss > 700  # -log(smallest normal float64) = 708.4
+
+
+def test_cross_entropy_float32(be, rng):
+    host = rng.standard_normal((4, 3))
+    labels = np.array([2, 0, 1, 2])
+    x = be.asarray(host, "float32")
+    for t in (be.asarray(labels, "uint8"), be.asarray(np.eye(3)[labels], "float32"),
+              be.asarray(np.eye(3)[labels], "float64")):
+        loss = F.softmax_cross_entropy(x, t)
+        be.assert_on(loss, "float32", ())
+        be.assert_close(loss, _ce_ref(host.astype(np.float32), labels), rtol=1e-6)
+        be.assert_on(F.cross_entropy_error(F.softmax(x), t), "float32", ())
+
+
+# --------------------------------------------------------------------------- one-hot and labels
+
+
+@pytest.mark.parametrize("label_dtype", LABEL_DTYPES)
+def test_one_hot(be, label_dtype):
+    hot = F.one_hot(be.asarray([2, 0, 1], label_dtype), 4, dtype=be.dtype("float32"))
+    be.assert_on(hot, "float32", (3, 4))
+    be.assert_close(hot, np.eye(4)[[2, 0, 1]])
+
+
+def test_one_hot_default_dtype_is_float64(be):
+    hot = F.one_hot(be.asarray([1], "int64"), 2)
+    be.assert_on(hot, "float64", (1, 2))
+
+
+@pytest.mark.parametrize("label_dtype", LABEL_DTYPES)
+def test_check_labels_accepts_labels_in_range(be, label_dtype):
+    F.check_labels(be.asarray([0, 9, 3], label_dtype), 10)
+    F.check_labels(be.asarray(np.zeros(0), label_dtype), 10)
+
+
+@pytest.mark.parametrize(
+    ("labels", "dtype", "low", "high"),
+    [([0, 3, 1], "uint8", 0, 3), ([0, -1, 2], "int8", -1, 2), ([255, 0], "uint8", 0, 255),
+     ([10], "int64", 10, 10)],
+)
+def test_check_labels_out_of_range_names_the_range(be, labels, dtype, low, high):
+    with pytest.raises(ValueError, match=rf"labels must lie in \[0, 3\) for 3 classes, "
+                                         rf"got values from {low} to {high}"):
+        F.check_labels(be.asarray(labels, dtype), 3)
+
+
+def test_check_labels_ignores_one_hot(be):
+    F.check_labels(be.asarray(np.eye(3)), 3)
+
+
+# --------------------------------------------------------------------------- bad inputs
+
+
+@pytest.mark.parametrize("fn", [F.softmax_cross_entropy, F.cross_entropy_error])
+def test_wrong_integer_label_shape(be, fn):
+    x = be.asarray(np.zeros((4, 3)))
+    with pytest.raises(ValueError, match=r"class indices must have shape \(4,\) for scores of "
+                                         r"shape \(4, 3\), got shape \(3,\)"):
+        fn(x, be.asarray([0, 1, 2], "int64"))
+    with pytest.raises(ValueError, match=r"must have shape \(4,\).*got shape \(4, 1\)"):
+        fn(x, be.asarray(np.zeros((4, 1)), "int64"))
+
+
+@pytest.mark.parametrize("fn", [F.softmax_cross_entropy, F.cross_entropy_error])
+def test_float_labels_with_wrong_shape(be, fn):
+    x = be.asarray(np.zeros((4, 3)))
+    with pytest.raises(ValueError, match=r"one-hot labels must have shape \(4, 3\) for scores of "
+                                         r"shape \(4, 3\), got shape \(4,\)"):
+        fn(x, be.asarray([0.0, 1.0, 2.0, 0.0]))
+
+
+@pytest.mark.parametrize("fn", [F.softmax_cross_entropy, F.cross_entropy_error])
+def test_bool_labels_are_refused(be, fn):
+    with pytest.raises(TypeError, match="labels have dtype bool; pass class indices"):
+        fn(be.asarray(np.zeros((2, 2))), be.asarray(np.eye(2, dtype=bool)))
+
+
+@pytest.mark.parametrize("shape", [(), (2, 3, 4)])
+def test_scores_of_wrong_rank(be, shape):
+    with pytest.raises(ValueError, match=r"scores must have shape \(N, C\) or \(C,\), got shape"):
+        F.softmax_cross_entropy(be.asarray(np.zeros(shape)), be.asarray(np.zeros(shape)))
+
+
+# --------------------------------------------------------------------------- dtype and device
+
+
+def test_float32_in_float32_out_on_the_device(be, rng):
+    x = be.asarray(rng.standard_normal((3, 4)), "float32")
+    for fn in (F.sigmoid, F.relu, F.softmax, F.log_softmax):
+        be.assert_on(fn(x), "float32", (3, 4))
+    t = be.asarray([0, 3, 1], "uint8")
+    be.assert_on(F.one_hot(t, 4, dtype=be.dtype("float32")), "float32", (3, 4))
+    be.assert_on(F.softmax_cross_entropy(x, t), "float32", ())
+    be.assert_on(F.cross_entropy_error(F.softmax(x), t), "float32", ())

@@ -1,0 +1,228 @@
+"""xpnet.gradcheck: numerical_gradient, the full and fast gradient checks, their report, and
+that a check fails when backprop is broken."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from xpnet import layers
+from xpnet.gradcheck import (
+    GradcheckReport,
+    GradientCheckError,
+    ParamCheck,
+    gradient_check,
+    numerical_gradient,
+)
+from xpnet.net import TwoLayerNet
+
+NAMES = ("W1", "b1", "W2", "b2")
+
+
+# --------------------------------------------------------------------------- numerical_gradient
+
+
+@pytest.mark.parametrize("shape", [(), (4,), (2, 3)], ids=["0d", "1d", "2d"])
+def test_numerical_gradient_of_a_cubic(be, rng, shape):
+    xh = rng.standard_normal(shape)
+    x = be.asarray(xh)
+    grad = numerical_gradient(lambda v: be.xp.sum(v * v * v), x)
+    be.assert_on(grad, "float64", shape)
+    be.assert_close(grad, 3 * xh**2, rtol=1e-7, atol=1e-8)  # truncation error h**2 = 1e-8
+    be.assert_close(x, xh, rtol=0)  # every element restored exactly
+
+
+def test_numerical_gradient_float32_keeps_dtype_and_device(be, rng):
+    xh = rng.standard_normal((2, 2)).astype(np.float32)
+    x = be.asarray(xh)
+    grad = numerical_gradient(lambda v: be.xp.sum(v * v), x, h=1e-2)
+    be.assert_on(grad, "float32", (2, 2))
+    be.assert_close(grad, 2 * xh, rtol=1e-3, atol=1e-3)
+    be.assert_close(x, xh, rtol=0)
+
+
+def test_numerical_gradient_sees_the_array_through_a_closure(be):
+    # the book's net.numerical_gradient ignores its argument and reads the parameter itself
+    w = be.asarray([1.0, -2.0])
+    grad = numerical_gradient(lambda _: be.xp.sum(w * w), w)
+    be.assert_close(grad, [2.0, -4.0], rtol=1e-9)
+
+
+# --------------------------------------------------------------------------- the report
+
+
+def _away_from_kink(xh, w1, margin):
+    """Every hidden pre-activation (biases start at 0) is more than ``margin`` from 0: a
+    numerical derivative across ReLU's kink is meaningless."""
+    assert np.min(np.abs(xh @ w1)) > margin, "data too close to the ReLU kink: change the seed"
+
+
+def _small(be, rng, *, dtype=None, seed=0, n=4, sizes=(6, 4, 3), net_cls=TwoLayerNet,
+           margin=1e-3):
+    net = net_cls(*sizes, weight_init_std=0.5, xp=be.xp, device=be.device, dtype=dtype,
+                  seed=seed)
+    xh = rng.standard_normal((n, sizes[0]))
+    _away_from_kink(xh, be.to_numpy(net.params["W1"]).astype(np.float64), margin)
+    x = be.asarray(xh, "float32" if dtype == "float32" else "float64")
+    return net, x, be.asarray(rng.integers(0, sizes[2], n), "uint8")
+
+
+@pytest.mark.parametrize("mode", ["full", "fast"])
+def test_report_contents(be, rng, mode):
+    net, x, t = _small(be, rng)
+    report = gradient_check(net, x, t, mode=mode, n_directions=3)
+    assert isinstance(report, GradcheckReport)
+    assert report.ok
+    assert report.raise_if_failed() is report
+    assert report.mode == mode
+    assert report.dtype == "float64"
+    assert report.backend == be.name.split("-")[0]
+    assert report.device == str(be.device)
+    assert (report.h, report.atol, report.rtol) == (1e-4, 1e-8, 1e-6)
+    assert [r.name for r in report.rows] == list(NAMES)
+    assert all(isinstance(r, ParamCheck) for r in report.rows)
+    sizes = {"W1": (6, 4), "b1": (4,), "W2": (4, 3), "b2": (3,)}
+    for row in report.rows:
+        assert row.shape == sizes[row.name]
+        assert row.compared == (int(np.prod(row.shape)) if mode == "full" else 3)
+        assert row.ok
+        assert row.scale > 0
+        assert row.max_abs < 1e-8
+        assert row.max_rel == pytest.approx(row.max_abs / row.scale)
+    assert set(report.max_abs) == set(NAMES)
+
+    text = str(report)
+    assert text == report.table()
+    lines = text.splitlines()
+    assert lines[0].startswith(f"gradient check ({mode} mode, float64, {report.backend} on ")
+    assert "pass: max_abs <= 1e-08 + 1e-06 * scale" in lines[0]
+    assert lines[1].split() == ["param", "shape", "elements" if mode == "full" else "directions",
+                                "scale", "max_abs", "max_rel", "result"]
+    assert len(lines) == 2 + len(NAMES)
+    for line, row in zip(lines[2:], report.rows, strict=True):
+        assert line.startswith(row.name)
+        assert str(row.shape) in line
+        assert f"{row.max_abs:.2e}" in line
+        assert line.endswith("ok")
+
+
+def test_gradient_check_leaves_the_network_alone(be, rng):
+    net, x, t = _small(be, rng, dtype="float32")
+    before = {k: be.to_numpy(v) for k, v in net.params.items()}
+    ids = {k: id(v) for k, v in net.params.items()}
+    for mode in ("full", "fast"):
+        gradient_check(net, x, t, mode=mode)
+    assert net.dtype == be.dtype("float32")
+    for name in NAMES:
+        assert id(net.params[name]) == ids[name]
+        np.testing.assert_array_equal(be.to_numpy(net.params[name]), before[name])
+
+
+def test_float32_network_is_checked_in_float64(be, rng):
+    net, x, t = _small(be, rng, dtype="float32", seed=1)
+    report = gradient_check(net, x, t)
+    assert report.dtype == "float64"
+    report.raise_if_failed()
+    assert max(report.max_abs.values()) < 1e-8
+
+
+def test_float32_check(be, rng):
+    net, x, t = _small(be, rng, seed=2, margin=0.05)  # h = 1e-2 in float32
+    report = gradient_check(net, x, t, dtype="float32")
+    assert report.dtype == "float32"
+    assert (report.h, report.atol, report.rtol) == (1e-2, 1e-4, 1e-2)
+    report.raise_if_failed()
+
+
+def test_device_without_float64_is_checked_in_float32(rng):
+    pytest.importorskip("array_api_strict")
+    net = TwoLayerNet(4, 3, 2, weight_init_std=0.5, xp="array_api_strict", device="no_float64",
+                      seed=4)
+    xh = rng.standard_normal((3, 4)).astype(np.float32)
+    _away_from_kink(xh, np.asarray(net.to("numpy").params["W1"]), 0.05)  # h = 1e-2 in float32
+    x = net.xp.asarray(xh, device=net.device)
+    t = net.xp.asarray(np.array([0, 1, 1]), device=net.device)
+    report = gradient_check(net, x, t)
+    assert report.dtype == "float32"
+    assert "no_float64" in report.device
+    report.raise_if_failed()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "pattern"),
+    [({"mode": "exact"}, "mode must be 'full' or 'fast', got 'exact'"),
+     ({"dtype": "float16"}, "dtype must be 'float32' or 'float64', got 'float16'")],
+)
+def test_bad_arguments(kwargs, pattern):
+    net = TwoLayerNet(2, 2, 2, seed=0)
+    with pytest.raises(ValueError, match=pattern):
+        gradient_check(net, np.zeros((1, 2)), np.zeros(1, dtype=np.int64), **kwargs)
+
+
+# --------------------------------------------------------------------------- checks that fail
+
+
+def _break_affine(monkeypatch, *, first_layer: bool, attr: str, factor: float = 1.01):
+    """Scale one Affine layer's dW or db by ``factor`` after a correct backward."""
+    original = layers.Affine.backward
+
+    def backward(self, dout):
+        dx = original(self, dout)
+        if (not self.input_grad) == first_layer:
+            setattr(self, attr, getattr(self, attr) * factor)
+        return dx
+
+    monkeypatch.setattr(layers.Affine, "backward", backward)
+
+
+@pytest.mark.parametrize("mode", ["full", "fast"])
+@pytest.mark.parametrize(
+    ("first_layer", "attr", "broken"),
+    [(True, "dW", "W1"), (False, "dW", "W2"), (False, "db", "b2")],
+)
+def test_broken_backprop_is_caught(be, rng, monkeypatch, mode, first_layer, attr, broken):
+    net, x, t = _small(be, rng, seed=4)
+    gradient_check(net, x, t, mode=mode).raise_if_failed()  # correct before breaking it
+    _break_affine(monkeypatch, first_layer=first_layer, attr=attr)
+    report = gradient_check(net, x, t, mode=mode)
+    assert not report.ok
+    assert [r.name for r in report.rows if not r.ok] == [broken]
+    with pytest.raises(GradientCheckError,
+                       match=rf"backprop disagrees with numerical gradients for {broken}\n") as exc:
+        report.raise_if_failed()
+    assert exc.value.report is report
+    assert isinstance(exc.value, AssertionError)
+    assert f"{broken} " in str(exc.value)
+    assert "FAIL" in str(exc.value)
+
+
+def test_fast_mode_catches_breakage_on_the_book_sizes(rng, monkeypatch):
+    net = TwoLayerNet(784, 50, 10, seed=5)
+    x = rng.standard_normal((5, 784))
+    t = rng.integers(0, 10, 5)
+    _break_affine(monkeypatch, first_layer=True, attr="dW")
+    report = gradient_check(net, x, t, mode="fast")
+    assert [r.name for r in report.rows if not r.ok] == ["W1"]
+
+
+class _ScaledW2Net(TwoLayerNet):
+    """A subclass whose backprop overstates dW2 by 1%."""
+
+    def gradient(self, x, t):
+        grads = super().gradient(x, t)
+        grads["W2"] = grads["W2"] * 1.01
+        return grads
+
+
+@pytest.mark.parametrize("mode", ["full", "fast"])
+def test_broken_subclass_is_caught(be, rng, mode):
+    net, x, t = _small(be, rng, seed=6, net_cls=_ScaledW2Net)
+    with pytest.raises(GradientCheckError, match=r"for W2\n"):
+        gradient_check(net, x, t, mode=mode).raise_if_failed()
+
+
+def test_relu_that_passes_every_gradient_is_caught(be, rng, monkeypatch):
+    net, x, t = _small(be, rng, seed=7)
+    monkeypatch.setattr(layers.Relu, "backward", lambda self, dout: dout)
+    report = gradient_check(net, x, t)
+    assert {r.name for r in report.rows if not r.ok} == {"W1", "b1"}

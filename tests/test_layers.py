@@ -1,0 +1,391 @@
+"""xpnet.layers: the book's examples, gradients against numerical differentiation, dout left
+untouched, dtype and device kept, and clear errors for bad inputs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from xpnet.gradcheck import numerical_gradient
+from xpnet.layers import AddLayer, Affine, MulLayer, Relu, Sigmoid, SoftmaxWithLoss
+
+RTOL, ATOL = 1e-7, 1e-9  # float64 central differences: truncation ~1e-9, round-off ~1e-11
+
+
+def _numerical(be, f, x):
+    """Host numerical gradient of the scalar ``f()`` with respect to backend array ``x``
+    (``f`` reads ``x``, which numerical_gradient changes in place)."""
+    return be.to_numpy(numerical_gradient(lambda _: f(), x))
+
+
+def _away_from_zero(rng, shape, margin=0.1):
+    """Normal samples with |x| > margin (no ReLU kink within a step)."""
+    x = rng.standard_normal(shape)
+    return np.where(np.abs(x) < margin, np.sign(x + 1e-300) * (margin + np.abs(x)), x)
+
+
+# --------------------------------------------------------------------------- the book's examples
+
+
+def test_buy_apple_with_python_numbers():
+    apple, apple_num, tax = 100, 2, 1.1
+    mul_apple_layer, mul_tax_layer = MulLayer(), MulLayer()
+
+    apple_price = mul_apple_layer.forward(apple, apple_num)
+    price = mul_tax_layer.forward(apple_price, tax)
+    assert price == pytest.approx(220.0, rel=1e-15)
+
+    dapple_price, dtax = mul_tax_layer.backward(1)
+    dapple, dapple_num = mul_apple_layer.backward(dapple_price)
+    assert dapple_price == pytest.approx(1.1, rel=1e-15)
+    assert dtax == pytest.approx(200.0, rel=1e-15)
+    assert dapple == pytest.approx(2.2, rel=1e-15)
+    assert dapple_num == pytest.approx(110.0, rel=1e-15)
+    assert all(isinstance(v, (int, float)) for v in (price, dtax, dapple, dapple_num))
+
+
+def _apple_orange(apple, apple_num, orange, orange_num, tax):
+    mul_apple_layer, mul_orange_layer = MulLayer(), MulLayer()
+    add_apple_orange_layer, mul_tax_layer = AddLayer(), MulLayer()
+
+    apple_price = mul_apple_layer.forward(apple, apple_num)
+    orange_price = mul_orange_layer.forward(orange, orange_num)
+    all_price = add_apple_orange_layer.forward(apple_price, orange_price)
+    price = mul_tax_layer.forward(all_price, tax)
+
+    dall_price, dtax = mul_tax_layer.backward(1)
+    dapple_price, dorange_price = add_apple_orange_layer.backward(dall_price)
+    dorange, dorange_num = mul_orange_layer.backward(dorange_price)
+    dapple, dapple_num = mul_apple_layer.backward(dapple_price)
+    return {
+        "price": price, "all_price": all_price, "dall_price": dall_price, "dtax": dtax,
+        "dapple_price": dapple_price, "dorange_price": dorange_price, "dapple": dapple,
+        "dapple_num": dapple_num, "dorange": dorange, "dorange_num": dorange_num,
+    }
+
+
+# The book's figure 5-17 (tax 1.1 on 2 apples at 100 and 3 oranges at 150).
+APPLE_ORANGE = {
+    "price": 715.0, "all_price": 650.0, "dall_price": 1.1, "dtax": 650.0,
+    "dapple_price": 1.1, "dorange_price": 1.1, "dapple": 2.2, "dapple_num": 110.0,
+    "dorange": 3.3, "dorange_num": 165.0,
+}
+
+
+def test_buy_apple_orange_with_python_numbers():
+    got = _apple_orange(100, 2, 150, 3, 1.1)
+    for name, want in APPLE_ORANGE.items():
+        assert got[name] == pytest.approx(want, rel=1e-14), name
+
+
+@pytest.mark.parametrize("shape", [(), (1,), (3,)], ids=["0d", "1d", "batch"])
+def test_buy_apple_with_arrays(be, shape):
+    def arr(v):
+        return be.asarray(np.full(shape, v, dtype=np.float64))
+
+    mul_apple_layer, mul_tax_layer = MulLayer(), MulLayer()
+    price = mul_tax_layer.forward(mul_apple_layer.forward(arr(100.0), arr(2.0)), arr(1.1))
+    dapple_price, dtax = mul_tax_layer.backward(arr(1.0))
+    dapple, dapple_num = mul_apple_layer.backward(dapple_price)
+    for got, want in ((price, 220.0), (dapple_price, 1.1), (dtax, 200.0), (dapple, 2.2),
+                      (dapple_num, 110.0)):
+        be.assert_on(got, "float64", shape)
+        be.assert_close(got, np.full(shape, want), rtol=1e-14)
+
+
+@pytest.mark.parametrize("form", ["0d", "1d", "mixed"])
+def test_buy_apple_orange_with_arrays(be, form):
+    if form == "mixed":  # prices as arrays, counts and tax as Python numbers
+        got = _apple_orange(be.asarray(100.0), 2, be.asarray(150.0), 3, 1.1)
+        shapes = {"dtax": (), "dapple_num": (), "dorange_num": ()}
+    else:
+        shape = () if form == "0d" else (1,)
+
+        def arr(v):
+            return be.asarray(np.full(shape, v, dtype=np.float64))
+
+        got = _apple_orange(arr(100.0), arr(2.0), arr(150.0), arr(3.0), arr(1.1))
+        shapes = dict.fromkeys(APPLE_ORANGE, shape)
+    for name, want in APPLE_ORANGE.items():
+        value = got[name]
+        if name in shapes:
+            be.assert_on(value, "float64", shapes[name])
+        assert float(be.to_numpy(value).sum()) == pytest.approx(want, rel=1e-14), name
+
+
+# --------------------------------------------------------------------------- Add and Mul
+
+
+BROADCAST = [((3, 4), (3, 4)), ((3, 1), (1, 4)), ((4,), (3, 4)), ((), (2, 3)), ((2, 3), (1,))]
+
+
+@pytest.mark.parametrize(("xshape", "yshape"), BROADCAST, ids=lambda s: "x".join(map(str, s)))
+@pytest.mark.parametrize("layer_cls", [AddLayer, MulLayer])
+def test_add_mul_gradients_with_broadcasting(be, rng, layer_cls, xshape, yshape):
+    xh, yh = rng.standard_normal(xshape), rng.standard_normal(yshape)
+    out_shape = np.broadcast_shapes(xshape, yshape)
+    wh = rng.standard_normal(out_shape)
+    x, y, w = be.asarray(xh), be.asarray(yh), be.asarray(wh)
+
+    layer = layer_cls()
+    out = layer.forward(x, y)
+    be.assert_close(out, xh + yh if layer_cls is AddLayer else xh * yh, rtol=1e-15)
+    dx, dy = layer.backward(w)
+    be.assert_on(dx, "float64", xshape)
+    be.assert_on(dy, "float64", yshape)
+
+    def loss():
+        return be.xp.sum(layer_cls().forward(x, y) * w)
+
+    be.assert_close(dx, _numerical(be, loss, x), rtol=RTOL, atol=ATOL)
+    be.assert_close(dy, _numerical(be, loss, y), rtol=RTOL, atol=ATOL)
+    be.assert_close(w, wh, rtol=0)  # dout untouched
+
+
+def test_add_backward_hands_each_input_its_own_array(be):
+    dout = be.asarray([1.0, 2.0])
+    layer = AddLayer()
+    layer.forward(be.asarray([0.0, 0.0]), be.asarray([0.0, 0.0]))
+    dx, dy = layer.backward(dout)
+    assert dx is not dout
+    assert dy is not dout
+    assert dx is not dy
+
+
+def test_mul_with_a_python_number(be, rng):
+    xh, wh = rng.standard_normal((2, 3)), rng.standard_normal((2, 3))
+    layer = MulLayer()
+    be.assert_close(layer.forward(be.asarray(xh), 3.0), xh * 3.0, rtol=1e-15)
+    dx, dy = layer.backward(be.asarray(wh))
+    be.assert_close(dx, wh * 3.0, rtol=1e-15)
+    be.assert_close(dy, np.sum(wh * xh), rtol=1e-13)
+
+
+def test_mul_refuses_mixed_backends(be):
+    other = np.ones(2) if be.name != "numpy" else pytest.importorskip("array_api_strict").ones(2)
+    with pytest.raises(TypeError, match="different array libraries"):
+        MulLayer().forward(be.asarray([1.0, 2.0]), other)
+    with pytest.raises(TypeError, match="different array libraries"):
+        AddLayer().forward(other, be.asarray([1.0, 2.0]))
+
+
+# --------------------------------------------------------------------------- Relu and Sigmoid
+
+
+def test_relu_forward_and_gradient(be, rng):
+    xh, wh = _away_from_zero(rng, (3, 4)), rng.standard_normal((3, 4))
+    assert np.any(xh < 0)
+    assert np.any(xh > 0)
+    x, w = be.asarray(xh), be.asarray(wh)
+    layer = Relu()
+    be.assert_close(layer.forward(x), np.maximum(xh, 0.0), rtol=0)
+    dx = layer.backward(w)
+    be.assert_close(dx, (xh > 0) * wh, rtol=0)
+    be.assert_close(dx, _numerical(be, lambda: be.xp.sum(Relu().forward(x) * w), x),
+                    rtol=RTOL, atol=ATOL)
+    be.assert_close(w, wh, rtol=0)  # the book's Relu zeroed dout in place
+
+
+def test_relu_gradient_at_zero_is_zero(be):
+    layer = Relu()
+    layer.forward(be.asarray([-1.0, 0.0, 1.0]))
+    be.assert_close(layer.backward(be.asarray([5.0, 5.0, 5.0])), [0.0, 0.0, 5.0], rtol=0)
+
+
+def test_relu_backward_on_a_fresh_dout_each_time(be):
+    layer = Relu()
+    layer.forward(be.asarray([-1.0, 2.0]))
+    dout = be.asarray([3.0, 4.0])
+    first = be.to_numpy(layer.backward(dout))
+    second = be.to_numpy(layer.backward(dout))
+    np.testing.assert_array_equal(first, [0.0, 4.0])
+    np.testing.assert_array_equal(second, first)
+    be.assert_close(dout, [3.0, 4.0], rtol=0)
+
+
+def test_sigmoid_forward_and_gradient(be, rng):
+    xh, wh = rng.standard_normal((3, 4)) * 3, rng.standard_normal((3, 4))
+    x, w = be.asarray(xh), be.asarray(wh)
+    layer = Sigmoid()
+    y = layer.forward(x)
+    want = np.exp(-np.logaddexp(0.0, -xh))
+    be.assert_close(y, want, rtol=1e-14)
+    dx = layer.backward(w)
+    be.assert_close(dx, wh * want * (1 - want), rtol=1e-12)
+    be.assert_close(dx, _numerical(be, lambda: be.xp.sum(Sigmoid().forward(x) * w), x),
+                    rtol=RTOL, atol=ATOL)
+    be.assert_close(w, wh, rtol=0)
+
+
+# --------------------------------------------------------------------------- Affine
+
+
+@pytest.mark.parametrize("xshape", [(2, 4), (2, 2, 2), (3, 1, 2, 2)], ids=["2d", "3d", "4d"])
+def test_affine_forward_and_gradients(be, rng, xshape):
+    n, features = xshape[0], int(np.prod(xshape[1:]))
+    xh = rng.standard_normal(xshape)
+    Wh, bh = rng.standard_normal((features, 3)), rng.standard_normal(3)
+    wh = rng.standard_normal((n, 3))
+    x, W, b, w = be.asarray(xh), be.asarray(Wh), be.asarray(bh), be.asarray(wh)
+
+    layer = Affine(W, b)
+    out = layer.forward(x)
+    be.assert_on(out, "float64", (n, 3))
+    be.assert_close(out, xh.reshape(n, -1) @ Wh + bh, rtol=1e-13)
+    dx = layer.backward(w)
+    be.assert_on(dx, "float64", xshape)  # the original shape back
+    be.assert_on(layer.dW, "float64", (features, 3))
+    be.assert_on(layer.db, "float64", (3,))
+
+    def loss():
+        return be.xp.sum(Affine(W, b).forward(x) * w)
+
+    be.assert_close(dx, _numerical(be, loss, x), rtol=RTOL, atol=ATOL)
+    be.assert_close(layer.dW, _numerical(be, loss, W), rtol=RTOL, atol=ATOL)
+    be.assert_close(layer.db, _numerical(be, loss, b), rtol=RTOL, atol=ATOL)
+    be.assert_close(w, wh, rtol=0)
+    be.assert_close(W, Wh, rtol=0)  # numerical_gradient restored the parameters exactly
+
+
+def test_affine_without_input_grad(be, rng):
+    xh, Wh = rng.standard_normal((2, 3)), rng.standard_normal((3, 2))
+    wh = rng.standard_normal((2, 2))
+    layer = Affine(be.asarray(Wh), be.asarray(np.zeros(2)), input_grad=False)
+    layer.forward(be.asarray(xh))
+    assert layer.backward(be.asarray(wh)) is None
+    be.assert_close(layer.dW, xh.T @ wh, rtol=1e-13)
+    be.assert_close(layer.db, wh.sum(axis=0), rtol=1e-13)
+
+
+@pytest.mark.parametrize(
+    ("xshape", "pattern"),
+    [((2, 5), r"Affine expects 4 input features, got input of shape \(2, 5\) \(5 features"),
+     ((2, 2, 3), r"expects 4 input features, got input of shape \(2, 2, 3\) \(6 features after"),
+     ((), r"Affine needs input of shape \(N, features\), got a 0-d array")],
+)
+def test_affine_shape_errors(be, xshape, pattern):
+    layer = Affine(be.asarray(np.zeros((4, 3))), be.asarray(np.zeros(3)))
+    with pytest.raises(ValueError, match=pattern):
+        layer.forward(be.asarray(np.zeros(xshape)))
+
+
+def test_affine_dtype_mismatch(be):
+    layer = Affine(be.asarray(np.zeros((4, 3))), be.asarray(np.zeros(3)))
+    with pytest.raises(TypeError, match=r"Affine input has dtype .*float32 but W has .*float64"):
+        layer.forward(be.asarray(np.zeros((2, 4)), "float32"))
+
+
+def test_affine_refuses_another_backend(be):
+    other = np.zeros((2, 4)) if be.name != "numpy" else (
+        pytest.importorskip("array_api_strict").zeros((2, 4)))
+    layer = Affine(be.asarray(np.zeros((4, 3))), be.asarray(np.zeros(3)))
+    with pytest.raises(TypeError, match="different array libraries"):
+        layer.forward(other)
+
+
+# --------------------------------------------------------------------------- SoftmaxWithLoss
+
+
+def _ce_ref(xh, labels):
+    logp = xh - np.logaddexp.reduce(xh, axis=-1, keepdims=True)
+    return -np.mean(logp[np.arange(len(labels)), labels])
+
+
+@pytest.mark.parametrize("labels_as", ["one-hot", "uint8", "int8", "int16", "int32", "int64"])
+def test_softmax_with_loss_gradient(be, rng, labels_as):
+    xh = rng.standard_normal((4, 3)) * 2
+    labels = np.array([2, 0, 1, 2])
+    th = np.eye(3)[labels] if labels_as == "one-hot" else labels.astype(labels_as)
+    x, t = be.asarray(xh), be.asarray(th)
+
+    layer = SoftmaxWithLoss()
+    loss = layer.forward(x, t)
+    be.assert_on(loss, "float64", ())
+    be.assert_close(loss, _ce_ref(xh, labels), rtol=1e-13)
+    be.assert_close(layer.y, np.exp(xh - np.logaddexp.reduce(xh, axis=1, keepdims=True)),
+                    rtol=1e-13)
+    dx = layer.backward(1.0)
+    be.assert_on(dx, "float64", (4, 3))
+    numeric = _numerical(be, lambda: SoftmaxWithLoss().forward(x, t), x)
+    be.assert_close(dx, numeric, rtol=RTOL, atol=ATOL)
+    be.assert_close(layer.backward(), numeric, rtol=RTOL, atol=ATOL)  # dout defaults to 1
+    be.assert_close(layer.backward(2.5), 2.5 * be.to_numpy(dx), rtol=1e-15)
+
+
+@pytest.mark.parametrize("labels_as", ["one-hot", "uint8", "int64"])
+def test_softmax_with_loss_single_sample(be, rng, labels_as):
+    xh = rng.standard_normal(4)
+    th = np.eye(4)[1] if labels_as == "one-hot" else np.asarray(1, dtype=labels_as)
+    x, t = be.asarray(xh), be.asarray(th)
+    layer = SoftmaxWithLoss()
+    be.assert_close(layer.forward(x, t), _ce_ref(xh[None, :], np.array([1])), rtol=1e-13)
+    dx = layer.backward(1.0)
+    be.assert_on(dx, "float64", (4,))
+    numeric = _numerical(be, lambda: SoftmaxWithLoss().forward(x, t), x)
+    be.assert_close(dx, numeric, rtol=RTOL, atol=ATOL)
+
+
+def test_softmax_with_loss_dout_array_untouched(be, rng):
+    layer = SoftmaxWithLoss()
+    layer.forward(be.asarray(rng.standard_normal((2, 3))), be.asarray([0, 2], "uint8"))
+    dout = be.asarray(2.0)
+    layer.backward(dout)
+    be.assert_close(dout, 2.0, rtol=0)
+
+
+@pytest.mark.parametrize(("labels", "dtype"), [([0, 3], "uint8"), ([-1, 0], "int16")])
+def test_softmax_with_loss_label_out_of_range(be, labels, dtype):
+    x = be.asarray(np.zeros((2, 3)))
+    with pytest.raises(ValueError, match=r"labels must lie in \[0, 3\) for 3 classes"):
+        SoftmaxWithLoss().forward(x, be.asarray(labels, dtype))
+    with pytest.raises(ValueError, match=r"labels must lie in \[0, 3\)"):
+        SoftmaxWithLoss().forward(x[0, ...], be.asarray(max(labels, key=abs), dtype))
+    # a trainer that checked its labels once may turn the check off
+    SoftmaxWithLoss(check_labels=False).forward(x, be.asarray(labels, dtype))
+
+
+def test_softmax_with_loss_bad_labels(be):
+    x = be.asarray(np.zeros((2, 3)))
+    with pytest.raises(ValueError, match=r"class indices must have shape \(2,\)"):
+        SoftmaxWithLoss().forward(x, be.asarray([0, 1, 2], "int64"))
+    with pytest.raises(ValueError, match=r"one-hot labels must have shape \(2, 3\)"):
+        SoftmaxWithLoss().forward(x, be.asarray([0.0, 1.0]))
+    with pytest.raises(TypeError, match="labels have dtype bool"):
+        SoftmaxWithLoss().forward(x, be.asarray([True, False]))
+
+
+# --------------------------------------------------------------------------- dtype and device
+
+
+def test_float32_in_float32_out_on_the_device(be, rng):
+    def f32(shape):
+        return be.asarray(rng.standard_normal(shape), "float32")
+
+    x, y, dout = f32((2, 3)), f32((2, 3)), f32((2, 3))
+    for layer in (AddLayer(), MulLayer()):
+        be.assert_on(layer.forward(x, y), "float32", (2, 3))
+        for g in layer.backward(dout):
+            be.assert_on(g, "float32", (2, 3))
+        be.assert_on(layer.forward(x, 2.0), "float32", (2, 3))
+        dx, _ = layer.backward(dout)
+        be.assert_on(dx, "float32", (2, 3))
+    for layer in (Relu(), Sigmoid()):
+        be.assert_on(layer.forward(x), "float32", (2, 3))
+        be.assert_on(layer.backward(dout), "float32", (2, 3))
+
+    affine = Affine(f32((6, 4)), f32((4,)))
+    be.assert_on(affine.forward(f32((2, 3, 2))), "float32", (2, 4))
+    be.assert_on(affine.backward(f32((2, 4))), "float32", (2, 3, 2))
+    be.assert_on(affine.dW, "float32", (6, 4))
+    be.assert_on(affine.db, "float32", (4,))
+
+    labels = np.array([1, 0])
+    for t in (be.asarray(labels, "uint8"), be.asarray(np.eye(3)[labels], "float32"),
+              be.asarray(np.eye(3)[labels], "float64")):
+        layer = SoftmaxWithLoss()
+        be.assert_on(layer.forward(x, t), "float32", ())
+        be.assert_on(layer.backward(1.0), "float32", (2, 3))
+        be.assert_on(layer.backward(be.asarray(1.0, "float32")), "float32", (2, 3))
+    single = SoftmaxWithLoss()
+    be.assert_on(single.forward(x[0, ...], be.asarray(1, "uint8")), "float32", ())
+    be.assert_on(single.backward(), "float32", (3,))
