@@ -392,3 +392,16 @@ def test_device_without_float64_defaults_to_float32():
     net = TwoLayerNet(3, 2, 2, xp="array_api_strict", device="no_float64", seed=0)
     assert net.dtype == strict.float32
     assert net.device == strict.Device("no_float64")
+
+
+def test_params_cannot_lose_entries():
+    from xpnet import TwoLayerNet
+
+    params = TwoLayerNet(4, 3, 2, seed=0).params
+    for remove in (lambda: params.pop("W1"), params.popitem, params.clear,
+                   lambda: params.__delitem__("b1")):
+        with pytest.raises(TypeError, match="cannot be removed"):
+            remove()
+    assert sorted(params) == ["W1", "W2", "b1", "b2"]
+    with pytest.raises(KeyError, match="unknown parameter 'W3'"):
+        params.setdefault("W3", params["W1"])

@@ -87,6 +87,17 @@ class Params(dict):
         msg = "parameters cannot be removed from a network"
         raise TypeError(msg)
 
+    def _refuse(self, *args: Any, **kwargs: Any) -> Any:
+        msg = "parameters cannot be removed from a network"
+        raise TypeError(msg)
+
+    pop = popitem = clear = _refuse
+
+    def setdefault(self, name: str, default: Array | None = None) -> Array:
+        if name not in self:
+            self[name] = default  # unknown names raise KeyError in __setitem__
+        return dict.__getitem__(self, name)
+
 
 class TwoLayerNet:
     """``Affine -> Relu -> Affine -> SoftmaxWithLoss``, as in the book (section 5.7).
