@@ -107,8 +107,11 @@ class Relu:
         fused = fused_kernels(xp)
         if fused is not None:
             return fused.relu_backward(dout, self.mask)
-        # dout * (x > 0): NumPy's where() is ~2x slower than a multiply by a 0/1 array.
-        return dout * xp.astype(xp.logical_not(self.mask), dout.dtype)
+        # dout * (x > 0), multiplied in place into the fresh 0/1 array: NumPy's where() is
+        # 2x (small arrays) to 4x (large ones) slower.
+        dx = xp.astype(xp.logical_not(self.mask), dout.dtype)
+        dx *= dout
+        return dx
 
 
 class Sigmoid:
@@ -161,7 +164,9 @@ class Affine:
                    "cast the input with xp.astype(x, W.dtype)")
             raise TypeError(msg)
         self.x = x
-        return x @ self.W + self.b
+        out = x @ self.W
+        out += self.b  # in place on the fresh product: no second (N, out) array
+        return out
 
     def backward(self, dout: Array) -> Array | None:
         xp = self.xp
