@@ -232,3 +232,15 @@ def test_float32_in_float32_out_on_the_device(be, rng):
     be.assert_on(F.one_hot(t, 4, dtype=be.dtype("float32")), "float32", (3, 4))
     be.assert_on(F.softmax_cross_entropy(x, t), "float32", ())
     be.assert_on(F.cross_entropy_error(F.softmax(x), t), "float32", ())
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "int16", "int64"])
+def test_one_hot_with_more_classes_than_the_label_dtype_counts(be, dtype):
+    """uint8 labels, 300 classes: the class range must not wrap around in the labels' dtype."""
+    from xpnet.functions import one_hot
+
+    labels = np.array([0, 7, 255, 3], dtype=dtype)
+    hot = one_hot(be.asarray(labels), 300, dtype=be.dtype("float32"))
+    expected = np.zeros((4, 300), dtype=np.float32)
+    expected[np.arange(4), labels.astype(np.int64)] = 1.0
+    be.assert_close(hot, expected, rtol=0)

@@ -59,9 +59,24 @@ def log_softmax(x: Array, /, *, axis: int = -1) -> Array:
 def one_hot(t: Array, /, num_classes: int, *, dtype: Any = None) -> Array:
     """One-hot rows ``(N, num_classes)`` for integer labels ``t`` of shape ``(N,)``."""
     xp = namespace(t)
-    classes = xp.arange(num_classes, dtype=xp.int64, device=device(t))
-    hot = xp.astype(t, xp.int64)[..., None] == classes
-    return xp.astype(hot, dtype if dtype is not None else xp.float64)
+    classes = _classes(xp, num_classes, t.dtype, device(t))
+    return xp.astype(t[..., None] == classes, dtype if dtype is not None else xp.float64)
+
+
+_CLASSES: dict[tuple[int, int, Any, str], Array] = {}
+
+
+def _classes(xp: Any, num_classes: int, dtype: Any, dev: Any) -> Array:
+    """``arange(num_classes)`` in the labels' dtype (int64 where that cannot count so far)
+    on their device, made once per (backend, size, dtype, device): a step should not pay for
+    it. Comparing equal dtypes also spares a cast of the labels."""
+    key = (id(xp), num_classes, dtype, repr(dev))  # repr: not every device type is hashable
+    found = _CLASSES.get(key)
+    if found is None:
+        if xp.iinfo(dtype).max < num_classes - 1:
+            dtype = xp.int64
+        found = _CLASSES[key] = xp.arange(num_classes, dtype=dtype, device=dev)
+    return found
 
 
 def check_labels(t: Array, /, num_classes: int) -> None:
@@ -80,6 +95,22 @@ def check_labels(t: Array, /, num_classes: int) -> None:
         raise ValueError(msg)
 
 
+_LABEL_KINDS: dict[tuple[int, Any], str | None] = {}
+
+
+def _label_kind(xp: Any, dtype: Any) -> str | None:
+    """``"bool"``, ``"integral"``, ``"real floating"`` or ``None``, remembered per dtype
+    (``isdtype`` costs microseconds, and this runs every training step)."""
+    key = (id(xp), dtype)
+    try:
+        return _LABEL_KINDS[key]
+    except KeyError:
+        pass
+    kind = next((k for k in ("bool", "integral", "real floating") if xp.isdtype(dtype, k)), None)
+    _LABEL_KINDS[key] = kind
+    return kind
+
+
 def _as_batch(y: Array, t: Array, xp: Any) -> tuple[Array, Array, bool]:
     """Validate the label form and lift a single sample to a batch of one.
 
@@ -88,11 +119,12 @@ def _as_batch(y: Array, t: Array, xp: Any) -> tuple[Array, Array, bool]:
     if y.ndim not in (1, 2):
         msg = f"scores must have shape (N, C) or (C,), got shape {tuple(y.shape)}"
         raise ValueError(msg)
-    if xp.isdtype(t.dtype, "bool"):
+    kind = _label_kind(xp, t.dtype)
+    if kind == "bool":
         msg = "labels have dtype bool; pass class indices (an integer dtype) or one-hot floats"
         raise TypeError(msg)
-    is_int = xp.isdtype(t.dtype, "integral")
-    if not is_int and not xp.isdtype(t.dtype, "real floating"):
+    is_int = kind == "integral"
+    if kind is None:
         msg = f"labels must be integer class indices or one-hot floats, got dtype {t.dtype}"
         raise TypeError(msg)
     expected = y.shape[:-1] if is_int else y.shape
