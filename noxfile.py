@@ -2,7 +2,7 @@
 
     nox                         # the CPU sessions: lint, tests and gradcheck on numpy/strict/torch
     nox -s tests                # every backend; cupy skips with the reason where there is no GPU
-    nox -s "tests(backend='torch')"
+    nox -s "tests(torch)"
     nox -s gradcheck            # the 784-50-10 per-parameter table on every backend
     nox -s bench                # the benchmark suite (not a default session)
 """
@@ -22,8 +22,8 @@ BACKENDS = ["numpy", "array_api_strict", "torch", "cupy"]
 CPU_BACKENDS = ["numpy", "array_api_strict", "torch"]
 nox.options.sessions = [
     "lint",
-    *(f"tests(backend='{b}')" for b in CPU_BACKENDS),
-    *(f"gradcheck(backend='{b}')" for b in CPU_BACKENDS),
+    *(f"tests({b})" for b in CPU_BACKENDS),
+    *(f"gradcheck({b})" for b in CPU_BACKENDS),
 ]
 
 # pytest --backend ids for each backend (strict runs on its default device and on "device1").
