@@ -313,12 +313,11 @@ def train(
                     order = asarray(rng.permutation(train_size), xp, device=device)
                 pending.append(step(order[slot * batch_size:(slot + 1) * batch_size]))
                 history.iterations = i + 1
-                last = i + 1 == iters
-                if i % iter_per_epoch == 0 or last:
-                    _end_epoch(net, history, pending, x_train, t_train, x_test, t_test,
-                               time.perf_counter() - train_start, say, bar)
                 if bar is not None:
                     bar.update(1)
+                if i % iter_per_epoch == 0 or i + 1 == iters:
+                    _end_epoch(net, history, pending, x_train, t_train, x_test, t_test,
+                               time.perf_counter() - train_start, say, bar)
         except KeyboardInterrupt:
             history.status = "interrupted"
             history.message = f"interrupted by the user after {history.iterations} iterations"
