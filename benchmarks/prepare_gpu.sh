@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Prepare what benchmarks/gpu_check.sh needs on a CUDA machine without internet, here:
 #   .whl/        wheels for Python 3.12 that the GPU machine lacks (array-api-compat,
-#                array-api-strict, tqdm; --no-deps: all three are pure Python)
+#                array-api-strict, tqdm, threadpoolctl; --no-deps: all pure Python)
 #   .gpu/mnist/  the four MNIST IDX files, gzipped, from xpnet's verified cache
 # Both folders are git-ignored; carry them with the working tree.
 set -euo pipefail
@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 rm -rf .whl && mkdir -p .whl .gpu/mnist
 python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 \
     --implementation cp --platform any --platform manylinux2014_x86_64 -d .whl \
-    array-api-compat array-api-strict tqdm
+    array-api-compat array-api-strict tqdm threadpoolctl
 # The cache holds the raw files, checked against their SHA-256 (xpnet data fetch mnist).
 cache=$(python3 -c 'from xpnet.datasets import fetch_mnist; print(fetch_mnist())')
 for f in train-images-idx3-ubyte train-labels-idx1-ubyte t10k-images-idx3-ubyte \
