@@ -168,7 +168,7 @@ def get_namespace(name: str | Namespace | None = None) -> Namespace:
     key = _canonical(name)
     if key == "cupy" and not cuda_available():
         msg = ("backend 'cupy' needs a usable CUDA device and CuPy "
-               f"({_PIP_NAMES['cupy']}); none was found: {_cuda_problem()}")
+               f"({_PIP_NAMES['cupy']}); none was found: {cuda_status()[1]}")
         raise BackendError(msg)
     module = key if key == "array_api_strict" else f"array_api_compat.{key}"
     try:
@@ -338,10 +338,6 @@ class CudaGraphStep:
             self.graph.launch(stream=self.stream)
             self.launches += 1
             return self.output
-
-
-def _cuda_problem() -> str:
-    return cuda_status()[1]
 
 
 def device(x: Array) -> Any:

@@ -64,7 +64,15 @@ from typing import Any
 
 import numpy as np
 
-from .backend import Namespace, asarray, get_namespace, parse_device, resolve_dtype, to_numpy
+from .backend import (
+    Namespace,
+    asarray,
+    dtype_name,
+    get_namespace,
+    parse_device,
+    resolve_dtype,
+    to_numpy,
+)
 from .backend import device as device_of
 from .io import atomic_write_bytes, temp_path_beside
 from .layers import (
@@ -418,11 +426,6 @@ def _number_text(value: Any) -> str:
     return "0" if text == "-0" else text
 
 
-def _dtype_name(dtype: Any) -> str:
-    # numpy/cupy "float32", torch "torch.float32", strict "array_api_strict.float32"
-    return str(getattr(dtype, "name", None) or dtype).rsplit(".", 1)[-1]
-
-
 def format_value(value: Any, *, show_values: bool = False, max_elements: int = 16) -> str:
     """A value as the graph prints it: numbers compactly (``%.6g``, so 220.00000000000003 reads
     ``220``), 0-d arrays as numbers, other arrays as ``shape dtype`` (``(100, 50) float32``),
@@ -438,7 +441,7 @@ def format_value(value: Any, *, show_values: bool = False, max_elements: int = 1
     shape = tuple(int(n) for n in shape)
     if not shape:
         return _number_text(to_numpy(value).item())
-    text = f"{shape} {_dtype_name(value.dtype)}"
+    text = f"{shape} {dtype_name(value.dtype)}"
     if show_values and math.prod(shape) <= max_elements:
         host = np.asarray(to_numpy(value))
         values = np.array2string(host, precision=4, separator=", ", suppress_small=True)

@@ -178,21 +178,17 @@ def _move_images(x: Any, xp: Any, device: Any, dtype: Any) -> Array:
 
 
 def _move_labels(t: Any, xp: Any, device: Any, dtype: Any) -> Array:
-    if _same_backend(t, xp):
-        t = t if device_of(t) == device else xp.to_device(t, device)
-        if t.ndim == 2 and t.dtype != dtype:
-            t = xp.astype(t, dtype)
-        if t.ndim == 1 and not xp.isdtype(t.dtype, "integral"):
-            msg = f"labels must be class indices (integers) or one-hot rows, got dtype {t.dtype}"
-            raise TypeError(msg)
-        return t
-    t_host = to_numpy(t)
-    if t_host.ndim == 2:  # one-hot rows: floating, like the scores
-        return asarray(t_host, xp, device=device, dtype=dtype)
-    if not np.issubdtype(t_host.dtype, np.integer):
-        msg = f"labels must be class indices (integers) or one-hot rows, got dtype {t_host.dtype}"
+    """Labels on the net's device: one-hot rows in the net's dtype, class indices as they are."""
+    if not _same_backend(t, xp):
+        t = asarray(to_numpy(t), xp, device=device)
+    elif device_of(t) != device:
+        t = xp.to_device(t, device)
+    if t.ndim == 2:  # one-hot rows: floating, like the scores
+        return t if t.dtype == dtype else xp.astype(t, dtype)
+    if not xp.isdtype(t.dtype, "integral"):
+        msg = f"labels must be class indices (integers) or one-hot rows, got dtype {t.dtype}"
         raise TypeError(msg)
-    return asarray(t_host, xp, device=device)
+    return t
 
 
 def _progress_bar(total: int, enabled: bool) -> Any:
