@@ -11,14 +11,15 @@ import numpy as np
 import pytest
 
 from xpnet import backend
-from xpnet.backend import CudaGraphStep, fused_kernels
+from xpnet.cuda import CudaGraphStep, fused_kernels
 
 
 def test_cpu_training_never_imports_cupy():
     code = (
         "import sys, numpy as np, xpnet\n"
         "from xpnet.train import train\n"
-        "from xpnet.backend import fused_kernels, get_namespace\n"
+        "from xpnet.backend import get_namespace\n"
+        "from xpnet.cuda import fused_kernels\n"
         "rng = np.random.default_rng(0)\n"
         "x = rng.random((200, 784), dtype=np.float32); t = rng.integers(0, 10, 200)\n"
         "net = xpnet.TwoLayerNet(784, 20, 10, dtype='float32', seed=0)\n"

@@ -4,7 +4,7 @@ One code path trains on NumPy on a CPU and on CuPy on a CUDA GPU (and on PyTorch
 array-api-strict): every layer takes its array namespace from its inputs.
 """
 
-from . import backend, functions, gradcheck, graph, layers
+from . import backend, cuda, functions, gradcheck, graph, layers
 from .backend import cuda_available, get_namespace, to_numpy
 from .gradcheck import GradcheckReport, GradientCheckError, gradient_check, numerical_gradient
 from .layers import (
@@ -36,6 +36,7 @@ __all__ = [
     "TwoLayerNet",
     "__version__",
     "backend",
+    "cuda",
     "cuda_available",
     "functions",
     "get_namespace",

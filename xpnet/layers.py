@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .backend import Array, fused_kernels, namespace
+from .backend import Array, namespace
+from .cuda import fused_kernels
 from .functions import _as_batch, check_labels, one_hot, sigmoid
 
 __all__ = ["AddLayer", "Affine", "MulLayer", "Relu", "Sigmoid", "SoftmaxWithLoss"]

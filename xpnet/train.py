@@ -23,15 +23,14 @@ import numpy as np
 
 from .backend import (
     Array,
-    CudaGraphStep,
     asarray,
     backend_name,
     dtype_name,
-    fused_kernels,
     namespace,
     to_numpy,
 )
 from .backend import device as device_of
+from .cuda import CudaGraphStep, fused_kernels
 from .functions import check_labels
 
 __all__ = ["EpochRecord", "History", "NonFiniteLossError", "sgd_step", "train", "versions"]
