@@ -1,0 +1,207 @@
+"""``python -m benchmarks.mlp``: the chapter-6 MLP step, xpnet against PyTorch eager.
+
+784-100-100-100-100-10 with batch normalization after every hidden affine layer, ReLU, Adam
+(lr 0.001), batch 100, float32, on MNIST-shaped data: the network of
+``xpnet train --model mlp --hidden 100,100,100,100 --optimizer adam --lr 0.001 --batchnorm``.
+
+Contenders, interleaved round-robin in one process (blocks of ``--steps`` steps, ``--reps``
+repetitions, medians reported):
+
+xpnet-numpy     ``MultiLayerNetExtend(use_batchnorm=True)`` + ``xpnet.optim.Adam`` on NumPy,
+                through the training loop's own step (``xpnet.train.make_step``)
+torch-eager     ``nn.Linear``/``nn.BatchNorm1d``/``relu``, ``cross_entropy``, ``loss.backward()``
+                and ``torch.optim.Adam``: what a PyTorch user writes
+
+Both start from the same He-initialised weights and draw batches by the same per-epoch
+permutation. Threads are pinned (``--threads``, default 1) for BLAS and torch alike.
+
+    python -m benchmarks.mlp                  # prints a table
+    python -m benchmarks.mlp --json out.json  # and writes the numbers
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .__main__ import machine, pin_threads
+
+SIZES = (784, 100, 100, 100, 100, 10)
+LR = 0.001
+
+
+def he_weights(seed: int) -> list[np.ndarray]:
+    """The initial weights both contenders start from (He: std sqrt(2 / fan_in))."""
+    rng = np.random.default_rng(seed)
+    return [np.sqrt(2.0 / n_in) * rng.standard_normal((n_in, n_out))
+            for n_in, n_out in zip(SIZES[:-1], SIZES[1:])]
+
+
+def batches(n: int, batch: int, seed: int) -> Callable[[int], np.ndarray]:
+    """``order(i)``: the rows of step ``i`` (a fresh permutation every epoch)."""
+    rng = np.random.default_rng(seed)
+    per = n // batch
+    state: dict[str, np.ndarray] = {}
+
+    def order(i: int) -> np.ndarray:
+        if i % per == 0:
+            state["perm"] = rng.permutation(n)
+        slot = i % per
+        return state["perm"][slot * batch:(slot + 1) * batch]
+    return order
+
+
+def xpnet_step(x: np.ndarray, t: np.ndarray, batch: int, seed: int) -> Callable[[int], Any]:
+    import xpnet
+    from xpnet.optim import Adam
+
+    net = xpnet.MultiLayerNetExtend(SIZES[0], list(SIZES[1:-1]), SIZES[-1],
+                                    weight_init_std="relu", use_batchnorm=True,
+                                    dtype="float32", seed=seed)
+    for k, w in enumerate(he_weights(seed), start=1):
+        net.params[f"W{k}"][...] = net.xp.asarray(w, dtype=net.dtype)
+    opt = Adam(lr=LR)
+    order = batches(x.shape[0], batch, seed)
+    xp = net.xp
+
+    def step(i: int) -> Any:
+        idx = xp.asarray(order(i))
+        xb, tb = xp.take(x, idx, axis=0), xp.take(t, idx, axis=0)
+        opt.update(net.params, net.gradient(xb, tb))
+        return net.last_loss
+    return step
+
+
+def torch_step(x: np.ndarray, t: np.ndarray, batch: int, seed: int) -> Callable[[int], Any]:
+    import torch
+
+    layers: list[Any] = []
+    for k, w in enumerate(he_weights(seed)):
+        lin = torch.nn.Linear(w.shape[0], w.shape[1])
+        with torch.no_grad():
+            lin.weight.copy_(torch.from_numpy(w.T.astype(np.float32)))
+            lin.bias.zero_()
+        layers.append(lin)
+        if k < len(SIZES) - 2:
+            # The book's BatchNormalization: momentum 0.9 (torch counts 1 - that), eps 1e-7.
+            layers.append(torch.nn.BatchNorm1d(w.shape[1], momentum=0.1, eps=1e-7))
+            layers.append(torch.nn.ReLU())
+    model = torch.nn.Sequential(*layers)
+    model.train()
+    opt = torch.optim.Adam(model.parameters(), lr=LR)
+    xt = torch.from_numpy(x)
+    tt = torch.from_numpy(t.astype(np.int64))
+    order = batches(x.shape[0], batch, seed)
+
+    def step(i: int) -> Any:
+        idx = torch.from_numpy(order(i))
+        loss = torch.nn.functional.cross_entropy(model(xt.index_select(0, idx)),
+                                                 tt.index_select(0, idx))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return loss.detach()
+    return step
+
+
+CONTENDERS = {"xpnet-numpy": xpnet_step, "torch-eager": torch_step}
+
+
+def load(quick: bool) -> tuple[np.ndarray, np.ndarray, str]:
+    if not quick:
+        try:
+            from xpnet.datasets import load_mnist
+
+            (x, t), _ = load_mnist()
+            return x, t, "MNIST"
+        except Exception as exc:  # noqa: BLE001 - no data here: say so and use random data
+            print(f"note: MNIST not available ({exc}); using random data")
+    rng = np.random.default_rng(0)
+    n = 2000 if quick else 60_000
+    return (rng.random((n, 784), dtype=np.float32), rng.integers(0, 10, n).astype(np.uint8),
+            "random")
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    threads = pin_threads(args.threads)
+    x, t, source = load(args.quick)
+    steps = {}
+    skipped = {}
+    for name, make in CONTENDERS.items():
+        try:
+            steps[name] = make(x, t, args.batch, args.seed)
+            for i in range(args.warmup):
+                steps[name](i)
+        except Exception as exc:  # noqa: BLE001 - a contender that cannot run is reported
+            skipped[name] = f"{type(exc).__name__}: {exc}"
+            print(f"skipped {name}: {skipped[name]}")
+    times: dict[str, list[float]] = {name: [] for name in steps}
+    counter = dict.fromkeys(steps, args.warmup)
+    for _ in range(args.reps):
+        for name, step in steps.items():  # interleaved: noise hits every contender alike
+            t0 = time.perf_counter()
+            for _ in range(args.steps):
+                step(counter[name])
+                counter[name] += 1
+            times[name].append((time.perf_counter() - t0) / args.steps)
+    medians = {name: statistics.median(v) for name, v in times.items()}
+    report: dict[str, Any] = {
+        "config": {"sizes": list(SIZES), "batch": args.batch, "optimizer": "adam", "lr": LR,
+                   "batchnorm": True, "dtype": "float32", "data": source,
+                   "steps_per_block": args.steps, "reps": args.reps, "warmup": args.warmup},
+        "machine": machine(), "threads": threads,
+        "step_ms": {name: {"median": 1e3 * m, "min": 1e3 * min(times[name]),
+                           "max": 1e3 * max(times[name])} for name, m in medians.items()},
+        "skipped": skipped,
+    }
+    if "xpnet-numpy" in medians and "torch-eager" in medians:
+        report["ratio_xpnet_over_torch"] = medians["xpnet-numpy"] / medians["torch-eager"]
+    return report
+
+
+def print_report(report: dict[str, Any]) -> None:
+    cfg = report["config"]
+    print(f"\nMLP {'-'.join(map(str, cfg['sizes']))}, batch norm, Adam {cfg['lr']}, batch "
+          f"{cfg['batch']}, float32, {cfg['data']} data, threads {report['threads']['requested']}")
+    print(f"{'contender':<14} {'step ms (median)':>17} {'min':>8} {'max':>8}")
+    for name, s in report["step_ms"].items():
+        print(f"{name:<14} {s['median']:>17.3f} {s['min']:>8.3f} {s['max']:>8.3f}")
+    if "ratio_xpnet_over_torch" in report:
+        print(f"xpnet / torch step time: {report['ratio_xpnet_over_torch']:.2f}x "
+              "(target <= 1.0x)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.mlp", description=__doc__.split("\n")[0])
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--batch", type=int, default=100)
+    p.add_argument("--steps", type=int, default=200, help="steps per timed block")
+    p.add_argument("--reps", type=int, default=7)
+    p.add_argument("--warmup", type=int, default=30)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--quick", action="store_true", help="small random data, few steps")
+    p.add_argument("--json", default=None, metavar="PATH")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.steps, args.reps, args.warmup = 20, 2, 3
+    report = run(args)
+    print_report(report)
+    if args.json:
+        path = Path(args.json)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        tmp.write_text(json.dumps(report, indent=2) + "\n")
+        tmp.replace(path)
+        print(f"wrote {path}")
+    return 0 if not report["skipped"] else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,131 @@
+"""The book's ``Trainer`` (``common/trainer.py``), driving xpnet's one training loop.
+
+``Trainer(network, x_train, t_train, x_test, t_test, epochs=20, mini_batch_size=100,
+optimizer='SGD', optimizer_param={'lr': 0.01}, evaluate_sample_num_per_epoch=None, verbose=True)``
+takes the book's arguments and fills the book's ``train_loss_list``, ``train_acc_list`` and
+``test_acc_list``; the work is done by :func:`xpnet.train.train`, the loop that ``xpnet train``
+uses too: the data moves to the network's device once, losses come back once per epoch, a
+NaN loss stops the run, Ctrl-C keeps what was measured, and a progress bar shows on a terminal.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from collections.abc import Mapping
+from typing import Any
+
+from .optim import Optimizer, get_optimizer
+from .train import History, train
+
+__all__ = ["Trainer"]
+
+
+class Trainer:
+    """Train ``network`` for ``epochs`` epochs of ``mini_batch_size`` samples (the book's API).
+
+    Parameters
+    ----------
+    network
+        An xpnet network (:class:`~xpnet.TwoLayerNet`, :class:`~xpnet.MultiLayerNet`, ...) or
+        a network of the book's shape (``params``, ``gradient``, ``accuracy``).
+    x_train, t_train, x_test, t_test
+        Host NumPy arrays or arrays of the network's backend; labels are class indices or
+        one-hot rows.
+    epochs, mini_batch_size
+        ``int(epochs * max(N / mini_batch_size, 1))`` steps in all.
+    optimizer, optimizer_param
+        An optimizer name (``'sgd'``, ``'momentum'``, ``'nesterov'``, ``'adagrad'``,
+        ``'rmsprop'``, ``'adam'``; any case) and its keyword arguments, or an optimizer object.
+    evaluate_sample_num_per_epoch
+        Evaluate the accuracies on the first this many train and test samples (all if ``None``).
+    verbose
+        Print one line per epoch and the final test accuracy.
+    seed
+        Seeds the host generator that orders the mini-batches (keyword only).
+    progress
+        Show a progress bar (default: when ``verbose`` and standard error is a terminal).
+
+    After :meth:`train`, ``train_loss_list`` holds the loss of every step (the loss of the
+    forward pass each gradient came from), ``train_acc_list`` and ``test_acc_list`` one value
+    per epoch, and :attr:`history` the whole record.
+    """
+
+    def __init__(
+        self,
+        network: Any,
+        x_train: Any,
+        t_train: Any,
+        x_test: Any,
+        t_test: Any,
+        epochs: int = 20,
+        mini_batch_size: int = 100,
+        optimizer: str | Optimizer = "SGD",
+        optimizer_param: Mapping[str, Any] | None = None,
+        evaluate_sample_num_per_epoch: int | None = None,
+        verbose: bool = True,
+        *,
+        seed: int | None = 0,
+        progress: bool | None = None,
+    ) -> None:
+        if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
+            msg = f"epochs must be a positive integer, got {epochs!r}"
+            raise ValueError(msg)
+        if (not isinstance(mini_batch_size, int) or isinstance(mini_batch_size, bool)
+                or mini_batch_size < 1):
+            msg = f"mini_batch_size must be a positive integer, got {mini_batch_size!r}"
+            raise ValueError(msg)
+        if evaluate_sample_num_per_epoch is not None and evaluate_sample_num_per_epoch < 1:
+            msg = ("evaluate_sample_num_per_epoch must be a positive integer or None, got "
+                   f"{evaluate_sample_num_per_epoch!r}")
+            raise ValueError(msg)
+        self.network = network
+        self.verbose = verbose
+        self.x_train, self.t_train = x_train, t_train
+        self.x_test, self.t_test = x_test, t_test
+        self.epochs = epochs
+        self.batch_size = mini_batch_size
+        self.evaluate_sample_num_per_epoch = evaluate_sample_num_per_epoch
+        if isinstance(optimizer, str):
+            params = {"lr": 0.01} if optimizer_param is None else dict(optimizer_param)
+            self.optimizer = get_optimizer(optimizer, **params)
+        else:
+            if optimizer_param:
+                msg = "optimizer_param goes with an optimizer name, not an optimizer object"
+                raise TypeError(msg)
+            self.optimizer = optimizer
+        self.seed = seed
+        self.progress = progress
+        self.train_size = int(x_train.shape[0])
+        self.iter_per_epoch = max(self.train_size / mini_batch_size, 1)
+        self.max_iter = int(epochs * self.iter_per_epoch)
+        self.train_loss_list: list[float] = []
+        self.train_acc_list: list[float] = []
+        self.test_acc_list: list[float] = []
+        self.history: History | None = None
+        self.final_test_acc: float | None = None
+
+    def train(self) -> History:
+        """Run all ``max_iter`` steps, then measure the test accuracy on the whole test set."""
+        progress = self.progress
+        if progress is None:
+            progress = self.verbose and sys.stderr.isatty()
+        history = train(
+            self.network, self.x_train, self.t_train, self.x_test, self.t_test,
+            iters=self.max_iter, batch_size=self.batch_size, optimizer=self.optimizer,
+            seed=self.seed, eval_every=max(math.ceil(self.iter_per_epoch), 1),
+            eval_samples=self.evaluate_sample_num_per_epoch, eval_at_end=False,
+            progress=progress, log=print if self.verbose else None,
+        )
+        self.history = history
+        self.train_loss_list = list(history.loss)
+        self.train_acc_list = history.train_acc_list
+        self.test_acc_list = history.test_acc_list
+        if history.status == "finished":
+            self.final_test_acc = history.final_test_acc
+            if self.verbose:
+                print("=============== Final Test Accuracy ===============")
+                print(f"test acc: {self.final_test_acc}")
+        elif self.verbose:
+            print(f"training stopped: {history.message}")
+        return history
