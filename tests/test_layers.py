@@ -269,10 +269,10 @@ def test_affine_shape_errors(be, xshape, pattern):
         layer.forward(be.asarray(np.zeros(xshape)))
 
 
-def test_affine_dtype_mismatch(be):
+def test_affine_refuses_integer_input(be):
     layer = Affine(be.asarray(np.zeros((4, 3))), be.asarray(np.zeros(3)))
-    with pytest.raises(TypeError, match=r"Affine input has dtype .*float32 but W has .*float64"):
-        layer.forward(be.asarray(np.zeros((2, 4)), "float32"))
+    with pytest.raises(TypeError, match=r"Affine needs floating arrays, got dtypes .*uint8"):
+        layer.forward(be.asarray(np.zeros((2, 4)), "uint8"))
 
 
 def test_affine_refuses_another_backend(be):
@@ -389,3 +389,197 @@ def test_float32_in_float32_out_on_the_device(be, rng):
     single = SoftmaxWithLoss()
     be.assert_on(single.forward(x[0, ...], be.asarray(1, "uint8")), "float32", ())
     be.assert_on(single.backward(), "float32", (3,))
+
+
+# --------------------------------------------------------------------------- mixed dtypes
+
+# (x, W, b) dtypes: the book's float32 images (and chapter 8's float16 ones) with float64 weights,
+# and the other ways round.
+MIXED = [("float32", "float64", "float64"), ("float16", "float64", "float64"),
+         ("float64", "float32", "float32"), ("float16", "float32", "float32"),
+         ("float32", "float32", "float64"), ("float32", "float16", "float16")]
+TOL = {"float16": 2e-3, "float32": 2e-6, "float64": 1e-13}
+
+
+def _skip_float16(be, *dtypes):
+    if "float16" in dtypes and be.name.startswith("array_api_strict"):
+        pytest.skip("array-api-strict has no float16 (the Array API standard defines none)")
+
+
+@pytest.mark.parametrize(("xd", "wd", "bd"), MIXED, ids=["-".join(m) for m in MIXED])
+def test_affine_mixed_dtypes_follow_numpy(be, rng, xd, wd, bd):
+    _skip_float16(be, xd, wd, bd)
+    xh = rng.random((5, 2, 3)).astype(xd)  # N-D input, flattened to (5, 6)
+    Wh, bh = rng.standard_normal((6, 4)).astype(wd), rng.standard_normal(4).astype(bd)
+    # NumPy, as the book's code runs it: the reference dtypes and values.
+    x2 = xh.reshape(5, -1)
+    out_ref = np.dot(x2, Wh) + bh
+    douth = rng.standard_normal((5, 4)).astype(out_ref.dtype)
+    dx_ref = np.dot(douth, Wh.T).reshape(xh.shape)
+    dW_ref, db_ref = np.dot(x2.T, douth), np.sum(douth, axis=0)
+
+    W, b = be.asarray(Wh), be.asarray(bh)
+    layer = Affine(W, b)
+    out = layer.forward(be.asarray(xh))
+    be.assert_on(out, out_ref.dtype.name, out_ref.shape)
+    be.assert_close(out, out_ref, rtol=TOL[out_ref.dtype.name], atol=1e-6)
+    dx = layer.backward(be.asarray(douth))
+    for got, want in ((dx, dx_ref), (layer.dW, dW_ref), (layer.db, db_ref)):
+        be.assert_on(got, want.dtype.name, want.shape)
+        be.assert_close(got, want, rtol=TOL[want.dtype.name], atol=1e-6)
+    # the weights are neither cast nor changed
+    be.assert_on(W, wd, (6, 4))
+    be.assert_on(b, bd, (4,))
+    be.assert_close(W, Wh, rtol=0)
+
+
+def test_affine_same_dtypes_take_the_fast_path(be, rng):
+    W, b = be.asarray(rng.standard_normal((3, 2)), "float32"), be.asarray(np.zeros(2), "float32")
+    layer = Affine(W, b)
+    x = be.asarray(rng.standard_normal((4, 3)), "float32")
+    layer.forward(x)
+    assert layer.x is x  # no cast, no copy
+    layer.backward(be.asarray(np.ones((4, 2)), "float32"))
+    be.assert_on(layer.dW, "float32", (3, 2))
+
+
+@pytest.mark.parametrize(("ad", "bd"), [("float32", "float64"), ("float16", "float64"),
+                                        ("float64", "float16")])
+def test_elementwise_layers_mixed_dtypes_follow_numpy(be, rng, ad, bd):
+    _skip_float16(be, ad, bd)
+    ah = rng.standard_normal((3, 4)).astype(ad)
+    sh = np.asarray(1.5, dtype=bd)  # a 0-d array: PyTorch's own `*` would keep ad
+    for layer_cls, op in ((MulLayer, np.multiply), (AddLayer, np.add)):
+        want = op(ah, sh)
+        layer = layer_cls()
+        out = layer.forward(be.asarray(ah), be.asarray(sh))
+        be.assert_on(out, want.dtype.name, (3, 4))
+        be.assert_close(out, want, rtol=TOL[want.dtype.name])
+        dx, dy = layer.backward(be.asarray(np.ones((3, 4), dtype=want.dtype)))
+        be.assert_on(dx, want.dtype.name, (3, 4))
+        be.assert_on(dy, want.dtype.name, ())
+
+    sig = Sigmoid()
+    y = sig.forward(be.asarray(ah))
+    be.assert_on(y, ad, (3, 4))
+    douth = rng.standard_normal((3, 4)).astype(bd)
+    yh = be.to_numpy(y)
+    want = douth * (1.0 - yh) * yh  # the book's formula in NumPy
+    got = sig.backward(be.asarray(douth))
+    be.assert_on(got, want.dtype.name, (3, 4))
+    be.assert_close(got, want, rtol=TOL[want.dtype.name], atol=1e-6)
+
+    relu = Relu()
+    relu.forward(be.asarray(ah))
+    be.assert_on(relu.backward(be.asarray(douth)), bd, (3, 4))  # the book returns dout's dtype
+
+
+def test_softmax_with_loss_backward_promotes_a_0d_dout(be, rng):
+    layer = SoftmaxWithLoss()
+    layer.forward(be.asarray(rng.standard_normal((2, 3)), "float32"), be.asarray([0, 2], "uint8"))
+    y = be.to_numpy(layer.y)
+    want = (y - np.eye(3)[[0, 2]].astype(np.float32)) * (np.asarray(3.0) / 2)
+    got = layer.backward(be.asarray(3.0, "float64"))
+    be.assert_on(got, "float64", (2, 3))
+    be.assert_close(got, want, rtol=1e-15)
+
+
+def test_half_float_network_float16_images_with_float64_weights(be, rng):
+    """Chapter 8's half_float_network.py: float16 images into float64 weights that hold
+    float16-rounded values. NumPy computes in float64."""
+    _skip_float16(be, "float16")
+    host = {"W1": rng.standard_normal((12, 8)) * 0.3, "b1": rng.standard_normal(8) * 0.1,
+            "W2": rng.standard_normal((8, 5)) * 0.3, "b2": rng.standard_normal(5) * 0.1}
+    for value in host.values():
+        value[...] = value.astype(np.float16)  # the book's rounding, kept in float64 arrays
+    xh = rng.random((6, 12)).astype(np.float16)
+    want = np.maximum(xh @ host["W1"] + host["b1"], 0.0) @ host["W2"] + host["b2"]
+    assert want.dtype == np.float64
+
+    params = {k: be.asarray(v) for k, v in host.items()}
+    layers = [Affine(params["W1"], params["b1"]), Relu(), Affine(params["W2"], params["b2"])]
+    y = be.asarray(xh)
+    for layer in layers:
+        y = layer.forward(y)
+    be.assert_on(y, "float64", (6, 5))
+    be.assert_close(y, want, rtol=1e-12, atol=1e-14)
+    np.testing.assert_array_equal(np.argmax(be.to_numpy(y), axis=1), np.argmax(want, axis=1))
+
+
+class _ReadersTwoLayerNet:
+    """A reader's chapter-5 network: float64 weights from np.random.randn in a plain dict,
+    xpnet's layers instead of the book's, everything else as a reader writes it."""
+
+    def __init__(self, input_size, hidden_size, output_size, *, put, weight_init_std=0.01):
+        randn = np.random.RandomState(0).randn
+        self.params = {
+            "W1": put(weight_init_std * randn(input_size, hidden_size)),
+            "b1": put(np.zeros(hidden_size)),
+            "W2": put(weight_init_std * randn(hidden_size, output_size)),
+            "b2": put(np.zeros(output_size)),
+        }
+        self.layers = {
+            "Affine1": Affine(self.params["W1"], self.params["b1"]),
+            "Relu1": Relu(),
+            "Affine2": Affine(self.params["W2"], self.params["b2"]),
+        }
+        self.last_layer = SoftmaxWithLoss()
+
+    def predict(self, x):
+        for layer in self.layers.values():
+            x = layer.forward(x)
+        return x
+
+    def loss(self, x, t):
+        return self.last_layer.forward(self.predict(x), t)
+
+    def gradient(self, x, t):
+        self.loss(x, t)
+        dout = self.last_layer.backward(1)
+        for layer in reversed(list(self.layers.values())):
+            dout = layer.backward(dout)
+        a1, a2 = self.layers["Affine1"], self.layers["Affine2"]
+        return {"W1": a1.dW, "b1": a1.db, "W2": a2.dW, "b2": a2.db}
+
+
+def _reference_sgd(params, x, labels, lr, steps):
+    """The same training in plain NumPy float64, by the textbook formulas."""
+    p = {k: v.copy() for k, v in params.items()}
+    x = x.astype(np.float64)
+    n, losses = len(labels), []
+    onehot = np.eye(p["b2"].size)[labels]
+    for _ in range(steps):
+        h_pre = x @ p["W1"] + p["b1"]
+        h = np.maximum(h_pre, 0.0)
+        z = h @ p["W2"] + p["b2"]
+        logp = z - np.logaddexp.reduce(z, axis=1, keepdims=True)
+        losses.append(-np.sum(onehot * logp) / n)
+        dz = (np.exp(logp) - onehot) / n
+        dh = (dz @ p["W2"].T) * (h_pre > 0)
+        grads = {"W1": x.T @ dh, "b1": dh.sum(0), "W2": h.T @ dz, "b2": dz.sum(0)}
+        for k in p:
+            p[k] = p[k] - lr * grads[k]
+    return losses, p
+
+
+def test_readers_chapter5_script_float32_images_float64_weights(be, rng):
+    x_host = (rng.integers(0, 256, (32, 784)) / 255.0).astype(np.float32)  # load_mnist(normalize)
+    t_host = rng.integers(0, 10, 32).astype(np.uint8)
+    net = _ReadersTwoLayerNet(784, 50, 10, put=be.asarray, weight_init_std=0.1)
+    start = {k: be.to_numpy(v) for k, v in net.params.items()}
+    x_batch, t_batch = be.asarray(x_host), be.asarray(t_host)
+
+    lr, losses = 0.5, []
+    for _ in range(5):
+        grad = net.gradient(x_batch, t_batch)
+        for key in ("W1", "b1", "W2", "b2"):
+            net.params[key] -= lr * grad[key]  # the book's in-place update
+        losses.append(float(net.last_layer.loss))
+
+    want_losses, want_params = _reference_sgd(start, x_host, t_host, lr, 5)
+    np.testing.assert_allclose(losses, want_losses, rtol=1e-10)
+    assert losses[-1] < losses[0]
+    for key, value in net.params.items():
+        be.assert_on(value, "float64")
+        be.assert_close(value, want_params[key], rtol=1e-9, atol=1e-12)
+    be.assert_on(net.predict(x_batch), "float64", (32, 10))

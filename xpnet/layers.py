@@ -1,7 +1,10 @@
-"""The book's layers (chapter 5), each a small class with ``forward`` and ``backward``.
+"""The book's layers (chapters 5 and 6), each a small class with ``forward`` and ``backward``.
 
 Each layer takes its array namespace from its inputs, keeps only what ``backward`` needs, and never
-modifies the gradient it is given. Outputs keep the input's dtype and device.
+modifies the gradient it is given. Outputs stay on the input's device. Mixed floating dtypes
+(float16, float32, float64) follow the Array API / NumPy type promotion, as the book's NumPy code
+does: ``Affine(W64, b64).forward(x32)`` is float64, and weights are never cast down. Inputs whose
+dtypes already match take the fast path with no casts.
 """
 
 from __future__ import annotations
@@ -21,6 +24,48 @@ def _check_operands(x: Any, y: Any) -> None:
     """Plain numbers pass (the book's apple example); arrays must share one backend."""
     if not (isinstance(x, _SCALARS) and isinstance(y, _SCALARS)):
         namespace(x, y)
+
+
+def _promoted(xp: Any, where: str, *arrays: Array) -> tuple[Array, ...]:
+    """``arrays`` cast to their promoted floating dtype (``xp.result_type``), each cast only
+    where its dtype differs. Every cast goes up (float16 < float32 < float64), so values are
+    kept exactly: what NumPy computes for mixed dtypes. PyTorch's ``@`` does not promote, and
+    in-place updates would cast down, hence explicit casts."""
+    for a in arrays:
+        if not xp.isdtype(a.dtype, "real floating"):
+            names = ", ".join(str(b.dtype) for b in arrays)
+            msg = (f"{where} needs floating arrays, got dtypes {names}; cast the input with "
+                   "xp.astype(x, W.dtype) (e.g. images as float32 scaled to [0, 1])")
+            raise TypeError(msg)
+    dtype = xp.result_type(*(a.dtype for a in arrays))
+    return tuple(a if a.dtype == dtype else xp.astype(a, dtype) for a in arrays)
+
+
+def _same_float(a: Any, b: Any) -> tuple[Any, Any]:
+    """``a, b`` cast to their promoted dtype when both are floating arrays of different dtypes.
+
+    PyTorch's ``*`` and ``+`` keep the dtype of the larger operand when the other is 0-d
+    (float32 array * float64 0-d array is float32 there, float64 in NumPy and the Array API),
+    and array_api_compat's wrappers do not fix it for float16. Anything else is left to the
+    library's own rules."""
+    if isinstance(a, _SCALARS) or isinstance(b, _SCALARS) or a.dtype == b.dtype:
+        return a, b
+    xp = namespace(a, b)
+    if xp.isdtype(a.dtype, "real floating") and xp.isdtype(b.dtype, "real floating"):
+        return _promoted(xp, "", a, b)
+    return a, b
+
+
+def _mul(a: Any, b: Any) -> Any:
+    """``a * b`` with NumPy's promotion for mixed floating dtypes on every backend."""
+    a, b = _same_float(a, b)
+    return a * b
+
+
+def _add(a: Any, b: Any) -> Any:
+    """``a + b`` with NumPy's promotion for mixed floating dtypes on every backend."""
+    a, b = _same_float(a, b)
+    return a + b
 
 
 def _sum_to_shape(grad: Any, like: Any) -> Any:
@@ -58,11 +103,11 @@ class MulLayer:
         _check_operands(x, y)
         self.x = x
         self.y = y
-        return x * y
+        return _mul(x, y)
 
     def backward(self, dout: Any) -> tuple[Any, Any]:
-        dx = _sum_to_shape(dout * self.y, self.x)
-        dy = _sum_to_shape(dout * self.x, self.y)
+        dx = _sum_to_shape(_mul(dout, self.y), self.x)
+        dy = _sum_to_shape(_mul(dout, self.x), self.y)
         return dx, dy
 
 
@@ -77,7 +122,7 @@ class AddLayer:
         _check_operands(x, y)
         self.x = x
         self.y = y
-        return x + y
+        return _add(x, y)
 
     def backward(self, dout: Any) -> tuple[Any, Any]:
         # `* 1` hands each input its own array, as the book does.
@@ -136,6 +181,10 @@ class Affine:
     the original shape back. Backward stores ``dW = x.T @ dout`` and ``db = sum(dout, axis=0)``
     and returns ``dx = dout @ W.T``, or ``None`` when ``input_grad=False`` (a first layer, whose
     input is data, skips that matmul).
+
+    Mixed floating dtypes promote as in NumPy: float16 or float32 input with float64 ``W`` and
+    ``b`` gives float64 output and gradients (``dW`` then has the promoted dtype, as NumPy's
+    ``x.T @ dout`` has). Integer input raises ``TypeError``.
     """
 
     def __init__(self, W: Array, b: Array, *, input_grad: bool = True) -> None:
@@ -156,26 +205,31 @@ class Affine:
                 msg = "Affine needs input of shape (N, features), got a 0-d array"
                 raise ValueError(msg)
             x = xp.reshape(x, (x.shape[0], -1))
-        if x.shape[1] != self.W.shape[0]:
-            msg = (f"Affine expects {self.W.shape[0]} input features, got input of shape "
+        W, b = self.W, self.b
+        if x.shape[1] != W.shape[0]:
+            msg = (f"Affine expects {W.shape[0]} input features, got input of shape "
                    f"{self.original_x_shape} ({x.shape[1]} features after flattening)")
             raise ValueError(msg)
-        if x.dtype != self.W.dtype:
-            msg = (f"Affine input has dtype {x.dtype} but W has {self.W.dtype}; "
-                   "cast the input with xp.astype(x, W.dtype)")
-            raise TypeError(msg)
-        self.x = x
-        out = x @ self.W
-        out += self.b  # in place on the fresh product: no second (N, out) array
+        if x.dtype != W.dtype or b.dtype != W.dtype:
+            x, W, b = _promoted(xp, "Affine", x, W, b)
+        self.x = x  # in the promoted dtype: backward's x.T @ dout needs no second cast
+        out = x @ W
+        out += b  # in place on the fresh product: no second (N, out) array
         return out
 
     def backward(self, dout: Array) -> Array | None:
         xp = self.xp
-        self.dW = self.x.T @ dout
+        x = self.x
+        if dout.dtype != x.dtype:
+            x, dout = _promoted(xp, "Affine backward", x, dout)
+        self.dW = x.T @ dout
         self.db = xp.sum(dout, axis=0)
         if not self.input_grad:
             return None
-        dx = dout @ self.W.T
+        W = self.W
+        if W.dtype != dout.dtype:
+            dout, W = _promoted(xp, "Affine backward", dout, W)
+        dx = dout @ W.T
         return xp.reshape(dx, self.original_x_shape)
 
 
@@ -237,7 +291,8 @@ class SoftmaxWithLoss:
         else:
             if self.t_hot is None:
                 self.t_hot = one_hot(self._labels, self.y.shape[-1], dtype=self.y.dtype)
-            dx = (self.y - self.t_hot) * (dout / batch_size)
+            # _mul: a 0-d dout of another dtype promotes on PyTorch too
+            dx = _mul(self.y - self.t_hot, dout / batch_size)
         return dx[0, ...] if self._single else dx
 
 
