@@ -437,3 +437,10 @@ def test_random_generator_errors(be):
         gen.random(3, "int32")
     with pytest.raises(ValueError, match="state given comes from 'elsewhere'"):
         gen.set_state({"backend": "elsewhere", "state": None})
+
+
+def test_random_generator_default_device_is_the_backends(be):
+    gen = backend.random_generator(be.xp, None, seed=1)
+    u = gen.random(3)
+    assert repr(array_api_compat.device(u)) == repr(backend.default_device(be.xp))
+    assert repr(gen.device) == repr(array_api_compat.device(u))

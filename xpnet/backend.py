@@ -359,7 +359,7 @@ class RandomGenerator:
 
     def __init__(self, xp: Namespace, device: Any, seed: int | None) -> None:
         self.xp = xp
-        self.device = device
+        self.device = default_device(xp) if device is None else device
         self.backend = backend_name(xp)
         # SeedSequence turns any seed (or None: fresh OS entropy) into well-mixed state.
         self._seq = np.random.SeedSequence(seed)
@@ -367,7 +367,7 @@ class RandomGenerator:
             import torch
 
             self._torch = torch
-            self._gen = torch.Generator(device=torch.device("cpu") if device is None else device)
+            self._gen = torch.Generator(device=self.device or torch.device("cpu"))
             self._gen.manual_seed(int(self._seq.generate_state(1, np.uint64)[0]))
         elif self.backend == "cupy":
             self._counter = 0  # CuPy keeps its generator state on the GPU: count draws instead
