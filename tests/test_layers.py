@@ -691,11 +691,13 @@ def test_dropout_errors(be):
     with pytest.raises(ValueError, match=r"dout has shape \(3, 2\), the forward input had"):
         layer.backward(be.asarray(np.ones((3, 2))))
     layer.fixed_mask = be.asarray(np.ones((3, 2), dtype=bool))
-    with pytest.raises(ValueError, match=r"fixed_mask must be a boolean array of the input's sh"):
+    with pytest.raises(ValueError, match=r"fixed_mask must have the input's shape \(2, 3\), got"):
         layer.forward(x)
     layer.fixed_mask = be.asarray(np.ones((2, 3)))
-    with pytest.raises(ValueError, match="fixed_mask must be a boolean array"):
+    with pytest.raises(TypeError, match="fixed_mask must be a boolean array, got dtype"):
         layer.forward(x)
+    with pytest.raises(ValueError, match="seed must be a non-negative integer or None, got -3"):
+        Dropout(seed=-3)
     if be.other_device is not None:
         elsewhere = backend.random_generator(be.xp, be.other_device, 0)
         with pytest.raises(ValueError, match=r"Dropout's rng draws on .* but the input is on"):

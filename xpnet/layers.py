@@ -338,6 +338,9 @@ class Dropout:
         if not 0.0 <= ratio <= 1.0:  # also refuses NaN
             msg = f"dropout_ratio must lie in [0, 1], got {dropout_ratio!r}"
             raise ValueError(msg)
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
+            msg = f"seed must be a non-negative integer or None, got {seed!r}"
+            raise ValueError(msg)
         self.dropout_ratio = ratio
         self.seed = seed
         self.rng = rng
@@ -367,9 +370,13 @@ class Dropout:
             return x * (1.0 - self.dropout_ratio)
         if self.fixed_mask is not None:
             mask = self.fixed_mask
-            if tuple(mask.shape) != tuple(x.shape) or not xp.isdtype(mask.dtype, "bool"):
-                msg = (f"Dropout.fixed_mask must be a boolean array of the input's shape "
-                       f"{tuple(x.shape)}, got dtype {mask.dtype} and shape {tuple(mask.shape)}")
+            if not xp.isdtype(mask.dtype, "bool"):
+                msg = (f"Dropout.fixed_mask must be a boolean array, got dtype {mask.dtype}; "
+                       "e.g. xp.asarray(host_mask > 0, device=...)")
+                raise TypeError(msg)
+            if tuple(mask.shape) != tuple(x.shape):
+                msg = (f"Dropout.fixed_mask must have the input's shape {tuple(x.shape)}, "
+                       f"got shape {tuple(mask.shape)}")
                 raise ValueError(msg)
         else:
             # float32 draws: cheaper than float64 and enough resolution for a keep/drop choice
