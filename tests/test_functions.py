@@ -244,3 +244,65 @@ def test_one_hot_with_more_classes_than_the_label_dtype_counts(be, dtype):
     expected = np.zeros((4, 300), dtype=np.float32)
     expected[np.arange(4), labels.astype(np.int64)] = 1.0
     be.assert_close(hot, expected, rtol=0)
+
+
+# --------------------------------------------------------------------------- the book's other names
+
+
+def test_identity_function_returns_its_input(be):
+    x = be.asarray([1.0, -2.0])
+    assert F.identity_function(x) is x
+
+
+def test_step_function(be):
+    got = F.step_function(be.asarray([-1.0, 0.0, 1e-300, 2.0]))
+    be.assert_on(got, "int64", (4,))
+    np.testing.assert_array_equal(be.to_numpy(got), [0, 0, 1, 1])
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_sigmoid_grad_against_a_central_difference(be, rng, dtype):
+    host = rng.standard_normal(10) * 3
+    h = 1e-6
+    want = (1 / (1 + np.exp(-(host + h))) - 1 / (1 + np.exp(-(host - h)))) / (2 * h)
+    got = F.sigmoid_grad(be.asarray(host, dtype))
+    be.assert_on(got, dtype, (10,))
+    be.assert_close(got, want, rtol=1e-8 if dtype == "float64" else 1e-5, atol=1e-7)
+
+
+def test_relu_grad_counts_zero_in_as_the_book(be):
+    got = F.relu_grad(be.asarray([-1.0, 0.0, 0.5], "float32"))
+    be.assert_on(got, "float32", (3,))
+    np.testing.assert_array_equal(be.to_numpy(got), [0.0, 1.0, 1.0])
+
+
+def test_mean_squared_error_the_books_example(be):
+    # chapter 4: "2" is the answer; 0.6 on it gives 0.0975, 0.6 on "7" gives 0.5975
+    t = be.asarray([0, 0, 1, 0, 0, 0, 0, 0, 0, 0], "int64")
+    y_right = be.asarray([0.1, 0.05, 0.6, 0.0, 0.05, 0.1, 0.0, 0.1, 0.0, 0.0])
+    y_wrong = be.asarray([0.1, 0.05, 0.1, 0.0, 0.05, 0.1, 0.0, 0.6, 0.0, 0.0])
+    assert float(F.mean_squared_error(y_right, t)) == pytest.approx(0.0975, rel=1e-12)
+    assert float(F.mean_squared_error(y_wrong, t)) == pytest.approx(0.5975, rel=1e-12)
+    assert F.sum_squared_error is F.mean_squared_error  # common/functions.py's name
+
+
+@pytest.mark.parametrize(("yd", "td"), [("float32", "float32"), ("float32", "float64"),
+                                        ("float64", "float32")])
+def test_mean_squared_error_dtypes_follow_numpy(be, rng, yd, td):
+    yh, th = rng.random((3, 4)).astype(yd), rng.random((3, 4)).astype(td)
+    want = 0.5 * np.sum((yh - th) ** 2)
+    got = F.mean_squared_error(be.asarray(yh), be.asarray(th))
+    be.assert_on(got, want.dtype.name, ())
+    be.assert_close(got, want, rtol=1e-6 if want.dtype == np.float32 else 1e-13)
+    with pytest.raises(ValueError, match=r"same shape, got \(3, 4\) and \(4,\)"):
+        F.mean_squared_error(be.asarray(yh), be.asarray(th[0]))
+
+
+@pytest.mark.parametrize("labels_as", ["one-hot", "int64"])
+def test_softmax_loss_is_cross_entropy_of_softmax(be, rng, labels_as):
+    xh = rng.standard_normal((5, 4)) * 3
+    labels = np.array([0, 3, 1, 1, 2])
+    th = np.eye(4)[labels] if labels_as == "one-hot" else labels
+    got = F.softmax_loss(be.asarray(xh), be.asarray(th))
+    be.assert_on(got, "float64", ())
+    be.assert_close(got, _ce_ref(xh, labels), rtol=1e-13)

@@ -6,8 +6,18 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from xpnet import backend
 from xpnet.gradcheck import numerical_gradient
-from xpnet.layers import AddLayer, Affine, MulLayer, Relu, Sigmoid, SoftmaxWithLoss
+from xpnet.layers import (
+    AddLayer,
+    Affine,
+    BatchNormalization,
+    Dropout,
+    MulLayer,
+    Relu,
+    Sigmoid,
+    SoftmaxWithLoss,
+)
 
 RTOL, ATOL = 1e-7, 1e-9  # float64 central differences: truncation ~1e-9, round-off ~1e-11
 
@@ -269,10 +279,10 @@ def test_affine_shape_errors(be, xshape, pattern):
         layer.forward(be.asarray(np.zeros(xshape)))
 
 
-def test_affine_dtype_mismatch(be):
+def test_affine_refuses_integer_input(be):
     layer = Affine(be.asarray(np.zeros((4, 3))), be.asarray(np.zeros(3)))
-    with pytest.raises(TypeError, match=r"Affine input has dtype .*float32 but W has .*float64"):
-        layer.forward(be.asarray(np.zeros((2, 4)), "float32"))
+    with pytest.raises(TypeError, match=r"Affine needs floating arrays, got dtypes .*uint8"):
+        layer.forward(be.asarray(np.zeros((2, 4)), "uint8"))
 
 
 def test_affine_refuses_another_backend(be):
@@ -389,3 +399,433 @@ def test_float32_in_float32_out_on_the_device(be, rng):
     single = SoftmaxWithLoss()
     be.assert_on(single.forward(x[0, ...], be.asarray(1, "uint8")), "float32", ())
     be.assert_on(single.backward(), "float32", (3,))
+
+
+# --------------------------------------------------------------------------- mixed dtypes
+
+# (x, W, b) dtypes: the book's float32 images (and chapter 8's float16 ones) with float64 weights,
+# and the other ways round.
+MIXED = [("float32", "float64", "float64"), ("float16", "float64", "float64"),
+         ("float64", "float32", "float32"), ("float16", "float32", "float32"),
+         ("float32", "float32", "float64"), ("float32", "float16", "float16")]
+TOL = {"float16": 2e-3, "float32": 2e-6, "float64": 1e-13}
+
+
+def _skip_float16(be, *dtypes):
+    if "float16" in dtypes and be.name.startswith("array_api_strict"):
+        pytest.skip("array-api-strict has no float16 (the Array API standard defines none)")
+
+
+@pytest.mark.parametrize(("xd", "wd", "bd"), MIXED, ids=["-".join(m) for m in MIXED])
+def test_affine_mixed_dtypes_follow_numpy(be, rng, xd, wd, bd):
+    _skip_float16(be, xd, wd, bd)
+    xh = rng.random((5, 2, 3)).astype(xd)  # N-D input, flattened to (5, 6)
+    Wh, bh = rng.standard_normal((6, 4)).astype(wd), rng.standard_normal(4).astype(bd)
+    # NumPy, as the book's code runs it: the reference dtypes and values.
+    x2 = xh.reshape(5, -1)
+    out_ref = np.dot(x2, Wh) + bh
+    douth = rng.standard_normal((5, 4)).astype(out_ref.dtype)
+    dx_ref = np.dot(douth, Wh.T).reshape(xh.shape)
+    dW_ref, db_ref = np.dot(x2.T, douth), np.sum(douth, axis=0)
+
+    W, b = be.asarray(Wh), be.asarray(bh)
+    layer = Affine(W, b)
+    out = layer.forward(be.asarray(xh))
+    be.assert_on(out, out_ref.dtype.name, out_ref.shape)
+    be.assert_close(out, out_ref, rtol=TOL[out_ref.dtype.name], atol=1e-6)
+    dx = layer.backward(be.asarray(douth))
+    for got, want in ((dx, dx_ref), (layer.dW, dW_ref), (layer.db, db_ref)):
+        be.assert_on(got, want.dtype.name, want.shape)
+        be.assert_close(got, want, rtol=TOL[want.dtype.name], atol=1e-6)
+    # the weights are neither cast nor changed
+    be.assert_on(W, wd, (6, 4))
+    be.assert_on(b, bd, (4,))
+    be.assert_close(W, Wh, rtol=0)
+
+
+def test_affine_same_dtypes_take_the_fast_path(be, rng):
+    W, b = be.asarray(rng.standard_normal((3, 2)), "float32"), be.asarray(np.zeros(2), "float32")
+    layer = Affine(W, b)
+    x = be.asarray(rng.standard_normal((4, 3)), "float32")
+    layer.forward(x)
+    assert layer.x is x  # no cast, no copy
+    layer.backward(be.asarray(np.ones((4, 2)), "float32"))
+    be.assert_on(layer.dW, "float32", (3, 2))
+
+
+@pytest.mark.parametrize(("ad", "bd"), [("float32", "float64"), ("float16", "float64"),
+                                        ("float64", "float16")])
+def test_elementwise_layers_mixed_dtypes_follow_numpy(be, rng, ad, bd):
+    _skip_float16(be, ad, bd)
+    ah = rng.standard_normal((3, 4)).astype(ad)
+    sh = np.asarray(1.5, dtype=bd)  # a 0-d array: PyTorch's own `*` would keep ad
+    for layer_cls, op in ((MulLayer, np.multiply), (AddLayer, np.add)):
+        want = op(ah, sh)
+        layer = layer_cls()
+        out = layer.forward(be.asarray(ah), be.asarray(sh))
+        be.assert_on(out, want.dtype.name, (3, 4))
+        be.assert_close(out, want, rtol=TOL[want.dtype.name])
+        dx, dy = layer.backward(be.asarray(np.ones((3, 4), dtype=want.dtype)))
+        be.assert_on(dx, want.dtype.name, (3, 4))
+        be.assert_on(dy, want.dtype.name, ())
+
+    sig = Sigmoid()
+    y = sig.forward(be.asarray(ah))
+    be.assert_on(y, ad, (3, 4))
+    douth = rng.standard_normal((3, 4)).astype(bd)
+    yh = be.to_numpy(y)
+    want = douth * (1.0 - yh) * yh  # the book's formula in NumPy
+    got = sig.backward(be.asarray(douth))
+    be.assert_on(got, want.dtype.name, (3, 4))
+    be.assert_close(got, want, rtol=TOL[want.dtype.name], atol=1e-6)
+
+    relu = Relu()
+    relu.forward(be.asarray(ah))
+    be.assert_on(relu.backward(be.asarray(douth)), bd, (3, 4))  # the book returns dout's dtype
+
+
+def test_softmax_with_loss_backward_promotes_a_0d_dout(be, rng):
+    layer = SoftmaxWithLoss()
+    layer.forward(be.asarray(rng.standard_normal((2, 3)), "float32"), be.asarray([0, 2], "uint8"))
+    y = be.to_numpy(layer.y)
+    want = (y - np.eye(3)[[0, 2]].astype(np.float32)) * (np.asarray(3.0) / 2)
+    got = layer.backward(be.asarray(3.0, "float64"))
+    be.assert_on(got, "float64", (2, 3))
+    be.assert_close(got, want, rtol=1e-15)
+
+
+def test_half_float_network_float16_images_with_float64_weights(be, rng):
+    """Chapter 8's half_float_network.py: float16 images into float64 weights that hold
+    float16-rounded values. NumPy computes in float64."""
+    _skip_float16(be, "float16")
+    host = {"W1": rng.standard_normal((12, 8)) * 0.3, "b1": rng.standard_normal(8) * 0.1,
+            "W2": rng.standard_normal((8, 5)) * 0.3, "b2": rng.standard_normal(5) * 0.1}
+    for value in host.values():
+        value[...] = value.astype(np.float16)  # the book's rounding, kept in float64 arrays
+    xh = rng.random((6, 12)).astype(np.float16)
+    want = np.maximum(xh @ host["W1"] + host["b1"], 0.0) @ host["W2"] + host["b2"]
+    assert want.dtype == np.float64
+
+    params = {k: be.asarray(v) for k, v in host.items()}
+    layers = [Affine(params["W1"], params["b1"]), Relu(), Affine(params["W2"], params["b2"])]
+    y = be.asarray(xh)
+    for layer in layers:
+        y = layer.forward(y)
+    be.assert_on(y, "float64", (6, 5))
+    be.assert_close(y, want, rtol=1e-12, atol=1e-14)
+    np.testing.assert_array_equal(np.argmax(be.to_numpy(y), axis=1), np.argmax(want, axis=1))
+
+
+class _ReadersTwoLayerNet:
+    """A reader's chapter-5 network: float64 weights from np.random.randn in a plain dict,
+    xpnet's layers instead of the book's, everything else as a reader writes it."""
+
+    def __init__(self, input_size, hidden_size, output_size, *, put, weight_init_std=0.01):
+        randn = np.random.RandomState(0).randn
+        self.params = {
+            "W1": put(weight_init_std * randn(input_size, hidden_size)),
+            "b1": put(np.zeros(hidden_size)),
+            "W2": put(weight_init_std * randn(hidden_size, output_size)),
+            "b2": put(np.zeros(output_size)),
+        }
+        self.layers = {
+            "Affine1": Affine(self.params["W1"], self.params["b1"]),
+            "Relu1": Relu(),
+            "Affine2": Affine(self.params["W2"], self.params["b2"]),
+        }
+        self.last_layer = SoftmaxWithLoss()
+
+    def predict(self, x):
+        for layer in self.layers.values():
+            x = layer.forward(x)
+        return x
+
+    def loss(self, x, t):
+        return self.last_layer.forward(self.predict(x), t)
+
+    def gradient(self, x, t):
+        self.loss(x, t)
+        dout = self.last_layer.backward(1)
+        for layer in reversed(list(self.layers.values())):
+            dout = layer.backward(dout)
+        a1, a2 = self.layers["Affine1"], self.layers["Affine2"]
+        return {"W1": a1.dW, "b1": a1.db, "W2": a2.dW, "b2": a2.db}
+
+
+def _reference_sgd(params, x, labels, lr, steps):
+    """The same training in plain NumPy float64, by the textbook formulas."""
+    p = {k: v.copy() for k, v in params.items()}
+    x = x.astype(np.float64)
+    n, losses = len(labels), []
+    onehot = np.eye(p["b2"].size)[labels]
+    for _ in range(steps):
+        h_pre = x @ p["W1"] + p["b1"]
+        h = np.maximum(h_pre, 0.0)
+        z = h @ p["W2"] + p["b2"]
+        logp = z - np.logaddexp.reduce(z, axis=1, keepdims=True)
+        losses.append(-np.sum(onehot * logp) / n)
+        dz = (np.exp(logp) - onehot) / n
+        dh = (dz @ p["W2"].T) * (h_pre > 0)
+        grads = {"W1": x.T @ dh, "b1": dh.sum(0), "W2": h.T @ dz, "b2": dz.sum(0)}
+        for k in p:
+            p[k] = p[k] - lr * grads[k]
+    return losses, p
+
+
+def test_readers_chapter5_script_float32_images_float64_weights(be, rng):
+    x_host = (rng.integers(0, 256, (32, 784)) / 255.0).astype(np.float32)  # load_mnist(normalize)
+    t_host = rng.integers(0, 10, 32).astype(np.uint8)
+    net = _ReadersTwoLayerNet(784, 50, 10, put=be.asarray, weight_init_std=0.1)
+    start = {k: be.to_numpy(v) for k, v in net.params.items()}
+    x_batch, t_batch = be.asarray(x_host), be.asarray(t_host)
+
+    lr, losses = 0.5, []
+    for _ in range(5):
+        grad = net.gradient(x_batch, t_batch)
+        for key in ("W1", "b1", "W2", "b2"):
+            net.params[key] -= lr * grad[key]  # the book's in-place update
+        losses.append(float(net.last_layer.loss))
+
+    want_losses, want_params = _reference_sgd(start, x_host, t_host, lr, 5)
+    np.testing.assert_allclose(losses, want_losses, rtol=1e-10)
+    assert losses[-1] < losses[0]
+    for key, value in net.params.items():
+        be.assert_on(value, "float64")
+        be.assert_close(value, want_params[key], rtol=1e-9, atol=1e-12)
+    be.assert_on(net.predict(x_batch), "float64", (32, 10))
+
+
+# --------------------------------------------------------------------------- Dropout
+
+
+def test_dropout_training_masks_and_inference_scaling(be, rng):
+    xh = rng.standard_normal((100, 100))
+    x = be.asarray(xh)
+    layer = Dropout(0.3, seed=4)
+    out = layer.forward(x)  # train_flg defaults to True, as in the book
+    mask = be.to_numpy(layer.mask)
+    assert mask.dtype == np.bool_
+    assert mask.shape == (100, 100)
+    assert 0.67 < mask.mean() < 0.73  # keeps 70% of 10000: sd 0.005
+    be.assert_close(out, xh * mask, rtol=0)
+    # the mask is the backend generator's float32 stream compared with the ratio
+    want = backend.random_generator(be.xp, be.device, 4).random((100, 100), "float32") > 0.3
+    np.testing.assert_array_equal(mask, be.to_numpy(want))
+
+    be.assert_close(layer.forward(x, train_flg=False), xh * (1.0 - 0.3), rtol=0)
+    be.assert_close(layer.backward(be.asarray(np.ones((100, 100)))), np.full((100, 100), 0.7),
+                    rtol=0)
+
+
+def test_dropout_backward_is_dout_times_mask(be, rng):
+    layer = Dropout(0.5, seed=0)
+    layer.forward(be.asarray(rng.standard_normal((4, 6))))
+    wh = rng.standard_normal((4, 6))
+    w = be.asarray(wh)
+    be.assert_close(layer.backward(w), wh * be.to_numpy(layer.mask), rtol=0)
+    be.assert_close(w, wh, rtol=0)  # dout untouched
+
+
+def test_dropout_seeds(be, rng):
+    x = be.asarray(rng.standard_normal((8, 16)))
+    a, b, c = Dropout(0.5, seed=1), Dropout(0.5, seed=1), Dropout(0.5, seed=2)
+    masks_a = [be.to_numpy(a.forward(x) != 0) for _ in range(2)]
+    masks_b = [be.to_numpy(b.forward(x) != 0) for _ in range(2)]
+    np.testing.assert_array_equal(masks_a, masks_b)
+    assert not np.array_equal(masks_a[0], masks_a[1])  # a new mask every step
+    c.forward(x)
+    assert not np.array_equal(be.to_numpy(c.mask), masks_a[0])
+    # two layers sharing one generator draw one stream between them
+    shared = backend.random_generator(be.xp, be.device, 9)
+    d1, d2 = Dropout(0.5, rng=shared), Dropout(0.5, rng=shared)
+    d1.forward(x)
+    d2.forward(x)
+    ref = backend.random_generator(be.xp, be.device, 9)
+    for layer in (d1, d2):
+        np.testing.assert_array_equal(be.to_numpy(layer.mask),
+                                      be.to_numpy(ref.random((8, 16), "float32") > 0.5))
+
+
+@pytest.mark.parametrize("shape", [(3, 5), (2, 2, 2, 3)], ids=["2d", "4d"])
+def test_dropout_gradient_with_a_fixed_mask(be, rng, shape):
+    xh, wh = rng.standard_normal(shape), rng.standard_normal(shape)
+    maskh = rng.random(shape) > 0.4
+    x, w = be.asarray(xh), be.asarray(wh)
+    layer = Dropout(0.4)
+    layer.fixed_mask = be.asarray(maskh)
+    out = layer.forward(x)
+    be.assert_close(out, xh * maskh, rtol=0)
+    dx = layer.backward(w)
+    be.assert_on(dx, "float64", shape)
+    numeric = _numerical(be, lambda: be.xp.sum(layer.forward(x) * w), x)
+    be.assert_close(dx, numeric, rtol=RTOL, atol=ATOL)
+    be.assert_close(dx, wh * maskh, rtol=0)
+
+
+@pytest.mark.parametrize("dtype", ["float16", "float32", "float64"])
+def test_dropout_keeps_dtype_and_device(be, rng, dtype):
+    _skip_float16(be, dtype)
+    x = be.asarray(rng.standard_normal((4, 5)), dtype)
+    layer = Dropout(0.5, seed=3)
+    be.assert_on(layer.forward(x), dtype, (4, 5))
+    be.assert_on(layer.mask, "bool", (4, 5))
+    be.assert_on(layer.backward(x), dtype, (4, 5))
+    be.assert_on(layer.forward(x, train_flg=False), dtype, (4, 5))
+
+
+def test_dropout_extreme_ratios(be, rng):
+    xh = rng.standard_normal((5, 5))
+    be.assert_close(Dropout(0.0, seed=0).forward(be.asarray(xh)), xh, rtol=0)
+    be.assert_close(Dropout(1.0, seed=0).forward(be.asarray(xh)), np.zeros((5, 5)), rtol=0)
+
+
+def test_dropout_errors(be):
+    for ratio in (-0.1, 1.5, float("nan")):
+        with pytest.raises(ValueError, match=r"dropout_ratio must lie in \[0, 1\], got"):
+            Dropout(ratio)
+    x = be.asarray(np.ones((2, 3)))
+    with pytest.raises(RuntimeError, match=r"needs a forward\(x, train_flg=True\) first"):
+        Dropout().backward(x)
+    layer = Dropout(seed=0)
+    layer.forward(x)
+    with pytest.raises(ValueError, match=r"dout has shape \(3, 2\), the forward input had"):
+        layer.backward(be.asarray(np.ones((3, 2))))
+    layer.fixed_mask = be.asarray(np.ones((3, 2), dtype=bool))
+    with pytest.raises(ValueError, match=r"fixed_mask must have the input's shape \(2, 3\), got"):
+        layer.forward(x)
+    layer.fixed_mask = be.asarray(np.ones((2, 3)))
+    with pytest.raises(TypeError, match="fixed_mask must be a boolean array, got dtype"):
+        layer.forward(x)
+    with pytest.raises(ValueError, match="seed must be a non-negative integer or None, got -3"):
+        Dropout(seed=-3)
+    if be.other_device is not None:
+        elsewhere = backend.random_generator(be.xp, be.other_device, 0)
+        with pytest.raises(ValueError, match=r"Dropout's rng draws on .* but the input is on"):
+            Dropout(rng=elsewhere).forward(x)
+
+
+# --------------------------------------------------------------------------- BatchNormalization
+
+EPS = 1e-6  # the book's 10e-7
+
+
+def _bn_ref(xh, gamma, beta):
+    """Training-mode batch norm in NumPy float64 with its batch statistics."""
+    x2 = xh.reshape(xh.shape[0], -1)
+    mu = x2.mean(axis=0)
+    var = x2.var(axis=0)  # biased, as the book's mean((x - mu)**2)
+    out = gamma * (x2 - mu) / np.sqrt(var + EPS) + beta
+    return out.reshape(xh.shape), mu, var
+
+
+SHAPES = [(4, 3), (5, 2, 2, 2), (1, 3)]
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=["2d", "4d", "batch1"])
+def test_batchnorm_forward_and_running_statistics(be, rng, shape):
+    d = int(np.prod(shape[1:]))
+    gh, bh = rng.random(d) + 0.5, rng.standard_normal(d)
+    layer = BatchNormalization(be.asarray(gh), be.asarray(bh))
+    run_mean, run_var = np.zeros(d), np.zeros(d)
+    for _ in range(3):
+        xh = rng.standard_normal(shape) * 2 + 1
+        out = layer.forward(be.asarray(xh))
+        want, mu, var = _bn_ref(xh, gh, bh)
+        be.assert_on(out, "float64", shape)
+        be.assert_close(out, want, rtol=1e-10, atol=1e-12)
+        run_mean = 0.9 * run_mean + 0.1 * mu
+        run_var = 0.9 * run_var + 0.1 * var
+        be.assert_on(layer.running_mean, "float64", (d,))
+        be.assert_close(layer.running_mean, run_mean, rtol=1e-12, atol=1e-15)
+        be.assert_close(layer.running_var, run_var, rtol=1e-12, atol=1e-15)
+    # inference uses the running statistics and leaves them alone
+    xh = rng.standard_normal(shape)
+    out = layer.forward(be.asarray(xh), train_flg=False)
+    want = gh * (xh.reshape(shape[0], -1) - run_mean) / np.sqrt(run_var + EPS) + bh
+    be.assert_close(out, want.reshape(shape), rtol=1e-10, atol=1e-12)
+    be.assert_close(layer.running_var, run_var, rtol=1e-12, atol=1e-15)
+
+
+def test_batchnorm_given_running_statistics_and_momentum(be, rng):
+    gh, bh = np.ones(3), np.zeros(3)
+    mh, vh = rng.standard_normal(3), rng.random(3) + 0.1
+    layer = BatchNormalization(be.asarray(gh), be.asarray(bh), momentum=0.5,
+                               running_mean=be.asarray(mh), running_var=be.asarray(vh))
+    xh = rng.standard_normal((6, 3))
+    be.assert_close(layer.forward(be.asarray(xh), train_flg=False), (xh - mh) / np.sqrt(vh + EPS),
+                    rtol=1e-12)
+    layer.forward(be.asarray(xh))
+    be.assert_close(layer.running_mean, 0.5 * mh + 0.5 * xh.mean(0), rtol=1e-12)
+    be.assert_close(layer.running_var, 0.5 * vh + 0.5 * xh.var(0), rtol=1e-12)
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=["2d", "4d", "batch1"])
+@pytest.mark.parametrize("train", [True, False], ids=["train", "inference"])
+def test_batchnorm_gradients(be, rng, shape, train):
+    d = int(np.prod(shape[1:]))
+    xh, wh = rng.standard_normal(shape), rng.standard_normal(shape)
+    x, w = be.asarray(xh), be.asarray(wh)
+    gamma, beta = be.asarray(rng.random(d) + 0.5), be.asarray(rng.standard_normal(d))
+    stats = {"running_mean": be.asarray(rng.standard_normal(d)),
+             "running_var": be.asarray(rng.random(d) + 0.5)}
+
+    def loss():
+        fresh = BatchNormalization(gamma, beta, **stats)
+        return be.xp.sum(fresh.forward(x, train_flg=train) * w)
+
+    layer = BatchNormalization(gamma, beta, **stats)
+    layer.forward(x, train_flg=train)
+    dx = layer.backward(w)
+    be.assert_on(dx, "float64", shape)
+    be.assert_on(layer.dgamma, "float64", (d,))
+    be.assert_on(layer.dbeta, "float64", (d,))
+    be.assert_close(dx, _numerical(be, loss, x), rtol=1e-6, atol=1e-8)
+    be.assert_close(layer.dgamma, _numerical(be, loss, gamma), rtol=RTOL, atol=ATOL)
+    be.assert_close(layer.dbeta, _numerical(be, loss, beta), rtol=RTOL, atol=ATOL)
+    be.assert_close(w, wh, rtol=0)  # dout untouched
+
+
+@pytest.mark.parametrize(("xd", "pd"), [("float32", "float32"), ("float32", "float64"),
+                                        ("float16", "float64"), ("float64", "float32")])
+def test_batchnorm_dtypes_follow_numpy(be, rng, xd, pd):
+    _skip_float16(be, xd, pd)
+    xh = rng.standard_normal((6, 2, 2, 2)).astype(xd)
+    gh, bh = (rng.random(8) + 0.5).astype(pd), rng.standard_normal(8).astype(pd)
+    # The book's layer in NumPy gives the reference dtype and values.
+    x2 = xh.reshape(6, -1)
+    mu = x2.mean(axis=0)
+    xc = x2 - mu
+    var = np.mean(xc**2, axis=0)
+    want = (gh * (xc / np.sqrt(var + 10e-7)) + bh).reshape(xh.shape)
+
+    layer = BatchNormalization(be.asarray(gh), be.asarray(bh))
+    out = layer.forward(be.asarray(xh))
+    be.assert_on(out, want.dtype.name, xh.shape)
+    tol = 10 * max(TOL[xd], TOL[pd])  # statistics in x's dtype: summation order differs
+    be.assert_close(out, want, rtol=tol, atol=tol)
+    be.assert_on(layer.running_mean, xd, (8,))  # made in the input's dtype on its device
+    dx = layer.backward(be.asarray(np.ones(xh.shape, dtype=want.dtype)))
+    be.assert_on(dx, want.dtype.name, xh.shape)
+    be.assert_on(layer.dgamma, want.dtype.name, (8,))
+
+
+def test_batchnorm_errors(be):
+    g, b = be.asarray(np.ones(4)), be.asarray(np.zeros(4))
+    layer = BatchNormalization(g, b)
+    with pytest.raises(ValueError, match=r"takes \(N, D\) or \(N, C, H, W\) input, got shape"):
+        layer.forward(be.asarray(np.zeros((2, 2, 2))))
+    with pytest.raises(ValueError, match=r"has 4 features \(gamma, beta\) but the input of shape"):
+        layer.forward(be.asarray(np.zeros((2, 5))))
+    with pytest.raises(ValueError, match="needs at least one sample, got an empty batch"):
+        layer.forward(be.asarray(np.zeros((0, 4))))
+    with pytest.raises(TypeError, match="needs floating input, got dtype"):
+        layer.forward(be.asarray(np.zeros((2, 4)), "int32"))
+    with pytest.raises(RuntimeError, match="needs a forward first"):
+        layer.backward(be.asarray(np.zeros((2, 4))))
+    layer.forward(be.asarray(np.ones((2, 4))))
+    with pytest.raises(ValueError, match=r"dout has shape \(3, 4\), the forward input had"):
+        layer.backward(be.asarray(np.zeros((3, 4))))
+    with pytest.raises(ValueError, match=r"gamma and beta must both have shape \(D,\)"):
+        BatchNormalization(g, be.asarray(np.zeros(3)))
+    with pytest.raises(ValueError, match=r"momentum must lie in \[0, 1\]"):
+        BatchNormalization(g, b, momentum=1.5)

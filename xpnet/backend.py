@@ -336,3 +336,126 @@ def to_numpy(x: Any) -> np.ndarray:
         return np.asarray(x)
     except Exception:
         return np.from_dlpack(x)
+
+
+# --------------------------------------------------------------------------- random numbers
+# The Array API has no random numbers. NumPy, PyTorch and CuPy each have their own generator;
+# layers that need random numbers on the device (Dropout masks) ask for one here, so the
+# backend names stay in this module. (Appended here, away from the functions above.)
+__all__ += ["RandomGenerator", "random_generator"]
+
+_RANDOM_DTYPES = ("float32", "float64")
+
+
+class RandomGenerator:
+    """A seeded stream of uniform ``[0, 1)`` numbers on one backend and device.
+
+    Made by :func:`random_generator`. ``random(shape, dtype)`` draws on the device where the
+    library has its own generator (PyTorch, CuPy) and with NumPy on the host otherwise
+    (array-api-strict, moved with ``xp.asarray(..., device=...)``). ``get_state()`` returns plain
+    host data (dicts, lists, ints, strings: JSON-compatible) that ``set_state()`` restores, so
+    the stream continues exactly where it was.
+    """
+
+    def __init__(self, xp: Namespace, device: Any, seed: int | None) -> None:
+        self.xp = xp
+        self.device = default_device(xp) if device is None else device
+        self.backend = backend_name(xp)
+        # SeedSequence turns any seed (or None: fresh OS entropy) into well-mixed state.
+        self._seq = np.random.SeedSequence(seed)
+        if self.backend == "torch":
+            import torch
+
+            self._torch = torch
+            self._gen = torch.Generator(device=self.device or torch.device("cpu"))
+            self._gen.manual_seed(int(self._seq.generate_state(1, np.uint64)[0]))
+        elif self.backend == "cupy":
+            self._counter = 0  # CuPy keeps its generator state on the GPU: count draws instead
+        else:  # numpy, array_api_strict and any other namespace: NumPy on the host
+            self._gen = np.random.default_rng(self._seq)
+
+    def random(self, shape: tuple[int, ...] | int, dtype: Any = "float64") -> Array:
+        """Uniform samples in ``[0, 1)`` of ``shape`` and floating ``dtype`` (``"float32"``,
+        ``"float64"`` or that dtype of the namespace) on the generator's device."""
+        shape = (shape,) if isinstance(shape, int) else tuple(int(n) for n in shape)
+        name = dtype if isinstance(dtype, str) else dtype_name(dtype)
+        if name not in _RANDOM_DTYPES:
+            msg = f"random numbers come as float32 or float64, got dtype {dtype!r}"
+            raise TypeError(msg)
+        if self.backend == "torch":
+            return self._torch.rand(shape, generator=self._gen, device=self._gen.device,
+                                    dtype=getattr(self._torch, name))
+        if self.backend == "cupy":
+            return self._cupy_random(shape, name)
+        host = self._gen.random(shape, dtype=np.dtype(name))
+        if self.backend == "numpy":
+            return host
+        return asarray(host, self.xp, device=self.device, dtype=getattr(self.xp, name))
+
+    def _cupy_random(self, shape: tuple[int, ...], name: str) -> Array:
+        # Not run in this project's CI (no GPU). Call k draws from its own Philox stream keyed
+        # on (seed, k): the state is two host integers, and a restored counter continues the
+        # stream exactly. Philox is counter-based, so a fresh bit generator per call is cheap.
+        import cupy
+
+        with cupy.cuda.Device(self.device.id if self.device is not None else None):
+            seq = np.random.SeedSequence(self._seq.entropy, spawn_key=(self._counter,))
+            self._counter += 1
+            gen = cupy.random.Generator(cupy.random.Philox4x3210(seq))
+            return gen.random(shape, dtype=np.dtype(name))
+
+    def get_state(self) -> dict[str, Any]:
+        """The generator's state as plain host data (JSON-compatible)."""
+        if self.backend == "torch":
+            state: Any = self._gen.get_state().tolist()  # a CPU uint8 tensor, on any device
+        elif self.backend == "cupy":
+            state = {"entropy": int(self._seq.entropy), "counter": self._counter}
+        else:
+            state = self._gen.bit_generator.state
+        return {"backend": self.backend, "state": state}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        """Restore a state from :meth:`get_state` (of a generator of the same backend)."""
+        got = state.get("backend") if isinstance(state, dict) else None
+        if got != self.backend:
+            msg = (f"this is a {self.backend} random generator; the state given comes from "
+                   f"{got!r}: restore it into a generator of that backend")
+            raise ValueError(msg)
+        if self.backend == "torch":
+            self._gen.set_state(self._torch.tensor(state["state"], dtype=self._torch.uint8))
+        elif self.backend == "cupy":
+            self._seq = np.random.SeedSequence(int(state["state"]["entropy"]))
+            self._counter = int(state["state"]["counter"])
+        else:
+            self._gen.bit_generator.state = state["state"]
+
+    def __repr__(self) -> str:
+        return f"RandomGenerator(backend={self.backend!r}, device={self.device!r})"
+
+
+def random_generator(xp: Namespace | str | None = None, device: Any = None,
+                     seed: int | None = None) -> RandomGenerator:
+    """A seeded generator of uniform random numbers on ``device`` of backend ``xp``.
+
+    Parameters
+    ----------
+    xp
+        A namespace, a backend name, or ``None`` (NumPy).
+    device
+        Where the numbers land (``None``: the backend's default device).
+    seed
+        Any non-negative integer; ``None`` takes fresh entropy from the OS. The same seed gives
+        the same stream on the same backend (streams differ between backends).
+
+    Returns
+    -------
+    RandomGenerator
+        ``random(shape, dtype)``, ``get_state()``, ``set_state(state)``.
+    """
+    if xp is None or isinstance(xp, str):
+        xp = get_namespace(xp)
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))
+                             or seed < 0):
+        msg = f"seed must be a non-negative integer or None, got {seed!r}"
+        raise ValueError(msg)
+    return RandomGenerator(xp, device, None if seed is None else int(seed))

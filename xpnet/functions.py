@@ -16,12 +16,19 @@ from .backend import Array, device, namespace
 __all__ = [
     "check_labels",
     "cross_entropy_error",
+    "identity_function",
     "log_softmax",
+    "mean_squared_error",
     "one_hot",
     "relu",
+    "relu_grad",
     "sigmoid",
+    "sigmoid_grad",
     "softmax",
     "softmax_cross_entropy",
+    "softmax_loss",
+    "step_function",
+    "sum_squared_error",
 ]
 
 
@@ -170,3 +177,61 @@ def cross_entropy_error(y: Array, t: Array, /) -> Array:
     y, t, hot = _as_batch(y, t, xp)
     tiny = float(xp.finfo(y.dtype).smallest_normal)
     return -xp.sum(_picked(xp.log(xp.maximum(y, tiny)), t, hot, xp)) / y.shape[0]
+
+
+# --------------------------------------------------------------------------- the book's other names
+# (common/functions.py and chapters 3-4), portable.
+
+
+def identity_function(x: Array, /) -> Array:
+    """The identity ``x`` (the book's output activation for regression)."""
+    return x
+
+
+def step_function(x: Array, /) -> Array:
+    """Step ``1 if x > 0 else 0`` as int64, as the book's ``np.array(x > 0, dtype=int)``."""
+    xp = namespace(x)
+    return xp.astype(x > 0, xp.int64)
+
+
+def sigmoid_grad(x: Array, /) -> Array:
+    """Derivative of the sigmoid at ``x``: ``s * (1 - s)`` with ``s = sigmoid(x)``."""
+    s = sigmoid(x)
+    return (1.0 - s) * s
+
+
+def relu_grad(x: Array, /) -> Array:
+    """Derivative of ReLU at ``x``: ``1`` where ``x >= 0`` (the book counts 0 in), else ``0``;
+    ``x``'s dtype."""
+    xp = namespace(x)
+    return xp.astype(x >= 0, x.dtype)
+
+
+def mean_squared_error(y: Array, t: Array, /) -> Array:
+    """The book's squared error ``0.5 * sum((y - t)**2)`` (chapter 4's name; its
+    ``common/functions.py`` calls it :func:`sum_squared_error`). A sum, not a mean, as the book's.
+
+    ``t`` may hold integers (one-hot lists, as in the book's example): they are cast to ``y``'s
+    dtype. Floating ``y`` and ``t`` of different dtypes promote as in NumPy. Returns a 0-d array.
+    """
+    xp = namespace(y, t)
+    if tuple(y.shape) != tuple(t.shape):
+        msg = f"y and t must have the same shape, got {tuple(y.shape)} and {tuple(t.shape)}"
+        raise ValueError(msg)
+    if not xp.isdtype(t.dtype, "real floating"):
+        t = xp.astype(t, y.dtype)
+    elif t.dtype != y.dtype:
+        # explicit: PyTorch keeps the larger operand's dtype when the other is 0-d
+        dtype = xp.result_type(y.dtype, t.dtype)
+        y, t = xp.astype(y, dtype), xp.astype(t, dtype)
+    d = y - t
+    return 0.5 * xp.sum(d * d)
+
+
+sum_squared_error = mean_squared_error
+
+
+def softmax_loss(x: Array, t: Array, /) -> Array:
+    """The book's ``cross_entropy_error(softmax(x), t)`` for scores ``x``, computed exactly
+    through log-softmax (:func:`softmax_cross_entropy`). Returns a 0-d array."""
+    return softmax_cross_entropy(x, t)

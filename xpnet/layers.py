@@ -1,18 +1,30 @@
-"""The book's layers (chapter 5), each a small class with ``forward`` and ``backward``.
+"""The book's layers (chapters 5 and 6), each a small class with ``forward`` and ``backward``.
 
 Each layer takes its array namespace from its inputs, keeps only what ``backward`` needs, and never
-modifies the gradient it is given. Outputs keep the input's dtype and device.
+modifies the gradient it is given. Outputs stay on the input's device. Mixed floating dtypes
+(float16, float32, float64) follow the Array API / NumPy type promotion, as the book's NumPy code
+does: ``Affine(W64, b64).forward(x32)`` is float64, and weights are never cast down. Inputs whose
+dtypes already match take the fast path with no casts.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from .backend import Array, namespace
+from .backend import Array, RandomGenerator, backend_name, device, namespace, random_generator
 from .cuda import fused_kernels
 from .functions import _as_batch, check_labels, one_hot, sigmoid
 
-__all__ = ["AddLayer", "Affine", "MulLayer", "Relu", "Sigmoid", "SoftmaxWithLoss"]
+__all__ = [
+    "AddLayer",
+    "Affine",
+    "BatchNormalization",
+    "Dropout",
+    "MulLayer",
+    "Relu",
+    "Sigmoid",
+    "SoftmaxWithLoss",
+]
 
 _SCALARS = (bool, int, float, complex)
 
@@ -21,6 +33,48 @@ def _check_operands(x: Any, y: Any) -> None:
     """Plain numbers pass (the book's apple example); arrays must share one backend."""
     if not (isinstance(x, _SCALARS) and isinstance(y, _SCALARS)):
         namespace(x, y)
+
+
+def _promoted(xp: Any, where: str, *arrays: Array) -> tuple[Array, ...]:
+    """``arrays`` cast to their promoted floating dtype (``xp.result_type``), each cast only
+    where its dtype differs. Every cast goes up (float16 < float32 < float64), so values are
+    kept exactly: what NumPy computes for mixed dtypes. PyTorch's ``@`` does not promote, and
+    in-place updates would cast down, hence explicit casts."""
+    for a in arrays:
+        if not xp.isdtype(a.dtype, "real floating"):
+            names = ", ".join(str(b.dtype) for b in arrays)
+            msg = (f"{where} needs floating arrays, got dtypes {names}; cast the input with "
+                   "xp.astype(x, W.dtype) (e.g. images as float32 scaled to [0, 1])")
+            raise TypeError(msg)
+    dtype = xp.result_type(*(a.dtype for a in arrays))
+    return tuple(a if a.dtype == dtype else xp.astype(a, dtype) for a in arrays)
+
+
+def _same_float(a: Any, b: Any) -> tuple[Any, Any]:
+    """``a, b`` cast to their promoted dtype when both are floating arrays of different dtypes.
+
+    PyTorch's ``*`` and ``+`` keep the dtype of the larger operand when the other is 0-d
+    (float32 array * float64 0-d array is float32 there, float64 in NumPy and the Array API),
+    and array_api_compat's wrappers do not fix it for float16. Anything else is left to the
+    library's own rules."""
+    if isinstance(a, _SCALARS) or isinstance(b, _SCALARS) or a.dtype == b.dtype:
+        return a, b
+    xp = namespace(a, b)
+    if xp.isdtype(a.dtype, "real floating") and xp.isdtype(b.dtype, "real floating"):
+        return _promoted(xp, "", a, b)
+    return a, b
+
+
+def _mul(a: Any, b: Any) -> Any:
+    """``a * b`` with NumPy's promotion for mixed floating dtypes on every backend."""
+    a, b = _same_float(a, b)
+    return a * b
+
+
+def _add(a: Any, b: Any) -> Any:
+    """``a + b`` with NumPy's promotion for mixed floating dtypes on every backend."""
+    a, b = _same_float(a, b)
+    return a + b
 
 
 def _sum_to_shape(grad: Any, like: Any) -> Any:
@@ -58,11 +112,11 @@ class MulLayer:
         _check_operands(x, y)
         self.x = x
         self.y = y
-        return x * y
+        return _mul(x, y)
 
     def backward(self, dout: Any) -> tuple[Any, Any]:
-        dx = _sum_to_shape(dout * self.y, self.x)
-        dy = _sum_to_shape(dout * self.x, self.y)
+        dx = _sum_to_shape(_mul(dout, self.y), self.x)
+        dy = _sum_to_shape(_mul(dout, self.x), self.y)
         return dx, dy
 
 
@@ -77,7 +131,7 @@ class AddLayer:
         _check_operands(x, y)
         self.x = x
         self.y = y
-        return x + y
+        return _add(x, y)
 
     def backward(self, dout: Any) -> tuple[Any, Any]:
         # `* 1` hands each input its own array, as the book does.
@@ -136,6 +190,10 @@ class Affine:
     the original shape back. Backward stores ``dW = x.T @ dout`` and ``db = sum(dout, axis=0)``
     and returns ``dx = dout @ W.T``, or ``None`` when ``input_grad=False`` (a first layer, whose
     input is data, skips that matmul).
+
+    Mixed floating dtypes promote as in NumPy: float16 or float32 input with float64 ``W`` and
+    ``b`` gives float64 output and gradients (``dW`` then has the promoted dtype, as NumPy's
+    ``x.T @ dout`` has). Integer input raises ``TypeError``.
     """
 
     def __init__(self, W: Array, b: Array, *, input_grad: bool = True) -> None:
@@ -156,26 +214,31 @@ class Affine:
                 msg = "Affine needs input of shape (N, features), got a 0-d array"
                 raise ValueError(msg)
             x = xp.reshape(x, (x.shape[0], -1))
-        if x.shape[1] != self.W.shape[0]:
-            msg = (f"Affine expects {self.W.shape[0]} input features, got input of shape "
+        W, b = self.W, self.b
+        if x.shape[1] != W.shape[0]:
+            msg = (f"Affine expects {W.shape[0]} input features, got input of shape "
                    f"{self.original_x_shape} ({x.shape[1]} features after flattening)")
             raise ValueError(msg)
-        if x.dtype != self.W.dtype:
-            msg = (f"Affine input has dtype {x.dtype} but W has {self.W.dtype}; "
-                   "cast the input with xp.astype(x, W.dtype)")
-            raise TypeError(msg)
-        self.x = x
-        out = x @ self.W
-        out += self.b  # in place on the fresh product: no second (N, out) array
+        if x.dtype != W.dtype or b.dtype != W.dtype:
+            x, W, b = _promoted(xp, "Affine", x, W, b)
+        self.x = x  # in the promoted dtype: backward's x.T @ dout needs no second cast
+        out = x @ W
+        out += b  # in place on the fresh product: no second (N, out) array
         return out
 
     def backward(self, dout: Array) -> Array | None:
         xp = self.xp
-        self.dW = self.x.T @ dout
+        x = self.x
+        if dout.dtype != x.dtype:
+            x, dout = _promoted(xp, "Affine backward", x, dout)
+        self.dW = x.T @ dout
         self.db = xp.sum(dout, axis=0)
         if not self.input_grad:
             return None
-        dx = dout @ self.W.T
+        W = self.W
+        if W.dtype != dout.dtype:
+            dout, W = _promoted(xp, "Affine backward", dout, W)
+        dx = dout @ W.T
         return xp.reshape(dx, self.original_x_shape)
 
 
@@ -237,8 +300,214 @@ class SoftmaxWithLoss:
         else:
             if self.t_hot is None:
                 self.t_hot = one_hot(self._labels, self.y.shape[-1], dtype=self.y.dtype)
-            dx = (self.y - self.t_hot) * (dout / batch_size)
+            # _mul: a 0-d dout of another dtype promotes on PyTorch too
+            dx = _mul(self.y - self.t_hot, dout / batch_size)
         return dx[0, ...] if self._single else dx
+
+
+class Dropout:
+    """Dropout (chapter 6): in training ``out = x * mask`` with ``mask = u > dropout_ratio`` for
+    uniform ``u``; in inference ``out = x * (1 - dropout_ratio)`` (the book's scaling, not the
+    "inverted" one). Backward ``dx = dout * mask``.
+
+    Masks come from a seeded generator of the input's backend on the input's device
+    (:func:`xpnet.backend.random_generator`: no host round-trip on a GPU).
+
+    Parameters
+    ----------
+    dropout_ratio
+        Probability of dropping a unit, in ``[0, 1]``.
+    seed
+        Seed of the layer's own generator, made on the first ``forward`` (``None``: fresh
+        entropy). Ignored when ``rng`` is given.
+    rng
+        A :class:`~xpnet.backend.RandomGenerator` to draw from (several layers may share one).
+
+    Attributes
+    ----------
+    mask
+        The boolean mask of the last training ``forward``, shape of ``x``.
+    fixed_mask
+        Set it (a boolean array of ``x``'s shape on ``x``'s device) to use that mask in every
+        training ``forward`` instead of drawing one: for gradient checks. ``None`` draws.
+    """
+
+    def __init__(self, dropout_ratio: float = 0.5, *, seed: int | None = None,
+                 rng: RandomGenerator | None = None) -> None:
+        ratio = float(dropout_ratio)
+        if not 0.0 <= ratio <= 1.0:  # also refuses NaN
+            msg = f"dropout_ratio must lie in [0, 1], got {dropout_ratio!r}"
+            raise ValueError(msg)
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
+            msg = f"seed must be a non-negative integer or None, got {seed!r}"
+            raise ValueError(msg)
+        self.dropout_ratio = ratio
+        self.seed = seed
+        self.rng = rng
+        self._rng_given = rng is not None
+        self.mask = None
+        self.fixed_mask = None
+        self._train = True
+
+    def _generator(self, xp: Any, dev: Any) -> RandomGenerator:
+        rng = self.rng
+        if rng is not None and rng.backend == backend_name(xp) and repr(rng.device) == repr(dev):
+            return rng
+        if self._rng_given:
+            msg = (f"Dropout's rng draws on {rng.backend} device {rng.device!r} but the input "
+                   f"is on {backend_name(xp)} device {dev!r}; pass a generator made with "
+                   "xpnet.backend.random_generator(xp, device, seed)")
+            raise ValueError(msg)
+        # The layer's own generator, made on first use (again if the input moved).
+        self.rng = random_generator(xp, dev, self.seed)
+        return self.rng
+
+    def forward(self, x: Array, train_flg: bool = True) -> Array:
+        xp = namespace(x)
+        self._train = bool(train_flg)
+        if not train_flg:
+            self.mask = None
+            return x * (1.0 - self.dropout_ratio)
+        if self.fixed_mask is not None:
+            mask = self.fixed_mask
+            if not xp.isdtype(mask.dtype, "bool"):
+                msg = (f"Dropout.fixed_mask must be a boolean array, got dtype {mask.dtype}; "
+                       "e.g. xp.asarray(host_mask > 0, device=...)")
+                raise TypeError(msg)
+            if tuple(mask.shape) != tuple(x.shape):
+                msg = (f"Dropout.fixed_mask must have the input's shape {tuple(x.shape)}, "
+                       f"got shape {tuple(mask.shape)}")
+                raise ValueError(msg)
+        else:
+            # float32 draws: cheaper than float64 and enough resolution for a keep/drop choice
+            u = self._generator(xp, device(x)).random(tuple(x.shape), "float32")
+            mask = u > self.dropout_ratio
+        self.mask = mask
+        return x * xp.astype(mask, x.dtype)
+
+    def backward(self, dout: Array) -> Array:
+        if not self._train:  # the gradient of the inference scaling
+            return dout * (1.0 - self.dropout_ratio)
+        if self.mask is None:
+            msg = "Dropout.backward needs a forward(x, train_flg=True) first"
+            raise RuntimeError(msg)
+        if tuple(dout.shape) != tuple(self.mask.shape):
+            msg = (f"Dropout.backward: dout has shape {tuple(dout.shape)}, the forward input "
+                   f"had {tuple(self.mask.shape)}")
+            raise ValueError(msg)
+        xp = namespace(dout)
+        dx = xp.astype(self.mask, dout.dtype)
+        dx *= dout  # into the fresh 0/1 array: no second temporary
+        return dx
+
+
+class BatchNormalization:
+    """Batch normalization (chapter 6): ``out = gamma * (x - mu) / sqrt(var + 1e-6) + beta``.
+
+    In training ``mu`` and ``var`` are the batch's per-feature mean and (biased) variance, and
+    the running statistics move towards them: ``running = momentum * running + (1 - momentum)
+    * batch``. In inference (``train_flg=False``) the running statistics are used. The epsilon
+    is the book's ``10e-7`` (= 1e-6).
+
+    Input is ``(N, D)`` or ``(N, C, H, W)``; as in the book, 4-D input is flattened to
+    ``(N, C*H*W)``, so ``gamma`` and ``beta`` have shape ``(D,)`` with ``D`` the features per
+    sample. Running statistics are made on the first ``forward`` (zeros, the input's dtype and
+    device) unless given. Backward stores ``dgamma`` and ``dbeta``. Mixed floating dtypes
+    promote as in NumPy (float32 ``x`` with float64 ``gamma`` gives float64 output).
+    """
+
+    EPS = 10e-7  # the book's value
+
+    def __init__(self, gamma: Array, beta: Array, momentum: float = 0.9,
+                 running_mean: Array | None = None, running_var: Array | None = None) -> None:
+        m = float(momentum)
+        if not 0.0 <= m <= 1.0:
+            msg = f"momentum must lie in [0, 1], got {momentum!r}"
+            raise ValueError(msg)
+        if tuple(gamma.shape) != tuple(beta.shape) or gamma.ndim != 1:
+            msg = (f"gamma and beta must both have shape (D,), got {tuple(gamma.shape)} and "
+                   f"{tuple(beta.shape)}")
+            raise ValueError(msg)
+        self.gamma = gamma
+        self.beta = beta
+        self.momentum = m
+        self.running_mean = running_mean
+        self.running_var = running_var
+        self.input_shape: tuple[int, ...] | None = None
+        self.batch_size = None
+        self.xc = None
+        self.xn = None
+        self.std = None
+        self.dgamma = None
+        self.dbeta = None
+        self._train = True
+        self.xp = None
+
+    def _flat(self, x: Array, xp: Any, name: str) -> Array:
+        if x.ndim not in (2, 4):
+            msg = (f"BatchNormalization takes (N, D) or (N, C, H, W) {name}, got shape "
+                   f"{tuple(x.shape)}")
+            raise ValueError(msg)
+        return x if x.ndim == 2 else xp.reshape(x, (x.shape[0], -1))
+
+    def forward(self, x: Array, train_flg: bool = True) -> Array:
+        xp = self.xp = namespace(x, self.gamma, self.beta)
+        self.input_shape = tuple(x.shape)
+        x2 = self._flat(x, xp, "input")
+        n, d = x2.shape
+        if d != self.gamma.shape[0]:
+            msg = (f"BatchNormalization has {self.gamma.shape[0]} features (gamma, beta) but the "
+                   f"input of shape {self.input_shape} has {d} per sample")
+            raise ValueError(msg)
+        if n == 0:
+            msg = "BatchNormalization needs at least one sample, got an empty batch"
+            raise ValueError(msg)
+        if not xp.isdtype(x2.dtype, "real floating"):
+            msg = f"BatchNormalization needs floating input, got dtype {x2.dtype}"
+            raise TypeError(msg)
+        if self.running_mean is None:
+            self.running_mean = xp.zeros((d,), dtype=x2.dtype, device=device(x2))
+        if self.running_var is None:
+            self.running_var = xp.zeros((d,), dtype=x2.dtype, device=device(x2))
+        self._train = bool(train_flg)
+        if train_flg:
+            mu = xp.mean(x2, axis=0)
+            xc = x2 - mu
+            var = xp.mean(xc * xc, axis=0)
+            std = xp.sqrt(var + self.EPS)
+            m = self.momentum
+            # New arrays, as in the book: an in-place update would cast float64 batch
+            # statistics down into float32 running ones.
+            self.running_mean = m * self.running_mean + (1.0 - m) * mu
+            self.running_var = m * self.running_var + (1.0 - m) * var
+        else:
+            xc = x2 - self.running_mean
+            std = xp.sqrt(self.running_var + self.EPS)
+        xn = xc / std
+        self.batch_size, self.xc, self.xn, self.std = n, xc, xn, std
+        out = self.gamma * xn + self.beta
+        return xp.reshape(out, self.input_shape)
+
+    def backward(self, dout: Array) -> Array:
+        if self.xn is None:
+            msg = "BatchNormalization.backward needs a forward first"
+            raise RuntimeError(msg)
+        xp = self.xp
+        if tuple(dout.shape) != self.input_shape:
+            msg = (f"BatchNormalization.backward: dout has shape {tuple(dout.shape)}, the "
+                   f"forward input had {self.input_shape}")
+            raise ValueError(msg)
+        d2 = self._flat(dout, xp, "dout")
+        xn = self.xn
+        self.dbeta = xp.sum(d2, axis=0)
+        self.dgamma = xp.sum(xn * d2, axis=0)
+        dxn = self.gamma * d2
+        if self._train:
+            # The book's chain (through std, var and mu) in closed form:
+            # dx = (dxn - mean(dxn) - xn * mean(dxn * xn)) / std
+            dxn = dxn - xp.mean(dxn, axis=0) - xn * xp.mean(dxn * xn, axis=0)
+        dx = dxn / self.std  # in inference the statistics are constants
+        return xp.reshape(dx, self.input_shape)
 
 
 # Primitive nodes for the book's sigmoid derivation (figure 5-19): with MulLayer by -1 and
