@@ -62,6 +62,12 @@ def _check_floating(xp: Namespace, x: Array, what: str) -> None:
         raise TypeError(msg)
 
 
+def _win(start: int, stride: int, count: int) -> slice:
+    """``count`` positions from ``start`` in steps of ``stride`` (the stop stays in bounds:
+    array-api-strict refuses stops past the end)."""
+    return slice(start, start + stride * (count - 1) + 1, stride)
+
+
 def _padded(xp: Namespace, xt: Array, pad: int) -> Array:
     """``xt`` (``(C, N, H, W)``) with ``pad`` zeros around its last two axes, on its device."""
     if pad == 0:
@@ -83,7 +89,7 @@ def _cols_t(xp: Namespace, xt: Array, fh: int, fw: int, stride: int, pad: int,
     col = xp.empty((C, fh, fw, N, oh, ow), dtype=xt.dtype, device=device(xt))
     for i in range(fh):
         for j in range(fw):
-            col[:, i, j, ...] = img[:, :, i:i + stride * oh:stride, j:j + stride * ow:stride]
+            col[:, i, j, ...] = img[:, :, _win(i, stride, oh), _win(j, stride, ow)]
     return xp.reshape(col, (C * fh * fw, N * oh * ow))
 
 
@@ -99,7 +105,7 @@ def _col2im_t(xp: Namespace, col_t: Array, shape_t: tuple[int, int, int, int], f
     img = xp.zeros((C, N, H + 2 * pad, W + 2 * pad), dtype=col_t.dtype, device=device(col_t))
     for i in range(fh):
         for j in range(fw):
-            img[:, :, i:i + stride * oh:stride, j:j + stride * ow:stride] += col[:, i, j, ...]
+            img[:, :, _win(i, stride, oh), _win(j, stride, ow)] += col[:, i, j, ...]
     if pad:
         img = img[:, :, pad:pad + H, pad:pad + W]
     return img
@@ -295,7 +301,7 @@ class Pooling:
             self.arg_max = None
         else:
             img = _padded(xp, xt, p)
-            win = xp.stack([img[:, :, i:i + s * oh:s, j:j + s * ow:s]
+            win = xp.stack([img[:, :, _win(i, s, oh), _win(j, s, ow)]
                             for i in range(ph) for j in range(pw)], axis=-1)
             self.arg_max = xp.argmax(win, axis=-1)  # first maximum, as the standard says
             out = xp.max(win, axis=-1)
@@ -372,6 +378,6 @@ class Pooling:
             img = xp.zeros((C, N, H + 2 * p, W + 2 * p), dtype=dout.dtype, device=dev)
             for i in range(ph):
                 for j in range(pw):
-                    img[:, :, i:i + s * oh:s, j:j + s * ow:s] += dcol[..., i * pw + j]
+                    img[:, :, _win(i, s, oh), _win(j, s, ow)] += dcol[..., i * pw + j]
             dx = img[:, :, p:p + H, p:p + W] if p else img
         return xp.permute_dims(dx, (1, 0, 2, 3))
