@@ -130,7 +130,7 @@ def im2col(input_data: Array, filter_h: int, filter_w: int, stride: int = 1,
     """
     _check_4d(input_data, "im2col")
     xp = namespace(input_data)
-    N, C, H, W = input_data.shape
+    _N, _C, H, W = input_data.shape
     stride, pad = _check_int(stride, "stride", 1), _check_int(pad, "pad", 0)
     oh = _out_size(H, filter_h, stride, pad, "im2col (height)")
     ow = _out_size(W, filter_w, stride, pad, "im2col (width)")
@@ -197,7 +197,7 @@ class Convolution:
         return None if self.col_t is None else self.col_t.T
 
     @property
-    def col_W(self) -> Array | None:  # noqa: N802 (the book's name)
+    def col_W(self) -> Array | None:
         """The book's ``col_W`` ``(C*FH*FW, FN)`` (a transposed view)."""
         return None if self._w2 is None else self._w2.T
 
