@@ -67,6 +67,67 @@ class CupyKernels:
         self.calls += 1
         self._sgd(g, p.dtype.type(lr), p)
 
+    # --- convolution (chapter 7): one kernel each, compiled on first use. Layouts are those of
+    # xpnet.conv: images (C, N, H, W), transposed columns (C*FH*FW, N*OH*OW), pooled (C, N, OH,
+    # OW); zero padding is done by the index arithmetic, and the scatters are gathers (each
+    # output element sums what reads it), so no atomics and deterministic sums.
+
+    def _conv_kernel(self, name: str) -> Any:
+        found = self.__dict__.setdefault("_conv_kernels", {})
+        if name not in found:
+            params, outs, body = _CONV_KERNELS[name]
+            found[name] = self._cp.ElementwiseKernel(params, outs, body, f"xpnet_{name}")
+        return found[name]
+
+    def im2col_t(self, xt: Array, fh: int, fw: int, stride: int, pad: int, oh: int,
+                 ow: int) -> Array:
+        """Transposed columns ``(C*fh*fw, N*oh*ow)`` of ``xt`` ``(C, N, H, W)``, in one kernel."""
+        self.calls += 1
+        cp = self._cp
+        xt = cp.ascontiguousarray(xt)
+        C, N, H, W = xt.shape
+        col = cp.empty((C * fh * fw, N * oh * ow), dtype=xt.dtype)
+        self._conv_kernel("im2col_t")(xt, C, N, H, W, fh, fw, stride, pad, oh, ow, col)
+        return col
+
+    def col2im_t(self, col_t: Array, shape_t: tuple[int, int, int, int], fh: int, fw: int,
+                 stride: int, pad: int, oh: int, ow: int) -> Array:
+        """The image ``(C, N, H, W)`` summed from transposed columns (adjoint of ``im2col_t``)."""
+        self.calls += 1
+        cp = self._cp
+        col_t = cp.ascontiguousarray(col_t)
+        C, N, H, W = shape_t
+        img = cp.empty(shape_t, dtype=col_t.dtype)
+        self._conv_kernel("col2im_t")(col_t, C, N, H, W, fh, fw, stride, pad, oh, ow, img)
+        return img
+
+    def max_pool_forward(self, xt: Array, ph: int, pw: int, stride: int, pad: int, oh: int,
+                         ow: int) -> tuple[Array, Array]:
+        """Max pooling of ``xt`` ``(C, N, H, W)`` with zero padding: ``(max, arg)``, both
+        ``(C, N, oh, ow)``; ``arg`` (int32) is the row-major window position of the first
+        maximum."""
+        self.calls += 1
+        cp = self._cp
+        xt = cp.ascontiguousarray(xt)
+        C, N, H, W = xt.shape
+        out = cp.empty((C, N, oh, ow), dtype=xt.dtype)
+        arg = cp.empty((C, N, oh, ow), dtype=cp.int32)
+        self._conv_kernel("max_pool_forward")(xt, C, N, H, W, ph, pw, stride, pad, oh, ow,
+                                              out, arg)
+        return out, arg
+
+    def max_pool_backward(self, dout_t: Array, arg: Array, shape_t: tuple[int, int, int, int],
+                          ph: int, pw: int, stride: int, pad: int, oh: int, ow: int) -> Array:
+        """``dx`` ``(C, N, H, W)``: each ``dout_t`` element goes to its window's ``arg``."""
+        self.calls += 1
+        cp = self._cp
+        dout_t = cp.ascontiguousarray(dout_t)
+        C, N, H, W = shape_t
+        dx = cp.empty(shape_t, dtype=dout_t.dtype)
+        self._conv_kernel("max_pool_backward")(dout_t, arg, C, N, H, W, ph, pw, stride, pad,
+                                               oh, ow, dx)
+        return dx
+
 
 _FUSED: dict[int, Any] = {}
 
@@ -131,3 +192,97 @@ class CudaGraphStep:
             self.graph.launch(stream=self.stream)
             self.launches += 1
             return self.output
+
+
+# Kernel sources for CupyKernels' convolution methods: (params, outputs, body). Every body
+# finds its element's coordinates from the flat index ``i`` (row-major, last axis fastest).
+_SHAPE = "int32 C, int32 N, int32 H, int32 W, int32 fh, int32 fw, int32 s, int32 p, " \
+         "int32 oh, int32 ow"
+_CONV_KERNELS: dict[str, tuple[str, str, str]] = {
+    "im2col_t": (
+        "raw T x, " + _SHAPE, "T col",
+        """
+        long long r = i;
+        const int ox = (int)(r % ow); r /= ow;
+        const int oy = (int)(r % oh); r /= oh;
+        const int n = (int)(r % N); r /= N;
+        const int kx = (int)(r % fw); r /= fw;
+        const int ky = (int)(r % fh);
+        const int c = (int)(r / fh);
+        const int y = oy * s + ky - p, xx = ox * s + kx - p;
+        col = (y >= 0 && y < H && xx >= 0 && xx < W)
+            ? x[(((long long)c * N + n) * H + y) * W + xx] : (T)0;
+        """,
+    ),
+    "col2im_t": (
+        "raw T col, " + _SHAPE, "T img",
+        """
+        long long r = i;
+        const int xx = (int)(r % W); r /= W;
+        const int y = (int)(r % H); r /= H;
+        const int n = (int)(r % N);
+        const int c = (int)(r / N);
+        T acc = (T)0;
+        for (int ky = 0; ky < fh; ++ky) {
+            const int ty = y + p - ky;
+            if (ty < 0 || ty % s != 0 || ty / s >= oh) continue;
+            for (int kx = 0; kx < fw; ++kx) {
+                const int tx = xx + p - kx;
+                if (tx < 0 || tx % s != 0 || tx / s >= ow) continue;
+                acc += col[(((((long long)c * fh + ky) * fw + kx) * N + n) * oh + ty / s) * ow
+                           + tx / s];
+            }
+        }
+        img = acc;
+        """,
+    ),
+    "max_pool_forward": (
+        "raw T x, " + _SHAPE, "T out, int32 arg",
+        """
+        long long r = i;
+        const int ox = (int)(r % ow); r /= ow;
+        const int oy = (int)(r % oh); r /= oh;
+        const int n = (int)(r % N);
+        const int c = (int)(r / N);
+        T best = (T)0;
+        int where = -1;
+        for (int ky = 0; ky < fh; ++ky) {
+            const int y = oy * s + ky - p;
+            for (int kx = 0; kx < fw; ++kx) {
+                const int xx = ox * s + kx - p;
+                const T v = (y >= 0 && y < H && xx >= 0 && xx < W)
+                    ? x[(((long long)c * N + n) * H + y) * W + xx] : (T)0;
+                /* strictly greater keeps the first maximum; a NaN wins, as in argmax */
+                if (where < 0 || v > best || (v != v && best == best)) {
+                    best = v;
+                    where = ky * fw + kx;
+                }
+            }
+        }
+        out = best;
+        arg = where;
+        """,
+    ),
+    "max_pool_backward": (
+        "raw T dout, raw int32 arg, " + _SHAPE, "T dx",
+        """
+        long long r = i;
+        const int xx = (int)(r % W); r /= W;
+        const int y = (int)(r % H); r /= H;
+        const int n = (int)(r % N);
+        const int c = (int)(r / N);
+        T acc = (T)0;
+        for (int ky = 0; ky < fh; ++ky) {
+            const int ty = y + p - ky;
+            if (ty < 0 || ty % s != 0 || ty / s >= oh) continue;
+            for (int kx = 0; kx < fw; ++kx) {
+                const int tx = xx + p - kx;
+                if (tx < 0 || tx % s != 0 || tx / s >= ow) continue;
+                const long long o = (((long long)c * N + n) * oh + ty / s) * ow + tx / s;
+                if (arg[o] == ky * fw + kx) acc += dout[o];
+            }
+        }
+        dx = acc;
+        """,
+    ),
+}

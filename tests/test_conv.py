@@ -1,0 +1,283 @@
+"""xpnet.conv: im2col/col2im against loops written here, Convolution and Pooling against PyTorch,
+gradients against central differences (float64), the fast pooling path against the general one,
+dtype/device kept, clear errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from xpnet.conv import Convolution, Pooling, col2im, im2col
+
+# --------------------------------------------------------------------------- NumPy references
+
+
+def _ref_im2col(x, fh, fw, stride, pad):
+    """Row (n, y, x) = window (y, x) of image n, in (c, i, j) order: plain loops."""
+    n_, c_, h, w = x.shape
+    oh, ow = (h + 2 * pad - fh) // stride + 1, (w + 2 * pad - fw) // stride + 1
+    img = np.zeros((n_, c_, h + 2 * pad, w + 2 * pad))
+    img[:, :, pad:pad + h, pad:pad + w] = x
+    rows = []
+    for n in range(n_):
+        for y in range(oh):
+            for xx in range(ow):
+                win = img[n, :, y * stride:y * stride + fh, xx * stride:xx * stride + fw]
+                rows.append(win.ravel())
+    return np.array(rows)
+
+
+def _ref_col2im(col, shape, fh, fw, stride, pad):
+    n_, c_, h, w = shape
+    oh, ow = (h + 2 * pad - fh) // stride + 1, (w + 2 * pad - fw) // stride + 1
+    img = np.zeros((n_, c_, h + 2 * pad, w + 2 * pad))
+    r = 0
+    for n in range(n_):
+        for y in range(oh):
+            for xx in range(ow):
+                img[n, :, y * stride:y * stride + fh, xx * stride:xx * stride + fw] += (
+                    col[r].reshape(c_, fh, fw))
+                r += 1
+    return img[:, :, pad:pad + h, pad:pad + w]
+
+
+def _ref_pool(x, ph, pw, stride, pad):
+    """Max pool with zero padding (the book's), plus the first-max gradient routing matrix."""
+    n_, c_, h, w = x.shape
+    img = np.zeros((n_, c_, h + 2 * pad, w + 2 * pad))
+    img[:, :, pad:pad + h, pad:pad + w] = x
+    oh, ow = (h + 2 * pad - ph) // stride + 1, (w + 2 * pad - pw) // stride + 1
+    out = np.empty((n_, c_, oh, ow))
+    for n in range(n_):
+        for c in range(c_):
+            for y in range(oh):
+                for xx in range(ow):
+                    out[n, c, y, xx] = img[n, c, y * stride:y * stride + ph,
+                                           xx * stride:xx * stride + pw].max()
+    return out
+
+
+def _distinct(rng, shape):
+    """Values 0.1 apart in random order: no ties, no max switch within a 1e-4 step."""
+    size = int(np.prod(shape))
+    return (rng.permutation(size) * 0.1 - size * 0.05).reshape(shape)
+
+
+# --------------------------------------------------------------------------- im2col / col2im
+
+SHAPES = [  # (N, C, H, W, FH, FW, stride, pad)
+    (2, 1, 5, 5, 3, 3, 1, 0),
+    (2, 3, 5, 5, 3, 3, 2, 1),
+    (1, 2, 6, 4, 2, 2, 2, 0),
+    (3, 2, 4, 6, 3, 1, 1, 1),
+]
+
+
+@pytest.mark.parametrize("case", SHAPES, ids=str)
+def test_im2col_col2im_match_loops(be, rng, case):
+    n, c, h, w, fh, fw, stride, pad = case
+    x = rng.standard_normal((n, c, h, w))
+    col = im2col(be.asarray(x), fh, fw, stride, pad)
+    want = _ref_im2col(x, fh, fw, stride, pad)
+    be.assert_on(col, "float64", want.shape)
+    be.assert_close(col, want)
+    g = rng.standard_normal(want.shape)
+    img = col2im(be.asarray(g), (n, c, h, w), fh, fw, stride, pad)
+    be.assert_on(img, "float64", (n, c, h, w))
+    be.assert_close(img, _ref_col2im(g, (n, c, h, w), fh, fw, stride, pad), rtol=1e-12,
+                    atol=1e-12)
+
+
+def test_im2col_matches_the_book_on_mnist_shape(rng):
+    x = rng.standard_normal((3, 1, 28, 28))
+    np.testing.assert_array_equal(np.asarray(im2col(x, 5, 5)), _ref_im2col(x, 5, 5, 1, 0))
+
+
+# --------------------------------------------------------------------------- against PyTorch
+
+torch_cases = [(1, 0, 1), (2, 1, 3), (1, 1, 2), (2, 0, 1)]  # (stride, pad, channels)
+
+
+@pytest.mark.parametrize(("stride", "pad", "channels"), torch_cases)
+def test_convolution_matches_torch(be, rng, stride, pad, channels):
+    torch = pytest.importorskip("torch", reason="PyTorch is the reference for conv2d")
+    x = rng.standard_normal((3, channels, 7, 7))
+    W = rng.standard_normal((4, channels, 3, 3))
+    b = rng.standard_normal(4)
+    out = Convolution(be.asarray(W), be.asarray(b), stride, pad).forward(be.asarray(x))
+    want = torch.nn.functional.conv2d(torch.from_numpy(x), torch.from_numpy(W),
+                                      torch.from_numpy(b), stride=stride, padding=pad).numpy()
+    be.assert_on(out, "float64", want.shape)
+    be.assert_close(out, want, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize(("pool", "stride", "pad"), [(2, 2, 0), (3, 3, 0), (3, 1, 0), (2, 1, 1),
+                                                     (3, 2, 1)])
+def test_pooling_matches_torch(be, rng, pool, stride, pad):
+    torch = pytest.importorskip("torch", reason="PyTorch is the reference for max_pool2d")
+    size = 6 if (6 + 2 * pad - pool) % stride == 0 else 7
+    x = rng.standard_normal((2, 3, size, size))
+    out = Pooling(pool, pool, stride, pad).forward(be.asarray(x))
+    # The book pads with zeros that take part in the maximum; torch pads with -inf, so pad
+    # with zeros first and let torch pool without padding.
+    padded = torch.nn.functional.pad(torch.from_numpy(x), (pad, pad, pad, pad))
+    want = torch.nn.functional.max_pool2d(padded, pool, stride).numpy()
+    be.assert_on(out, "float64", want.shape)
+    be.assert_close(out, want)
+    np.testing.assert_array_equal(want, _ref_pool(x, pool, pool, stride, pad))
+
+
+# --------------------------------------------------------------------------- gradients
+
+
+def _numeric(f, x, h=1e-5):
+    """Central differences of the scalar f(x) for host float64 x."""
+    g = np.zeros_like(x)
+    for idx in np.ndindex(*x.shape):
+        old = x[idx]
+        x[idx] = old + h
+        up = f(x)
+        x[idx] = old - h
+        down = f(x)
+        x[idx] = old
+        g[idx] = (up - down) / (2 * h)
+    return g
+
+
+GRAD_CASES = [(s, p, c) for s in (1, 2) for p in (0, 1) for c in (1, 3)]
+
+
+@pytest.mark.parametrize(("stride", "pad", "channels"), GRAD_CASES)
+def test_convolution_gradients(be, rng, stride, pad, channels):
+    x = rng.standard_normal((2, channels, 5, 5))
+    W = rng.standard_normal((2, channels, 3, 3))
+    b = rng.standard_normal(2)
+    layer = Convolution(be.asarray(W), be.asarray(b), stride, pad)
+    out = layer.forward(be.asarray(x))
+    r = rng.standard_normal(tuple(out.shape))  # loss = sum(out * r), so dout = r
+    dx = layer.backward(be.asarray(r))
+    for got in (dx, layer.dW, layer.db):
+        be.assert_on(got, "float64")
+
+    def loss(x_, W_, b_):
+        y = Convolution(be.asarray(W_), be.asarray(b_), stride, pad).forward(be.asarray(x_))
+        return float(np.sum(be.to_numpy(y) * r))
+
+    be.assert_close(dx, _numeric(lambda v: loss(v, W, b), x), rtol=1e-6, atol=1e-8)
+    be.assert_close(layer.dW, _numeric(lambda v: loss(x, v, b), W), rtol=1e-6, atol=1e-8)
+    be.assert_close(layer.db, _numeric(lambda v: loss(x, W, v), b), rtol=1e-6, atol=1e-8)
+
+
+POOL_CASES = [(2, 2, 0, 1), (2, 2, 0, 3), (3, 3, 0, 2), (3, 1, 0, 2), (2, 1, 1, 1), (3, 2, 1, 3),
+              (2, 2, 1, 2)]
+
+
+@pytest.mark.parametrize(("pool", "stride", "pad", "channels"), POOL_CASES)
+def test_pooling_gradient(be, rng, pool, stride, pad, channels):
+    size = 6 if (6 + 2 * pad - pool) % stride == 0 else 5
+    x = _distinct(rng, (2, channels, size, size))
+    layer = Pooling(pool, pool, stride, pad)
+    out = layer.forward(be.asarray(x))
+    r = rng.standard_normal(tuple(out.shape))
+    dx = layer.backward(be.asarray(r))
+    be.assert_on(dx, "float64", x.shape)
+    want = _numeric(lambda v: float(np.sum(_ref_pool(v, pool, pool, stride, pad) * r)), x)
+    be.assert_close(dx, want, rtol=1e-6, atol=1e-8)
+
+
+def test_pooling_backward_takes_first_maximum_like_the_book(be):
+    # Windows full of ties: the book's argmax sends each gradient to the window's first maximum.
+    x = np.zeros((1, 1, 4, 4))
+    x[0, 0, 1, :] = 1.0  # second row of each top window ties at 1
+    for pool, stride in ((2, 2), (2, 1)):
+        size = (4 - pool) // stride + 1
+        layer = Pooling(pool, pool, stride)
+        layer.forward(be.asarray(x))
+        dout = np.arange(1.0, size * size + 1).reshape(1, 1, size, size)
+        want = np.zeros_like(x)
+        for y in range(size):
+            for xx in range(size):
+                win = x[0, 0, y * stride:y * stride + pool, xx * stride:xx * stride + pool]
+                i, j = np.unravel_index(np.argmax(win), win.shape)
+                want[0, 0, y * stride + i, xx * stride + j] += dout[0, 0, y, xx]
+        be.assert_close(layer.backward(be.asarray(dout)), want)
+
+
+def test_fast_pooling_agrees_with_general_path(be, rng, monkeypatch):
+    # Small integers: many ties, so the first-maximum rule is exercised.
+    x = rng.integers(-2, 3, size=(3, 4, 8, 8)).astype(np.float64)
+    dout = rng.standard_normal((3, 4, 4, 4))
+    results = []
+    for fast in (True, False):
+        monkeypatch.setattr(Pooling, "fast", property(lambda self, f=fast: f))
+        layer = Pooling(2, 2, 2)
+        out = layer.forward(be.asarray(x))
+        results.append((be.to_numpy(out), be.to_numpy(layer.backward(be.asarray(dout)))))
+    np.testing.assert_array_equal(results[0][0], results[1][0])
+    np.testing.assert_array_equal(results[0][1], results[1][1])
+
+
+def test_convolution_input_grad_false_skips_dx(be, rng):
+    layer = Convolution(be.asarray(rng.standard_normal((2, 1, 3, 3))),
+                        be.asarray(np.zeros(2)), input_grad=False)
+    out = layer.forward(be.asarray(rng.standard_normal((2, 1, 5, 5))))
+    assert layer.backward(be.asarray(np.ones(tuple(out.shape)))) is None
+    be.assert_on(layer.dW, "float64", (2, 1, 3, 3))
+
+
+# --------------------------------------------------------------------------- dtypes, devices
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_dtype_and_device_kept(be, rng, dtype):
+    x = be.asarray(rng.standard_normal((2, 2, 6, 6)), dtype)
+    conv = Convolution(be.asarray(rng.standard_normal((3, 2, 3, 3)), dtype),
+                       be.asarray(rng.standard_normal(3), dtype), 1, 1)
+    pool = Pooling(2, 2, 2)
+    general = Pooling(3, 3, 1, 1)
+    y = pool.forward(conv.forward(x))
+    be.assert_on(y, dtype, (2, 3, 3, 3))
+    be.assert_on(general.forward(x), dtype, (2, 2, 6, 6))
+    be.assert_on(general.backward(be.asarray(np.ones((2, 2, 6, 6)), dtype)), dtype)
+    dx = conv.backward(pool.backward(be.asarray(np.ones((2, 3, 3, 3)), dtype)))
+    be.assert_on(dx, dtype, (2, 2, 6, 6))
+    be.assert_on(conv.dW, dtype, (3, 2, 3, 3))
+    be.assert_on(conv.db, dtype, (3,))
+
+
+def test_mixed_dtypes_promote_like_numpy(be, rng):
+    x = rng.standard_normal((2, 1, 5, 5)).astype(np.float32)
+    W, b = rng.standard_normal((2, 1, 3, 3)), rng.standard_normal(2)
+    layer = Convolution(be.asarray(W), be.asarray(b))
+    out = layer.forward(be.asarray(x))
+    be.assert_on(out, "float64", (2, 2, 3, 3))
+    want = Convolution(W, b).forward(x.astype(np.float64))
+    be.assert_close(out, want, rtol=1e-12)
+    layer.backward(be.asarray(np.ones((2, 2, 3, 3)), "float32"))
+    be.assert_on(layer.dW, "float64", W.shape)
+
+
+# --------------------------------------------------------------------------- errors
+
+
+def test_clear_errors(be, rng):
+    W = be.asarray(rng.standard_normal((2, 3, 3, 3)))
+    b = be.asarray(np.zeros(2))
+    with pytest.raises(ValueError, match=r"shape \(N, C, H, W\)"):
+        Convolution(W, b).forward(be.asarray(np.zeros((3, 5, 5))))
+    with pytest.raises(ValueError, match="3 input channels"):
+        Convolution(W, b).forward(be.asarray(np.zeros((1, 2, 5, 5))))
+    with pytest.raises(ValueError, match="not a whole number"):
+        Convolution(W, b, stride=2).forward(be.asarray(np.zeros((1, 3, 6, 6))))
+    with pytest.raises(ValueError, match="does not fit"):
+        Convolution(W, b).forward(be.asarray(np.zeros((1, 3, 2, 2))))
+    with pytest.raises(TypeError, match="floating"):
+        Convolution(W, b).forward(be.asarray(np.zeros((1, 3, 5, 5)), "int32"))
+    with pytest.raises(ValueError, match="stride must be an integer >= 1"):
+        Convolution(W, b, stride=0)
+    with pytest.raises(ValueError, match="not a whole number"):
+        Pooling(2, 2).forward(be.asarray(np.zeros((1, 1, 5, 5))))
+    with pytest.raises(ValueError, match=r"shape \(N, C, H, W\)"):
+        Pooling(2, 2).forward(be.asarray(np.zeros((4, 4))))
+    with pytest.raises(ValueError, match="col must have shape"):
+        col2im(be.asarray(np.zeros((4, 5))), (1, 1, 3, 3), 2, 2)
