@@ -22,6 +22,7 @@ permutation. Threads are pinned (``--threads``, default 1) for BLAS and torch al
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import statistics
 import time
@@ -41,7 +42,7 @@ def he_weights(seed: int) -> list[np.ndarray]:
     """The initial weights both contenders start from (He: std sqrt(2 / fan_in))."""
     rng = np.random.default_rng(seed)
     return [np.sqrt(2.0 / n_in) * rng.standard_normal((n_in, n_out))
-            for n_in, n_out in zip(SIZES[:-1], SIZES[1:])]
+            for n_in, n_out in itertools.pairwise(SIZES)]
 
 
 def batches(n: int, batch: int, seed: int) -> Callable[[int], np.ndarray]:
@@ -59,8 +60,9 @@ def batches(n: int, batch: int, seed: int) -> Callable[[int], np.ndarray]:
 
 
 def xpnet_step(x: np.ndarray, t: np.ndarray, batch: int, seed: int) -> Callable[[int], Any]:
-    import xpnet
     from xpnet.optim import Adam
+
+    import xpnet
 
     net = xpnet.MultiLayerNetExtend(SIZES[0], list(SIZES[1:-1]), SIZES[-1],
                                     weight_init_std="relu", use_batchnorm=True,
@@ -121,7 +123,7 @@ def load(quick: bool) -> tuple[np.ndarray, np.ndarray, str]:
 
             (x, t), _ = load_mnist()
             return x, t, "MNIST"
-        except Exception as exc:  # noqa: BLE001 - no data here: say so and use random data
+        except Exception as exc:  # no data here: say so, use random data
             print(f"note: MNIST not available ({exc}); using random data")
     rng = np.random.default_rng(0)
     n = 2000 if quick else 60_000
@@ -139,7 +141,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             steps[name] = make(x, t, args.batch, args.seed)
             for i in range(args.warmup):
                 steps[name](i)
-        except Exception as exc:  # noqa: BLE001 - a contender that cannot run is reported
+        except Exception as exc:  # a contender that cannot run is reported
             skipped[name] = f"{type(exc).__name__}: {exc}"
             print(f"skipped {name}: {skipped[name]}")
     times: dict[str, list[float]] = {name: [] for name in steps}

@@ -4,12 +4,29 @@ One code path trains on NumPy on a CPU and on CuPy on a CUDA GPU (and on PyTorch
 array-api-strict): every layer takes its array namespace from its inputs.
 """
 
-from . import backend, cuda, functions, gradcheck, graph, layers
+from . import backend, conv, cuda, functions, gradcheck, graph, layers, util
 from .backend import cuda_available, get_namespace, to_numpy
+from .book_pickle import UnsafePickleError, load_book_params
+from .conv import Convolution, Pooling, col2im, im2col
+from .functions import (
+    cross_entropy_error,
+    identity_function,
+    mean_squared_error,
+    relu,
+    relu_grad,
+    sigmoid,
+    sigmoid_grad,
+    softmax,
+    softmax_loss,
+    step_function,
+    sum_squared_error,
+)
 from .gradcheck import GradcheckReport, GradientCheckError, gradient_check, numerical_gradient
 from .layers import (
     AddLayer,
     Affine,
+    BatchNormalization,
+    Dropout,
     ExpLayer,
     MulLayer,
     ReciprocalLayer,
@@ -18,24 +35,34 @@ from .layers import (
     SoftmaxWithLoss,
 )
 from .net import Params, TwoLayerNet
+from .util import conv_output_size, shuffle_dataset, smooth_curve
 
 __version__ = "0.1.0"
 
 __all__ = [
     "AddLayer",
     "Affine",
+    "BatchNormalization",
+    "Convolution",
+    "Dropout",
     "ExpLayer",
     "GradcheckReport",
     "GradientCheckError",
     "MulLayer",
     "Params",
+    "Pooling",
     "ReciprocalLayer",
     "Relu",
     "Sigmoid",
     "SoftmaxWithLoss",
     "TwoLayerNet",
+    "UnsafePickleError",
     "__version__",
     "backend",
+    "col2im",
+    "conv",
+    "conv_output_size",
+    "cross_entropy_error",
     "cuda",
     "cuda_available",
     "functions",
@@ -43,7 +70,22 @@ __all__ = [
     "gradcheck",
     "gradient_check",
     "graph",
+    "identity_function",
+    "im2col",
     "layers",
+    "load_book_params",
+    "mean_squared_error",
     "numerical_gradient",
+    "relu",
+    "relu_grad",
+    "shuffle_dataset",
+    "sigmoid",
+    "sigmoid_grad",
+    "smooth_curve",
+    "softmax",
+    "softmax_loss",
+    "step_function",
+    "sum_squared_error",
     "to_numpy",
+    "util",
 ]
