@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -37,6 +38,27 @@ def check_param_shapes(shapes: Mapping[str, tuple[int, ...]]) -> None:
     if not fits:
         msg = (f"parameter shapes do not fit together: {shapes}; expected W1 (in, hidden), "
                "b1 (hidden,), W2 (hidden, out), b2 (out,)")
+        raise ValueError(msg)
+
+
+def check_init_std(value: Any) -> float:
+    """``value`` as a Python float if it is a finite real number >= 0, else a clear error."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer,
+                                                                     np.floating)):
+        msg = (f"weight_init_std must be a finite number >= 0 (e.g. 0.01), got "
+               f"{type(value).__name__} {value!r}")
+        raise TypeError(msg)
+    std = float(value)
+    if not (math.isfinite(std) and std >= 0):
+        msg = f"weight_init_std must be a finite number >= 0 (e.g. 0.01), got {std!r}"
+        raise ValueError(msg)
+    return std
+
+
+def check_batch(x: Array, what: str) -> None:
+    """Refuse an empty batch, whose mean loss (a division by 0 rows) is undefined."""
+    if x.ndim >= 1 and x.shape[0] == 0:
+        msg = f"{what} of an empty batch is undefined: x has 0 rows; pass at least one sample"
         raise ValueError(msg)
 
 
@@ -141,6 +163,7 @@ class TwoLayerNet:
             if not isinstance(size, (int, np.integer)) or size < 1:
                 msg = f"{name} must be a positive integer, got {size!r}"
                 raise ValueError(msg)
+        weight_init_std = check_init_std(weight_init_std)
         rng = np.random.default_rng(seed)
         host = {
             "W1": weight_init_std * rng.standard_normal((input_size, hidden_size)),
@@ -240,6 +263,7 @@ class TwoLayerNet:
     def loss(self, x: Array, t: Array) -> Array:
         """Mean cross-entropy loss (0-d array) for inputs ``x`` and labels ``t``
         (one-hot rows or class indices)."""
+        check_batch(x, "the loss")
         y = self.predict(x)
         return self.lastLayer.forward(y, self._labels(t))
 
