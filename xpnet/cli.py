@@ -70,7 +70,7 @@ def _check_out(out: Path) -> None:
 
 def _write_run(out: Path, net: Any, history: Any, args: argparse.Namespace) -> list[Path]:
     """Write history.json, params.npz (unless the run diverged) and accuracy.png into ``out``."""
-    from .io import save_params, write_json
+    from .io import save_net, write_json
 
     out.mkdir(parents=True, exist_ok=True)
     written = [write_json(out / "history.json", history.to_dict())]
@@ -78,7 +78,7 @@ def _write_run(out: Path, net: Any, history: Any, args: argparse.Namespace) -> l
         meta = {"xpnet": __version__, "sizes": list(net.sizes), "dtype": history.dtype,
                 "backend": history.backend, "iterations": history.iterations,
                 "final_test_acc": history.final_test_acc, "seed": args.seed}
-        written.append(save_params(out / "params.npz", net.params, meta))
+        written.append(save_net(out / "params.npz", net, meta))
     if history.epochs and not args.no_plot:
         from .plot import MatplotlibMissing, plot_history
 

@@ -90,6 +90,16 @@ class MultiLayerNet(Network):
         dtype: Any = None,
         seed: int | None = None,
     ) -> None:
+        self._init(input_size, hidden_size_list, output_size, weight_init_std, seed,
+                   {"activation": activation, "weight_decay_lambda": weight_decay_lambda},
+                   xp=xp, device=device, dtype=dtype)
+
+    def _init(self, input_size: int, hidden_size_list: Sequence[int], output_size: int,
+              weight_init_std: str | float, seed: int | None, config: dict[str, Any], *,
+              xp: Any, device: Any, dtype: Any) -> None:
+        """Check the sizes, draw W1..WL on the host (seeded), add :meth:`_extra_params`, then
+        configure and build. A subclass's ``__init__`` calls this with its own options in
+        ``config`` (they reach :meth:`_configure` and :meth:`_extra_params`)."""
         if isinstance(hidden_size_list, (int, np.integer, str)) or not isinstance(
                 hidden_size_list, Sequence):
             msg = (f"hidden_size_list must be a list of layer widths, e.g. [100, 100], "
@@ -102,16 +112,21 @@ class MultiLayerNet(Network):
         sizes = [check_size("input_size", input_size)]
         sizes += [check_size(f"hidden_size_list[{i}]", n) for i, n in enumerate(hidden_size_list)]
         sizes.append(check_size("output_size", output_size))
-        activation = _check_activation(activation)
-        lam = _check_lambda(weight_decay_lambda)
+        config = {**config, "activation": _check_activation(config.get("activation", "relu")),
+                  "weight_decay_lambda": _check_lambda(config.get("weight_decay_lambda", 0))}
         stds = init_stds(weight_init_std, sizes)
         rng = np.random.default_rng(seed)
         host: dict[str, np.ndarray] = {}
         for i, std in enumerate(stds, start=1):
             host[f"W{i}"] = std * rng.standard_normal((sizes[i - 1], sizes[i]))
             host[f"b{i}"] = np.zeros(sizes[i])
-        self._configure(host, activation=activation, weight_decay_lambda=lam)
+        host.update(self._extra_params(sizes, config))
+        self._configure(host, **config)
         self._setup(host, xp=xp, device=device, dtype=dtype)
+
+    def _extra_params(self, sizes: Sequence[int], config: Mapping[str, Any]) -> dict[str, Any]:
+        """Host arrays of parameters besides W1..WL, b1..bL (a subclass's ``gamma1`` ...)."""
+        return {}
 
     @classmethod
     def _param_names(cls, params: Mapping[str, Any], **config: Any) -> tuple[str, ...]:
