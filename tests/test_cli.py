@@ -206,3 +206,111 @@ def test_graph_format_and_suffix_must_agree(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert err.startswith("xpnet: error:")
     assert "make them agree" in err
+
+
+# --------------------------------------------------------------------------- --out (issue 8)
+
+
+@pytest.fixture
+def no_training(monkeypatch):
+    """Training must not start: a bad --out is found first."""
+    import xpnet.train
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("training started although --out cannot be written")
+
+    monkeypatch.setattr(xpnet.train, "train", refuse)
+
+
+@pytest.mark.parametrize("case", ["file", "parent-file", "grandparent-file"])
+def test_train_out_that_cannot_be_a_folder_exits_2_before_training(
+        mnist, no_training, tmp_path, capsys, case):
+    blocker = tmp_path / "taken"
+    blocker.write_text("not a folder")
+    out = {"file": blocker, "parent-file": blocker / "run",
+           "grandparent-file": blocker / "a" / "run"}[case]
+    assert main(["train", "--iters", "3", "--out", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert err.startswith("xpnet: error: --out")
+    assert str(blocker) in err
+    assert blocker.read_text() == "not a folder"
+
+
+def test_train_out_not_writable_exits_2_before_training(mnist, no_training, tmp_path, capsys):
+    import os
+
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        if os.access(locked, os.W_OK):
+            pytest.skip("running as a user who can write anywhere (root): no unwritable folder")
+        assert main(["train", "--iters", "3", "--out", str(locked / "run"), "--quiet"]) == 2
+    finally:
+        locked.chmod(0o700)
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert "cannot write" in err
+
+
+def test_train_never_loses_a_finished_run_to_an_output_error(mnist, tmp_path, capsys,
+                                                             monkeypatch):
+    import xpnet.train
+
+    real_train = xpnet.train.train
+    out = tmp_path / "run"
+
+    def train_then_break_out(*args, **kwargs):
+        history = real_train(*args, **kwargs)
+        if out.is_dir():  # checked (and made) before training; now it becomes a file
+            out.rmdir()
+        out.write_text("someone else's file")
+        return history
+
+    monkeypatch.setattr(xpnet.train, "train", train_then_break_out)
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "--iters", "6", "--batch-size", "50", "--out", str(out),
+                 "--quiet", "--no-plot"]) == 1
+    captured = capsys.readouterr()
+    err = captured.err.strip().splitlines()
+    assert len(err) == 1
+    assert err[0].startswith(f"xpnet: error: cannot write the run to {out}")
+    rescued = [p for p in (tmp_path / "runs").iterdir() if p.is_dir()]
+    assert len(rescued) == 1
+    assert f"wrote it to {rescued[0]} instead" in err[0]
+    history = json.loads((rescued[0] / "history.json").read_text())
+    assert history["status"] == "finished"
+    assert history["iterations"] == 6
+    # The rescued parameters are the trained ones: they give the accuracy the run measured.
+    assert main(["evaluate", str(rescued[0] / "params.npz")]) == 0
+    assert f"test acc {history['final_test_acc']:.4f}" in capsys.readouterr().out
+    assert out.read_text() == "someone else's file"
+
+
+def test_rescue_goes_to_the_temp_folder_when_runs_is_taken(mnist, tmp_path, capsys,
+                                                            monkeypatch):
+    import tempfile
+
+    import xpnet.train
+
+    real_train = xpnet.train.train
+    out = tmp_path / "run"
+
+    def train_then_break_out(*args, **kwargs):
+        history = real_train(*args, **kwargs)
+        out.rmdir()
+        out.write_text("taken")
+        return history
+
+    monkeypatch.setattr(xpnet.train, "train", train_then_break_out)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs").write_text("also taken")
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
+    assert main(["train", "--iters", "3", "--out", str(out), "--quiet", "--no-plot"]) == 1
+    err = capsys.readouterr().err
+    (rescued,) = list(temp.iterdir())
+    assert f"wrote it to {rescued} instead" in err
+    assert (rescued / "params.npz").is_file()

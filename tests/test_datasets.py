@@ -651,3 +651,62 @@ def test_real_mnist(monkeypatch):
     assert np.bincount(t_train, minlength=10).sum() == 60000
     assert np.bincount(t_test, minlength=10).sum() == 10000
     assert set(np.unique(t_train)) == set(range(10))
+
+
+# ------------------------------------------------------------ damaged files in root= (issue 8)
+
+
+def _damage(data: bytes, how: str) -> bytes:
+    if how == "checksum":  # right header and length, one pixel changed
+        return data[:-1] + bytes([data[-1] ^ 0xFF])
+    if how == "magic":
+        return b"\x00\x00\x08\x02" + data[4:]
+    if how == "truncated":
+        return data[:-2]
+    if how == "gzip":
+        return gzip.compress(data, mtime=0)[:30]
+    raise AssertionError(how)
+
+
+@pytest.mark.parametrize(
+    ("how", "reason"),
+    [("checksum", "SHA-256 mismatch"), ("magic", "wrong IDX magic number"),
+     ("truncated", "truncated IDX file"), ("gzip", "cannot decompress gzip data")],
+)
+def test_damaged_file_in_root_is_named_then_other_sources_used(small, tmp_path, how, reason):
+    folder = small.write_dir(tmp_path / "user")
+    name = "train-labels-idx1-ubyte"
+    damaged = folder / name
+    if how == "gzip":
+        damaged.unlink()
+        damaged = folder / f"{name}.gz"
+    damaged.write_bytes(_damage(small.raw[name], how))
+    small.write_dir(small.cache)  # a good copy elsewhere
+    with pytest.warns(mnist.MNISTWarning) as caught:
+        (_, t_train), _ = load_mnist(root=folder, sources=["dir", "cache"])
+    np.testing.assert_array_equal(t_train, small.arrays[name])
+    assert len(caught) == 1
+    message = str(caught[0].message)
+    assert str(damaged) in message
+    assert reason in message
+    assert "damaged" in message
+    assert "next source" in message
+    assert caught[0].filename == __file__  # points at the caller's load_mnist line
+
+
+def test_damaged_file_in_root_with_no_other_source_warns_and_fails(small, tmp_path):
+    folder = small.write_dir(tmp_path / "user")
+    damaged = folder / "t10k-images-idx3-ubyte"
+    damaged.write_bytes(_damage(small.raw[damaged.name], "checksum"))
+    with pytest.warns(mnist.MNISTWarning, match="t10k-images-idx3-ubyte"), \
+            pytest.raises(MNISTUnavailableError, match="SHA-256 mismatch"):
+        fetch_mnist(folder, sources=["dir"])
+
+
+def test_good_root_gives_no_warning(small, tmp_path):
+    import warnings
+
+    folder = small.write_dir(tmp_path / "user")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        load_mnist(root=folder, sources=["dir", "cache"])

@@ -105,3 +105,61 @@ def test_atomic_write_replaces_whole_and_leaves_no_temp_files(tmp_path, monkeypa
         atomic_write_bytes(target, b"half")
     assert target.read_bytes() == b"new contents"
     assert sorted(p.name for p in target.parent.iterdir()) == ["file.bin"]
+
+
+# --------------------------------------------------------------------------- any network (issue 8)
+
+
+def test_multi_layer_net_round_trip_on_every_backend(be, tmp_path, rng):
+    from xpnet.io import save_net
+    from xpnet.nets import MultiLayerNet
+
+    net = MultiLayerNet(6, [5, 4, 3], 2, activation="sigmoid", weight_init_std=0.3,
+                        weight_decay_lambda=0.25, xp=be.xp, device=be.device, dtype="float32",
+                        seed=2)
+    path = save_net(tmp_path / "mlp.npz", net, {"note": "hi"})
+    params, meta = load_params(path)
+    assert meta["note"] == "hi"
+    assert meta["network"] == {"class": "MultiLayerNet", "sizes": [6, 5, 4, 3, 2],
+                               "config": {"activation": "sigmoid", "weight_decay_lambda": 0.25}}
+    assert list(params) == ["W1", "b1", "W2", "b2", "W3", "b3", "W4", "b4"]
+    for key, value in net.params.items():
+        np.testing.assert_array_equal(params[key], be.to_numpy(value))
+    again = load_net(path, xp=be.xp, device=be.device)
+    assert type(again) is MultiLayerNet
+    assert (again.activation, again.weight_decay_lambda) == ("sigmoid", 0.25)
+    assert again.hidden_size_list == [5, 4, 3]
+    for value in again.params.values():
+        be.assert_on(value, "float32")
+    x = be.asarray(rng.normal(size=(3, 6)), "float32")
+    t = be.asarray([0, 1, 1], "uint8")
+    be.assert_close(again.predict(x), be.to_numpy(net.predict(x)), rtol=0)
+    be.assert_close(again.loss(x, t), be.to_numpy(net.loss(x, t)), rtol=0)  # decay kept
+
+
+def test_save_net_of_a_two_layer_net_loads_as_one(tmp_path):
+    from xpnet.io import save_net
+
+    net = TwoLayerNet(4, 3, 2, seed=0)
+    again = load_net(save_net(tmp_path / "p.npz", net))
+    assert type(again) is TwoLayerNet
+    np.testing.assert_array_equal(again.params["W2"], net.params["W2"])
+
+
+def test_network_files_with_problems_are_named(tmp_path):
+    from xpnet.io import save_net
+    from xpnet.nets import MultiLayerNet
+
+    net = MultiLayerNet(4, [3, 3], 2, seed=0)
+    good = save_net(tmp_path / "good.npz", net)
+    params, meta = load_params(good)
+    cases = {
+        "lacks b3": ({k: v for k, v in params.items() if k != "b3"}, meta),
+        "shapes do not fit together": ({**params, "W2": np.zeros((3, 4))}, meta),
+        "network of kind 'ResNet'": (params, {"network": {"class": "ResNet"}}),
+        "does not say which network": (params, {}),
+    }
+    for match, (arrays, metadata) in cases.items():
+        path = save_params(tmp_path / "bad.npz", arrays, metadata)
+        with pytest.raises(ParamsFileError, match=match):
+            load_net(path)

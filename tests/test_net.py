@@ -405,3 +405,36 @@ def test_params_cannot_lose_entries():
     assert sorted(params) == ["W1", "W2", "b1", "b2"]
     with pytest.raises(KeyError, match="unknown parameter 'W3'"):
         params.setdefault("W3", params["W1"])
+
+
+# --------------------------------------------------------------------------- issue 8 fixes
+
+
+def test_empty_batch_is_a_clear_error(be):
+    net = _net(be, 4, 3, 2, seed=20)
+    x = be.asarray(np.zeros((0, 4)))
+    t = be.asarray(np.zeros(0), "uint8")
+    for method in (net.loss, net.gradient):
+        with pytest.raises(ValueError, match=r"empty batch .*x has 0 rows"):
+            method(x, t)
+    with pytest.raises(ValueError, match="empty batch"):
+        net.accuracy(x, t)
+    assert net.last_loss is None  # nothing half-computed was kept
+
+
+@pytest.mark.parametrize(
+    ("std", "error"),
+    [(float("nan"), ValueError), (float("inf"), ValueError), (-float("inf"), ValueError),
+     (-0.01, ValueError), ("0.01", TypeError), (None, TypeError), (True, TypeError),
+     ([0.01], TypeError), (np.float64("nan"), ValueError)],
+)
+def test_bad_weight_init_std_is_refused(std, error):
+    with pytest.raises(error, match="weight_init_std must be a finite number >= 0"):
+        TwoLayerNet(3, 2, 2, weight_init_std=std)
+
+
+def test_weight_init_std_accepts_zero_and_numpy_numbers():
+    assert not np.any(TwoLayerNet(3, 2, 2, weight_init_std=0.0, seed=0).params["W1"])
+    w = TwoLayerNet(3, 2, 2, weight_init_std=np.float32(0.5), seed=0).params["W1"]
+    same = TwoLayerNet(3, 2, 2, weight_init_std=0.5, seed=0).params["W1"]
+    np.testing.assert_array_equal(w, same)

@@ -51,32 +51,34 @@ def _say(args: argparse.Namespace, text: str) -> None:
 # --------------------------------------------------------------------------- train
 
 
-def cmd_train(args: argparse.Namespace) -> int:
-    from .io import save_params, write_json
-    from .net import TwoLayerNet
-    from .train import train
+def _check_out(out: Path) -> None:
+    """Make the run directory ``out`` now and prove a file can be written there, so a run is
+    never trained only to die at the end on an output error (exit 2, one line, otherwise)."""
+    blocker = next((p for p in (out, *out.parents) if p.exists() and not p.is_dir()), None)
+    if blocker is not None:
+        what = "is a file" if blocker == out else f"cannot be made: {blocker} is a file"
+        raise CLIError(f"--out {out} {what}, not a folder; choose another --out", EXIT_USAGE)
+    from .io import temp_path_beside
 
-    xp, device = _namespace_and_device(args)
-    (x_train, t_train), (x_test, t_test) = _load_mnist(args)
-    net = TwoLayerNet(784, args.hidden_size, 10, xp=xp, device=device, dtype=args.dtype,
-                      seed=args.seed)
-    out = Path(args.out) if args.out else Path("runs") / (
-        _dt.datetime.now().strftime("%Y%m%d-%H%M%S") + f"-{args.backend}")
-    _say(args, f"xpnet {__version__}: training {net!r}")
-    _say(args, f"  {args.iters} iterations, batch {args.batch_size}, lr {args.lr}, "
-               f"seed {args.seed}; run directory {out}")
-    history = train(net, x_train, t_train, x_test, t_test, iters=args.iters,
-                    batch_size=args.batch_size, lr=args.lr, seed=args.seed,
-                    progress=not args.quiet and sys.stderr.isatty(),
-                    log=None if args.quiet else print)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        temp_path_beside(out / "probe").unlink()
+    except OSError as exc:
+        raise CLIError(f"--out {out}: cannot write there ({exc.strerror or exc}); "
+                       "choose another --out", EXIT_USAGE) from None
+
+
+def _write_run(out: Path, net: Any, history: Any, args: argparse.Namespace) -> list[Path]:
+    """Write history.json, params.npz (unless the run diverged) and accuracy.png into ``out``."""
+    from .io import save_net, write_json
+
     out.mkdir(parents=True, exist_ok=True)
-    record = history.to_dict()
-    written = [write_json(out / "history.json", record)]
+    written = [write_json(out / "history.json", history.to_dict())]
     if history.status != "diverged":
         meta = {"xpnet": __version__, "sizes": list(net.sizes), "dtype": history.dtype,
                 "backend": history.backend, "iterations": history.iterations,
                 "final_test_acc": history.final_test_acc, "seed": args.seed}
-        written.append(save_params(out / "params.npz", net.params, meta))
+        written.append(save_net(out / "params.npz", net, meta))
     if history.epochs and not args.no_plot:
         from .plot import MatplotlibMissing, plot_history
 
@@ -84,6 +86,53 @@ def cmd_train(args: argparse.Namespace) -> int:
             written.append(plot_history(history, out / "accuracy.png"))
         except MatplotlibMissing as exc:
             print(f"note: no accuracy.png: {exc}", file=sys.stderr)
+    return written
+
+
+def _rescue_run(out: Path, error: OSError, net: Any, history: Any,
+                args: argparse.Namespace) -> tuple[Path, list[Path]]:
+    """The run could not be written to ``out`` after training: write it to a new folder under
+    ./runs, else under the system temporary folder, and say where."""
+    import tempfile
+
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    tried = [f"{out} ({error.strerror or error})"]
+    for base in (Path.cwd() / "runs", Path(tempfile.gettempdir())):
+        try:
+            base.mkdir(parents=True, exist_ok=True)
+            rescue = Path(tempfile.mkdtemp(prefix=f"{stamp}-{args.backend}-rescued-", dir=base))
+            return rescue, _write_run(rescue, net, history, args)
+        except OSError as exc:
+            tried.append(f"{base} ({exc.strerror or exc})")
+    raise CLIError(f"the trained run could not be written anywhere: {'; '.join(tried)}")
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .net import TwoLayerNet
+    from .train import train
+
+    xp, device = _namespace_and_device(args)
+    out = Path(args.out) if args.out else Path("runs") / (
+        _dt.datetime.now().strftime("%Y%m%d-%H%M%S") + f"-{args.backend}")
+    _check_out(out)
+    (x_train, t_train), (x_test, t_test) = _load_mnist(args)
+    net = TwoLayerNet(784, args.hidden_size, 10, xp=xp, device=device, dtype=args.dtype,
+                      seed=args.seed)
+    _say(args, f"xpnet {__version__}: training {net!r}")
+    _say(args, f"  {args.iters} iterations, batch {args.batch_size}, lr {args.lr}, "
+               f"seed {args.seed}; run directory {out}")
+    history = train(net, x_train, t_train, x_test, t_test, iters=args.iters,
+                    batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+                    progress=not args.quiet and sys.stderr.isatty(),
+                    log=None if args.quiet else print)
+    output_error = None
+    try:
+        written = _write_run(out, net, history, args)
+    except OSError as exc:  # never lose a finished run to an output problem
+        rescue, written = _rescue_run(out, exc, net, history, args)
+        output_error = (f"cannot write the run to {out} ({exc.strerror or exc}); "
+                        f"wrote it to {rescue} instead")
+        out = rescue
     for path in written:
         _say(args, f"wrote {path}")
     if history.status == "diverged":
@@ -92,6 +141,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     summary = (f"test accuracy after iteration {history.iterations}: {final:.4f} "
                f"({history.train_time:.1f} s training, {history.backend} {history.dtype})")
     print(summary if final is not None else f"no evaluation ran ({history.message})")
+    if output_error is not None:
+        raise CLIError(output_error)
     if history.status == "interrupted":
         print(f"stopped: {history.message}", file=sys.stderr)
         return EXIT_INTERRUPTED

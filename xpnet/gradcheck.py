@@ -18,6 +18,8 @@ per-parameter table; ``report.raise_if_failed()`` raises :class:`GradientCheckEr
 
 from __future__ import annotations
 
+import functools
+import inspect
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,7 +27,16 @@ from typing import Any
 
 import numpy as np
 
-from .backend import Array, asarray, backend_name, device, namespace, supports_float64, to_numpy
+from .backend import (
+    Array,
+    asarray,
+    backend_name,
+    device,
+    dtype_name,
+    namespace,
+    supports_float64,
+    to_numpy,
+)
 
 __all__ = [
     "GradcheckReport",
@@ -126,11 +137,24 @@ class GradientCheckError(AssertionError):
 
 
 def _working_copy(net: Any, dtype: str) -> tuple[Any, str]:
-    """A copy of ``net`` in ``dtype`` (float32 where the device has no float64)."""
+    """A copy of ``net`` in ``dtype`` (float32 where the device has no float64); a network
+    without ``to()`` (the book's own) is checked as it is, in its own dtype."""
+    if not hasattr(net, "to"):
+        return net, dtype_name(next(iter(net.params.values())).dtype)
     xp = net.xp
     if dtype == "float64" and not supports_float64(xp, net.device):
         dtype = "float32"
     return net.to(dtype=dtype), dtype
+
+
+def _loss_fn(net: Any) -> Callable[[Array, Array], Any]:
+    """``net.loss`` in training mode where it has one (``train_flg=True``, as the book's
+    numerical gradients of MultiLayerNetExtend), so both sides see the same function."""
+    try:
+        takes_flag = "train_flg" in inspect.signature(net.loss).parameters
+    except (TypeError, ValueError):
+        takes_flag = False
+    return functools.partial(net.loss, train_flg=True) if takes_flag else net.loss
 
 
 def gradient_check(
@@ -148,8 +172,10 @@ def gradient_check(
 ) -> GradcheckReport:
     """Compare ``net.gradient(x, t)`` with numerical gradients of ``net.loss(x, t)``.
 
-    ``net`` needs ``params``, ``loss``, ``gradient`` and ``to(dtype=...)`` (as
-    :class:`~xpnet.TwoLayerNet` has); it is copied to ``dtype`` first and never modified.
+    ``net`` needs ``params``, ``loss`` and ``gradient``. An xpnet network (one with
+    ``to(dtype=...)``) is copied to ``dtype`` first and never modified; another (the book's
+    own, with a dict of arrays) is checked as it is, in full mode only, each element
+    restored after its step. A ``loss`` that takes ``train_flg`` is called with ``True``.
     Defaults: ``h = 1e-4`` (float64) or ``1e-2`` (float32); ``atol = 1e-8, rtol = 1e-6``
     (float64) or ``atol = 1e-4, rtol = 1e-2`` (float32).
     """
@@ -160,24 +186,30 @@ def gradient_check(
         msg = f"dtype must be 'float32' or 'float64', got {dtype!r}"
         raise ValueError(msg)
     work, dtype = _working_copy(net, dtype)
+    if mode == "fast" and not hasattr(net, "to"):
+        msg = ("mode='fast' assigns params[name] and needs a network whose params rebind its "
+               "layers (an xpnet network); use mode='full' for this one")
+        raise ValueError(msg)
+    loss = _loss_fn(work)
     wide = dtype == "float64"
     h = (1e-4 if wide else 1e-2) if h is None else h
     atol = (1e-8 if wide else 1e-4) if atol is None else atol
     rtol = (1e-6 if wide else 1e-2) if rtol is None else rtol
     x = work._input(x) if hasattr(work, "_input") else x
-    report = GradcheckReport(mode=mode, dtype=dtype, backend=backend_name(work.xp),
+    xp = work.xp if hasattr(work, "xp") else namespace(next(iter(work.params.values())))
+    report = GradcheckReport(mode=mode, dtype=dtype, backend=backend_name(xp),
                              device=str(device(x)), h=h, atol=atol, rtol=rtol)
     backprop = {k: to_numpy(v).astype(np.float64) for k, v in work.gradient(x, t).items()}
     if mode == "full":
         for name, bp in backprop.items():
-            numeric = numerical_gradient(lambda _: work.loss(x, t), work.params[name], h=h)
+            numeric = numerical_gradient(lambda _: loss(x, t), work.params[name], h=h)
             diff = np.abs(to_numpy(numeric).astype(np.float64) - bp)
             scale = float(np.max(np.abs(bp))) if bp.size else 0.0
             report.rows.append(_row(name, bp, bp.size, scale, diff, atol, rtol))
     else:
         rng = np.random.default_rng(seed)
         for name, bp in backprop.items():
-            diffs = _directional(work, name, bp, x, t, h, n_directions, rng)
+            diffs = _directional(work, loss, name, bp, x, t, h, n_directions, rng)
             scale = float(np.linalg.norm(bp))
             report.rows.append(_row(name, bp, n_directions, scale, diffs, atol, rtol))
     return report
@@ -191,8 +223,9 @@ def _row(name: str, bp: np.ndarray, compared: int, scale: float, diff: np.ndarra
     return ParamCheck(name, tuple(bp.shape), int(compared), scale, max_abs, max_rel, ok)
 
 
-def _directional(work: Any, name: str, bp: np.ndarray, x: Array, t: Array, h: float,
-                 n_directions: int, rng: np.random.Generator) -> np.ndarray:
+def _directional(work: Any, loss: Callable[[Array, Array], Any], name: str, bp: np.ndarray,
+                 x: Array, t: Array, h: float, n_directions: int,
+                 rng: np.random.Generator) -> np.ndarray:
     """``|numerical - backprop|`` directional derivatives along random unit directions."""
     xp = work.xp
     original = work.params[name]
@@ -203,9 +236,9 @@ def _directional(work: Any, name: str, bp: np.ndarray, x: Array, t: Array, h: fl
             v /= np.linalg.norm(v) or 1.0
             step = asarray(h * v, xp, device=device(original), dtype=original.dtype)
             work.params[name] = original + step
-            f_up = float(work.loss(x, t))
+            f_up = float(loss(x, t))
             work.params[name] = original - step
-            f_down = float(work.loss(x, t))
+            f_down = float(loss(x, t))
             # Both sides per unit of h, with the step as actually stored (float32 rounds it).
             numeric = (f_up - f_down) / (2.0 * h)
             exact = float(np.sum(bp * to_numpy(step).astype(np.float64))) / h

@@ -12,13 +12,16 @@ from typing import Any
 import numpy as np
 
 from .backend import to_numpy
-from .net import TwoLayerNet, check_param_shapes
+from .nets import Network, TwoLayerNet
+from .nets.base import names_text
 
-__all__ = ["ParamsFileError", "atomic_write_bytes", "load_net", "load_params", "save_params",
-           "temp_path_beside", "write_json"]
+__all__ = ["ParamsFileError", "atomic_write_bytes", "load_net", "load_params", "save_net",
+           "save_params", "temp_path_beside", "write_json"]
 
-PARAM_NAMES = ("W1", "b1", "W2", "b2")
 _META_KEY = "__metadata__"
+#: The metadata entry naming the network a file holds: ``{"class": ..., "sizes": [...],
+#: "config": {...}}``. Files without it (written before MultiLayerNet) hold a TwoLayerNet.
+NETWORK_KEY = "network"
 
 
 class ParamsFileError(ValueError):
@@ -91,10 +94,40 @@ def save_params(path: str | os.PathLike[str], params: Mapping[str, Any],
     return atomic_write_bytes(path, buffer.getvalue())
 
 
-def load_params(path: str | os.PathLike[str]) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """Read ``(params, metadata)`` from a file written by :func:`save_params`.
+def save_net(path: str | os.PathLike[str], net: Network,
+             metadata: Mapping[str, Any] | None = None) -> Path:
+    """Save a network's parameters with what :func:`load_net` needs to rebuild it: its class,
+    sizes and constructor options (``metadata["network"]``), besides ``metadata``."""
+    meta = dict(metadata or {})
+    meta[NETWORK_KEY] = {"class": type(net).__name__, "sizes": list(net.sizes),
+                         "config": net.config()}
+    return save_params(path, net.params, meta)
 
-    Loads with ``allow_pickle=False``; checks that W1, b1, W2, b2 are there, are real numbers and
+
+def _network_class(path: Path, metadata: Mapping[str, Any]) -> tuple[type[Network], dict]:
+    """The network class and options a file's metadata names (TwoLayerNet when it names none)."""
+    entry = metadata.get(NETWORK_KEY)
+    if entry is None:
+        return TwoLayerNet, {}
+    known = Network.registry
+    if not isinstance(entry, dict) or entry.get("class") not in known:
+        what = entry.get("class") if isinstance(entry, dict) else entry
+        msg = (f"{path} holds a network of kind {what!r}, which this xpnet cannot build "
+               f"(it knows {', '.join(sorted(known))})")
+        raise ParamsFileError(msg)
+    config = entry.get("config") or {}
+    if not isinstance(config, dict):
+        msg = f"{path}: the network options in the metadata are not a dict: {config!r}"
+        raise ParamsFileError(msg)
+    return known[entry["class"]], config
+
+
+def load_params(path: str | os.PathLike[str]) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Read ``(params, metadata)`` from a file written by :func:`save_params` or
+    :func:`save_net`.
+
+    Loads with ``allow_pickle=False``; checks that the parameters of the network the file names
+    (a TwoLayerNet's W1, b1, W2, b2 when it names none) are there, are finite real numbers and
     fit together, and says what is wrong otherwise.
     """
     path = Path(path)
@@ -116,13 +149,20 @@ def load_params(path: str | os.PathLike[str]) -> tuple[dict[str, np.ndarray], di
         except json.JSONDecodeError as exc:
             msg = f"{path}: the metadata entry is not valid JSON ({exc})"
             raise ParamsFileError(msg) from None
-    missing = [name for name in PARAM_NAMES if name not in arrays]
+    cls, config = _network_class(path, metadata)
+    names = cls._param_names(arrays, **config)
+    extra = sorted(set(arrays) - set(names))
+    if extra and NETWORK_KEY not in metadata:
+        msg = (f"{path} holds {', '.join(extra)} besides a TwoLayerNet's W1, b1, W2, b2 but does "
+               "not say which network it is; save networks with xpnet.io.save_net")
+        raise ParamsFileError(msg)
+    missing = [name for name in names if name not in arrays]
     if missing:
         held = ", ".join(sorted(arrays)) or "nothing"
         msg = (f"{path} lacks {', '.join(missing)} (it holds {held}); "
-               "a TwoLayerNet needs W1, b1, W2 and b2")
+               f"a {cls.__name__} needs {names_text(names)}")
         raise ParamsFileError(msg)
-    for name in PARAM_NAMES:
+    for name in names:
         if not np.issubdtype(arrays[name].dtype, np.floating):
             msg = f"{path}: {name} has dtype {arrays[name].dtype}, expected float32 or float64"
             raise ParamsFileError(msg)
@@ -130,23 +170,25 @@ def load_params(path: str | os.PathLike[str]) -> tuple[dict[str, np.ndarray], di
             msg = f"{path}: {name} holds NaN or infinite values"
             raise ParamsFileError(msg)
     try:
-        check_param_shapes({name: arrays[name].shape for name in PARAM_NAMES})
-    except ValueError as exc:
+        cls.__new__(cls)._configure({name: arrays[name] for name in names}, **config)
+    except (ValueError, TypeError) as exc:
         raise ParamsFileError(f"{path}: {exc}") from None
-    return {name: arrays[name] for name in PARAM_NAMES}, metadata
+    return {name: arrays[name] for name in names}, metadata
 
 
 def load_net(path: str | os.PathLike[str], *, xp: Any = None, device: Any = None,
              dtype: Any = None, input_size: int | None = None) -> Any:
-    """A :class:`~xpnet.TwoLayerNet` from a saved parameter file, on any backend and device.
+    """The network saved in ``path`` (a :class:`~xpnet.TwoLayerNet`, a
+    :class:`~xpnet.nets.MultiLayerNet` ..., as its metadata says), on any backend and device.
 
     ``dtype=None`` keeps the file's dtype. ``input_size``, when given, must match W1's rows.
     """
-    params, _ = load_params(path)
+    params, metadata = load_params(path)
+    cls, config = _network_class(Path(path), metadata)
     if input_size is not None and params["W1"].shape[0] != input_size:
         msg = (f"{path}: W1 takes {params['W1'].shape[0]} inputs but the data has "
                f"{input_size} features per sample")
         raise ParamsFileError(msg)
     if dtype is None:
         dtype = params["W1"].dtype.name
-    return TwoLayerNet.from_params(params, xp=xp, device=device, dtype=dtype)
+    return cls.from_params(params, xp=xp, device=device, dtype=dtype, **config)

@@ -34,6 +34,7 @@ import tarfile
 import tempfile
 import urllib.error
 import urllib.request
+import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -52,6 +53,7 @@ __all__ = [
     "MNISTError",
     "MNISTFile",
     "MNISTUnavailableError",
+    "MNISTWarning",
     "SourceContext",
     "default_cache_dir",
     "fetch_mnist",
@@ -86,6 +88,11 @@ class MNISTError(RuntimeError):
 
 class ChecksumError(MNISTError):
     """A file's SHA-256 digest is not the expected one."""
+
+
+class MNISTWarning(UserWarning):
+    """A file in the folder the user named (``root=`` / ``$XPNET_MNIST_DIR``) is damaged and
+    was ignored: the message names the file and what is wrong with it."""
 
 
 class MNISTUnavailableError(MNISTError):
@@ -247,6 +254,7 @@ class SourceContext:
     timeout: float
     progress: bool = False
     problems: list[str] = field(default_factory=list)
+    paths: dict[str, Path] = field(default_factory=dict)  # {file name: where this source read it}
 
     def log(self, message: str) -> None:
         """Print ``message`` to stderr when progress is on."""
@@ -282,6 +290,7 @@ def from_dir(missing: Sequence[MNISTFile], context: SourceContext) -> dict[str, 
             context.problem(f"{spec.name}[.gz] not in {root}")
             continue
         found[spec.name] = path.read_bytes()
+        context.paths[spec.name] = path
     return found
 
 
@@ -497,6 +506,7 @@ def _gather(
         if not missing:
             break
         context.problems = []
+        context.paths = {}
         context.log(f"trying source {label!r} for {len(missing)} file(s)")
         try:
             got = source(missing, context)
@@ -506,7 +516,7 @@ def _gather(
             continue
         for spec in missing:
             if spec.name in got:
-                _accept(spec, got[spec.name], label, source is from_cache, context, arrays)
+                _accept(spec, got[spec.name], label, source, context, arrays)
         if any(spec.name not in arrays for spec in missing):
             reason = "; ".join(context.problems) or "provided nothing"
             failures.append((label, reason))
@@ -521,19 +531,30 @@ def _accept(
     spec: MNISTFile,
     data: bytes,
     label: str,
-    from_the_cache: bool,
+    source: Source,
     context: SourceContext,
     arrays: dict[str, np.ndarray],
 ) -> None:
-    """Verify one file from source ``label``; cache it (unless it came from there)."""
-    origin = f"source {label!r}"
+    """Verify one file from source ``label``; cache it (unless it came from there).
+
+    A damaged file in the user's own folder (source ``"dir"``) is worth a warning: the user
+    pointed at it, and the data will silently come from elsewhere otherwise. A damaged cache
+    file is only replaced (the cache is ours and heals itself).
+    """
+    path = context.paths.get(spec.name)
+    origin = str(path) if path is not None else f"source {label!r}"
     try:
         raw = maybe_gunzip(data, max_size=spec.nbytes, name=f"{spec.name} (from {origin})")
         array = verify_file(spec, raw, origin)
     except (MNISTError, IDXError) as exc:
         context.problem(str(exc))
+        if source is from_dir:
+            # stacklevel 4: _accept <- _gather <- load_mnist/fetch_mnist <- the user's line
+            reason = str(exc).removeprefix(f"{spec.name} (from {origin}): ")
+            warnings.warn(f"MNIST file {path or spec.name} is damaged and was ignored: "
+                          f"{reason} Trying the next source.", MNISTWarning, stacklevel=4)
         return
-    if not from_the_cache:
+    if source is not from_cache:
         try:
             atomic_write_bytes(context.cache / spec.name, raw)
         except OSError as exc:

@@ -1,0 +1,399 @@
+"""What every network shares: parameters bound to layers, input checks, the forward and
+backward passes, weight decay, accuracy, copies between backends.
+
+A network subclass says only what is its own:
+
+- ``_param_names(params, **config)`` (classmethod): the parameter names a network built from
+  ``params`` holds, in order;
+- ``_configure(host, **config)``: check the host parameter arrays (shapes) and the
+  constructor options, and keep the options (``self.weight_decay_lambda`` ...);
+- ``_build_layers(arrays)``: fill ``self.layers`` and set ``self.last_layer``; return
+  ``{param name: (layer, attribute)}``, the binding that makes ``params`` the one source of truth;
+- ``config()``: the constructor options that ``from_params``/``to``/``load_net`` need again.
+
+Gradients need no code of their own: the gradient of the parameter bound to ``(layer, "W")`` is
+``layer.dW`` after the backward pass (``"gamma"`` -> ``layer.dgamma`` ...), plus
+``weight_decay_lambda * W`` for the names in ``self._decay_names``. Layers whose ``forward``
+takes ``train_flg`` (Dropout, BatchNormalization) get it: ``False`` in ``predict``/``loss``/
+``accuracy``, ``True`` in ``gradient``/``numerical_gradient``.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, ClassVar
+
+import numpy as np
+
+from ..backend import (
+    Array,
+    asarray,
+    backend_name,
+    dtype_name,
+    get_namespace,
+    namespace,
+    parse_device,
+    resolve_dtype,
+    to_numpy,
+)
+from ..backend import device as device_of
+from ..gradcheck import numerical_gradient
+
+__all__ = ["Network", "Params", "check_batch", "check_init_std"]
+
+
+def check_init_std(value: Any, name: str = "weight_init_std") -> float:
+    """``value`` as a Python float if it is a finite real number >= 0, else a clear error
+    (``TypeError`` for a non-number, ``ValueError`` for NaN, infinity or a negative number)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(
+            value, (int, float, np.integer, np.floating)):
+        msg = (f"{name} must be a finite number >= 0 (e.g. 0.01), got "
+               f"{type(value).__name__} {value!r}")
+        raise TypeError(msg)
+    number = float(value)
+    if not (math.isfinite(number) and number >= 0):
+        msg = f"{name} must be a finite number >= 0 (e.g. 0.01), got {number!r}"
+        raise ValueError(msg)
+    return number
+
+
+def check_batch(x: Array, what: str) -> None:
+    """Refuse an empty batch, whose mean loss (a division by 0 rows) is undefined."""
+    if x.ndim >= 1 and x.shape[0] == 0:
+        msg = f"{what} of an empty batch is undefined: x has 0 rows; pass at least one sample"
+        raise ValueError(msg)
+
+
+def check_size(name: str, size: Any) -> int:
+    """A layer width: a positive integer (Python or NumPy), else ``ValueError``."""
+    if isinstance(size, (bool, np.bool_)) or not isinstance(size, (int, np.integer)) or size < 1:
+        msg = f"{name} must be a positive integer, got {size!r}"
+        raise ValueError(msg)
+    return int(size)
+
+
+def names_text(names: Sequence[str]) -> str:
+    """``"W1, b1, W2 and b2"``."""
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+
+
+class Params(dict):
+    """A network's parameters by name; the one source of truth for its layers.
+
+    ``bindings`` maps each name to ``(layer, attribute)``: assigning ``params[name] = array``
+    (or ``params[name] -= lr * grad`` on a backend whose arrays cannot be changed in place) also
+    rebinds that layer attribute, after checking that the new array has the old one's shape,
+    dtype, backend and device. Entries cannot be added or removed.
+    """
+
+    def __init__(self, arrays: Mapping[str, Array], bindings: Mapping[str, tuple[Any, str]]):
+        super().__init__(arrays)
+        self._bindings = dict(bindings)
+        for name, value in arrays.items():
+            layer, attr = self._bindings[name]
+            setattr(layer, attr, value)
+
+    def binding(self, name: str) -> tuple[Any, str]:
+        """``(layer, attribute)`` that parameter ``name`` lives in."""
+        return self._bindings[name]
+
+    def __setitem__(self, name: str, value: Array) -> None:
+        if name not in self._bindings:
+            msg = f"unknown parameter {name!r}; this network has {', '.join(self._bindings)}"
+            raise KeyError(msg)
+        old = dict.__getitem__(self, name)
+        if value is not old:
+            if tuple(getattr(value, "shape", ())) != tuple(old.shape):
+                msg = (f"params[{name!r}] must keep shape {tuple(old.shape)}, "
+                       f"got {tuple(getattr(value, 'shape', ()))}")
+                raise ValueError(msg)
+            namespace(value, old)  # same backend, or a clear TypeError
+            if value.dtype != old.dtype:
+                msg = (f"params[{name!r}] must keep dtype {old.dtype}, got {value.dtype}; "
+                       "cast with xp.astype(value, dtype)")
+                raise TypeError(msg)
+            if device_of(value) != device_of(old):
+                msg = (f"params[{name!r}] must stay on device {device_of(old)}, got an array on "
+                       f"{device_of(value)}; move it with xp.asarray(value, device=net.device)")
+                raise ValueError(msg)
+            layer, attr = self._bindings[name]
+            setattr(layer, attr, value)
+        dict.__setitem__(self, name, value)
+
+    def update(self, other: Mapping[str, Array] | Iterable[tuple[str, Array]] = (),
+               **kwargs: Array) -> None:
+        for name, value in dict(other, **kwargs).items():
+            self[name] = value
+
+    def __delitem__(self, name: str) -> None:
+        msg = "parameters cannot be removed from a network"
+        raise TypeError(msg)
+
+    def _refuse(self, *args: Any, **kwargs: Any) -> Any:
+        msg = "parameters cannot be removed from a network"
+        raise TypeError(msg)
+
+    pop = popitem = clear = _refuse
+
+    def setdefault(self, name: str, default: Array | None = None) -> Array:
+        if name not in self:
+            self[name] = default  # unknown names raise KeyError in __setitem__
+        return dict.__getitem__(self, name)
+
+
+_TAKES_TRAIN_FLG: dict[type, bool] = {}
+
+
+def takes_train_flg(layer: Any) -> bool:
+    """Whether ``layer.forward`` takes ``train_flg`` (Dropout, BatchNormalization), per type."""
+    kind = type(layer)
+    known = _TAKES_TRAIN_FLG.get(kind)
+    if known is None:
+        try:
+            known = "train_flg" in inspect.signature(layer.forward).parameters
+        except (TypeError, ValueError):
+            known = False
+        _TAKES_TRAIN_FLG[kind] = known
+    return known
+
+
+class Network:
+    """Base class of xpnet's networks (see the module docstring for what a subclass adds).
+
+    Attributes: ``xp``, ``device``, ``dtype``, ``params`` (:class:`Params`), ``layers``
+    (``OrderedDict``), ``last_layer`` (also ``lastLayer``, the book's chapter-5 name),
+    ``last_loss`` (the loss of the last :meth:`gradient` call, a 0-d array on the device).
+    """
+
+    #: Every subclass by class name: ``load_net`` rebuilds the class a file names.
+    registry: ClassVar[dict[str, type[Network]]] = {}
+    #: Strength of the L2 penalty ``0.5 * lambda * sum(W**2)`` on the ``_decay_names``.
+    weight_decay_lambda: float = 0.0
+    _decay_names: tuple[str, ...] = ()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        Network.registry[cls.__name__] = cls
+
+    # ----------------------------------------------------------------- what subclasses add
+
+    @classmethod
+    def _param_names(cls, params: Mapping[str, Any], **config: Any) -> tuple[str, ...]:
+        raise NotImplementedError
+
+    def _configure(self, host: Mapping[str, np.ndarray], **config: Any) -> None:
+        raise NotImplementedError
+
+    def _build_layers(self, arrays: Mapping[str, Array]) -> dict[str, tuple[Any, str]]:
+        raise NotImplementedError
+
+    def config(self) -> dict[str, Any]:
+        """The constructor options (beyond the sizes, which the parameters' shapes give) that
+        :meth:`from_params` needs to rebuild this network."""
+        return {}
+
+    # ----------------------------------------------------------------- construction
+
+    def _setup(self, host: Mapping[str, Any], *, xp: Any, device: Any, dtype: Any) -> None:
+        """Put the host parameters on the backend and device, build and bind the layers."""
+        self.xp = get_namespace(xp)
+        self.device = parse_device(self.xp, device)
+        self.dtype = resolve_dtype(self.xp, dtype, self.device)
+        arrays = {k: asarray(v, self.xp, device=self.device, dtype=self.dtype)
+                  for k, v in host.items()}
+        if self.device is None:
+            self.device = device_of(next(iter(arrays.values())))
+        self.layers: OrderedDict[str, Any] = OrderedDict()
+        self.last_layer: Any = None
+        bindings = self._build_layers(arrays)
+        self._params = Params(arrays, bindings)
+        self.last_loss: Array | None = None
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any], *, xp: Any = None, device: Any = None,
+                    dtype: Any = None, **config: Any) -> Any:
+        """A network holding copies of ``params`` (arrays of any backend, or nested lists);
+        its sizes come from the parameters' shapes, other options from ``config``."""
+        names = cls._param_names(params, **config)
+        missing = [k for k in names if k not in params]
+        if missing:
+            msg = f"params lack {', '.join(missing)}; need {names_text(names)}"
+            raise KeyError(msg)
+        host = {k: np.array(to_numpy(params[k]), dtype=np.float64) for k in names}
+        net = cls.__new__(cls)
+        net._configure(host, **config)
+        net._setup(host, xp=xp, device=device, dtype=dtype)
+        return net
+
+    def to(self, xp: Any = None, *, device: Any = None, dtype: Any = None) -> Any:
+        """A copy of this network on another backend, device or dtype (``None`` keeps each)."""
+        return type(self).from_params(
+            self.params,
+            xp=self.xp if xp is None else xp,
+            device=self.device if device is None and xp is None else device,
+            dtype=self.dtype if dtype is None else dtype,
+            **self.config(),
+        )
+
+    # ----------------------------------------------------------------- parameters
+
+    @property
+    def params(self) -> Params:
+        """The parameters by name: assigning to an entry updates the layers too."""
+        return self._params
+
+    @params.setter
+    def params(self, new: Mapping[str, Array]) -> None:
+        self._params.update(new)
+
+    @property
+    def lastLayer(self) -> Any:
+        """The book's chapter-5 name of :attr:`last_layer`."""
+        return self.last_layer
+
+    @lastLayer.setter
+    def lastLayer(self, layer: Any) -> None:
+        self.last_layer = layer
+
+    @property
+    def input_size(self) -> int:
+        """Features per sample."""
+        return self.sizes[0]
+
+    @property
+    def output_size(self) -> int:
+        """Classes."""
+        return self.sizes[-1]
+
+    @property
+    def sizes(self) -> tuple[int, ...]:
+        """Layer widths, input to output."""
+        raise NotImplementedError
+
+    # ----------------------------------------------------------------- checks
+
+    def _input(self, x: Array) -> Array:
+        xp = namespace(x, next(iter(self._params.values())))
+        if x.dtype != self.dtype:
+            if not (xp.isdtype(x.dtype, "real floating") or xp.isdtype(x.dtype, "integral")):
+                msg = f"input must hold real numbers, got dtype {x.dtype}"
+                raise TypeError(msg)
+            x = xp.astype(x, self.dtype)
+        if device_of(x) != self.device:
+            msg = (f"input is on device {device_of(x)} but the network is on {self.device}; "
+                   "move it once with xp.asarray(x, device=net.device)")
+            raise ValueError(msg)
+        return x
+
+    def _labels(self, t: Array) -> Array:
+        namespace(t, next(iter(self._params.values())))  # same backend, or a clear TypeError
+        if device_of(t) != self.device:
+            msg = (f"labels are on device {device_of(t)} but the network is on {self.device}; "
+                   "move them once with xp.asarray(t, device=net.device)")
+            raise ValueError(msg)
+        return t
+
+    # ----------------------------------------------------------------- passes
+
+    def _forward(self, x: Array, train_flg: bool) -> Array:
+        """Run the layers; those whose ``forward`` takes ``train_flg`` get it."""
+        for layer in self.layers.values():
+            x = layer.forward(x, train_flg) if takes_train_flg(layer) else layer.forward(x)
+        return x
+
+    def _weight_decay(self) -> Array | float:
+        """``0.5 * lambda * sum(W**2)`` over the decayed weights (0.0 when lambda is 0)."""
+        lam = self.weight_decay_lambda
+        if not lam or not self._decay_names:
+            return 0.0
+        xp = self.xp
+        total = None
+        for name in self._decay_names:
+            w = self._params[name]
+            term = xp.sum(w * w)
+            total = term if total is None else total + term
+        return (0.5 * lam) * total
+
+    def _loss(self, x: Array, t: Array, train_flg: bool) -> Array:
+        check_batch(x, "the loss")
+        y = self._forward(self._input(x), train_flg)
+        loss = self.last_layer.forward(y, self._labels(t))
+        if self.weight_decay_lambda and self._decay_names:
+            loss = loss + self._weight_decay()
+        return loss
+
+    def predict(self, x: Array) -> Array:
+        """Scores (logits) ``(N, output_size)`` for inputs ``(N, input_size)`` (or N-D)."""
+        return self._forward(self._input(x), False)
+
+    def loss(self, x: Array, t: Array) -> Array:
+        """Mean cross-entropy loss (0-d array) for inputs ``x`` and labels ``t`` (one-hot
+        rows or class indices), plus the weight decay ``0.5 * lambda * sum(W**2)``."""
+        return self._loss(x, t, False)
+
+    def accuracy(self, x: Array, t: Array, *, batch_size: int = 10_000) -> float:
+        """Fraction of rows whose highest score is the true class, evaluated ``batch_size`` rows
+        at a time (one host sync at the end)."""
+        xp = self.xp
+        t = self._labels(t)
+        n = x.shape[0]
+        if t.shape[0] != n:
+            msg = f"x has {n} rows but t has {t.shape[0]}"
+            raise ValueError(msg)
+        if n == 0:
+            msg = "accuracy of an empty batch is undefined"
+            raise ValueError(msg)
+        correct = None
+        for start in range(0, n, batch_size):
+            y = xp.argmax(self.predict(x[start:min(start + batch_size, n), ...]), axis=1)
+            tb = t[start:min(start + batch_size, n), ...]
+            if tb.ndim != 1:
+                tb = xp.argmax(tb, axis=1)
+            hits = xp.sum(xp.astype(y == xp.astype(tb, y.dtype), xp.int64))
+            correct = hits if correct is None else correct + hits
+        return int(correct) / n
+
+    def numerical_gradient(self, x: Array, t: Array) -> dict[str, Array]:
+        """The book's numerical gradients of the loss (training mode), by central differences
+        (slow: two forward passes per parameter element)."""
+        def loss_w(_: Array) -> float:
+            return float(self._loss(x, t, True))
+
+        return {k: numerical_gradient(loss_w, self._params[k]) for k in self._params}
+
+    def gradient(self, x: Array, t: Array, *, scale: float = 1.0) -> dict[str, Array]:
+        """Gradients of the loss by backpropagation (training mode), weight decay included:
+        ``dW + lambda * W``. The loss of this forward pass is kept in ``self.last_loss``
+        (a 0-d array on the device), so logging it costs no second pass.
+
+        ``scale`` (a Python float) returns the gradients of ``scale * loss`` at the cost of the
+        unscaled ones (the factor enters once, at the top of the backward pass): a trainer
+        passes ``scale=lr`` and updates with ``p -= g``, in place, with no ``lr * g``
+        temporary. ``last_loss`` is the unscaled loss either way.
+        """
+        scale = float(scale)
+        self.last_loss = self._loss(x, t, True)
+        dout = self.last_layer.backward(scale)
+        for layer in reversed(self.layers.values()):
+            dout = layer.backward(dout)
+        grads = {}
+        for name in self._params:
+            layer, attr = self._params.binding(name)
+            grads[name] = getattr(layer, "d" + attr)
+        if self.weight_decay_lambda:
+            decay = scale * self.weight_decay_lambda
+            for name in self._decay_names:
+                grads[name] = grads[name] + decay * self._params[name]
+        return grads
+
+    def __repr__(self) -> str:
+        options = "".join(f", {k}={v!r}" for k, v in self.config().items())
+        sizes = ", ".join(map(str, self._repr_sizes()))
+        return (f"{type(self).__name__}({sizes}{options}, xp={backend_name(self.xp)!r}, "
+                f"device={self.device!r}, dtype={dtype_name(self.dtype)!r})")
+
+    def _repr_sizes(self) -> tuple[Any, ...]:
+        return self.sizes
