@@ -21,7 +21,7 @@ from collections.abc import Mapping, MutableMapping
 from typing import Any, ClassVar
 
 import numpy as np
-from array_api_compat import is_writeable_array
+from array_api_compat import is_numpy_namespace, is_writeable_array
 
 from .backend import Array, Namespace, asarray, namespace, supports_float64, to_numpy
 from .backend import device as device_of
@@ -87,10 +87,31 @@ class _Hyper:
         obj.__dict__[self.name] = self.check(type(obj).__name__, self.name, value)
 
 
+def _writeable(p: Array) -> bool:
+    """Whether ``p`` can be changed in place (NumPy's own flag read directly: it is the common
+    case, and ``is_writeable_array`` costs a few microseconds per call)."""
+    if type(p) is np.ndarray:
+        return bool(p.flags.writeable)
+    return is_writeable_array(p)
+
+
+# {(namespace name, dtype): whether it is real floating}, for the per-update checks. The name
+# comes first so that dtypes of two libraries are never compared (strict warns).
+_REAL_FLOATING: dict[tuple[str, Any], bool] = {}
+
+
+def _real_floating(xp: Namespace, dtype: Any) -> bool:
+    key = (xp.__name__, dtype)
+    found = _REAL_FLOATING.get(key)
+    if found is None:
+        found = _REAL_FLOATING[key] = bool(xp.isdtype(dtype, "real floating"))
+    return found
+
+
 def _subtract(params: MutableMapping[str, Array], key: str, p: Array, delta: Array) -> Array:
     """``params[key] -= delta``: in place when ``p`` can be written (layers holding ``p`` see
     the change), else a new array stored through ``params[key] = ...``. Returns the result."""
-    if is_writeable_array(p):
+    if _writeable(p):
         p -= delta
         return p
     params[key] = p - delta
@@ -99,7 +120,7 @@ def _subtract(params: MutableMapping[str, Array], key: str, p: Array, delta: Arr
 
 def _add(params: MutableMapping[str, Array], key: str, p: Array, delta: Array) -> Array:
     """``params[key] += delta``, in place where possible (as :func:`_subtract`)."""
-    if is_writeable_array(p):
+    if _writeable(p):
         p += delta
         return p
     params[key] = p + delta
@@ -183,6 +204,7 @@ class Optimizer:
                 raise TypeError(msg) from None
             if xp is None:
                 xp = space
+                many_devices = not is_numpy_namespace(xp)  # NumPy has only the CPU
             elif space is not xp:
                 msg = f"params[{key!r}] comes from another array library than the others"
                 raise TypeError(msg)
@@ -190,13 +212,13 @@ class Optimizer:
                 msg = (f"grads[{key!r}] has shape {tuple(g.shape)} but params[{key!r}] has "
                        f"{tuple(p.shape)}")
                 raise ValueError(msg)
-            if not xp.isdtype(p.dtype, "real floating"):
+            if not _real_floating(xp, p.dtype):
                 msg = f"params[{key!r}] must be real floating point, got dtype {p.dtype}"
                 raise TypeError(msg)
-            if g.dtype != p.dtype and not xp.isdtype(g.dtype, "real floating"):
+            if g.dtype != p.dtype and not _real_floating(xp, g.dtype):
                 msg = f"grads[{key!r}] must be real floating point, got dtype {g.dtype}"
                 raise TypeError(msg)
-            if device_of(g) != device_of(p):
+            if many_devices and device_of(g) != device_of(p):
                 msg = (f"grads[{key!r}] is on device {device_of(g)} but params[{key!r}] on "
                        f"{device_of(p)}; compute the gradients where the parameters live")
                 raise ValueError(msg)
@@ -210,6 +232,7 @@ class Optimizer:
     def _prepare(self, params: Mapping[str, Array], xp: Namespace) -> None:
         """Make the state on the first update (or move loaded host state to the parameters'
         device), and check that existing state belongs to these parameters."""
+        many_devices = not is_numpy_namespace(xp)  # NumPy has only the CPU
         for name in self._state_names:
             state = getattr(self, name)
             if state is None:
@@ -230,7 +253,7 @@ class Optimizer:
                     raise ValueError(msg)
                 if self._host_state:  # from load_state_dict: onto the parameter's device
                     state[k] = asarray(s, xp, device=device_of(p), dtype=p.dtype)
-                elif type(s) is not type(p) or device_of(s) != device_of(p):
+                elif type(s) is not type(p) or (many_devices and device_of(s) != device_of(p)):
                     msg = (f"{type(self).__name__}.{name}[{k!r}] lives on {device_of(s)} "
                            f"({type(s).__name__}) but params[{k!r}] on {device_of(p)} "
                            f"({type(p).__name__}); a moved network needs a new optimizer, or "
@@ -494,7 +517,7 @@ class Adam(Optimizer):
         super()._prepare(params, xp)
         first = next(iter(params.values()))
         where = device_of(first)
-        for key, p in params.items():
+        for key, p in params.items() if not is_numpy_namespace(xp) else ():
             if device_of(p) != where:
                 msg = ("Adam keeps one step count, so all parameters must live on one device; "
                        f"params[{key!r}] is on {device_of(p)}, the first one on {where}")
@@ -502,8 +525,7 @@ class Adam(Optimizer):
         if isinstance(self.iter, int):  # first update, or state just loaded
             dtype = xp.float64 if supports_float64(xp, where) else xp.float32
             self.iter = xp.asarray(float(self.iter), dtype=dtype, device=where)
-        elif type(self.iter) is not type(first) or (
-                device_of(self.iter) != where):
+        elif type(self.iter) is not type(first) or device_of(self.iter) != where:
             msg = ("Adam's step count lives on another device or backend than the parameters; "
                    "a moved network needs a new optimizer or opt.load_state_dict(opt.state_dict())")
             raise ValueError(msg)
