@@ -401,6 +401,18 @@ def test_state_on_another_backend_is_refused(be, rng):
     params, grads = _one_step(be, rng)
     with pytest.raises(ValueError, match="a moved network needs a new optimizer"):
         opt.update(params, grads)
+    opt.load_state_dict(opt.state_dict())  # the way to move the state along
+    opt.update(params, grads)
+    be.assert_on(opt.v["W"], "float64", SHAPES["W"])
+
+
+def test_state_of_another_dtype_is_refused(be, rng):
+    params, grads = _one_step(be, rng)
+    opt = optim.Adam()
+    opt.update(params, grads)
+    params32, grads32 = _one_step(be, rng, "float32")
+    with pytest.raises(ValueError, match="a moved network needs a new optimizer"):
+        opt.update(params32, grads32)
 
 
 @pytest.mark.parametrize(("cls", "kwargs", "error", "match"), [
@@ -463,6 +475,10 @@ def test_load_state_dict_checks_what_it_gets(rng):
         optim.Adam().load_state_dict({**state, "beta1": 1.5})
     with pytest.raises(ValueError, match="iter must be a non-negative int"):
         optim.Adam().load_state_dict({**state, "iter": -1})
+    untouched = optim.Adam(lr=0.25)
+    with pytest.raises(TypeError, match=r"state\['m'\]\['W'\] must be floating point"):
+        untouched.load_state_dict({**state, "m": {"W": np.ones(3, dtype=np.int64)}, "lr": 0.5})
+    assert (untouched.lr, untouched.m) == (0.25, None)  # a refused state changes nothing
     fresh = optim.Adam()
     fresh.load_state_dict(optim.Adam(lr=0.5).state_dict())  # before any update: no state
     assert (fresh.lr, fresh.m, fresh.iter) == (0.5, None, 0)

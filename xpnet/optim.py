@@ -253,11 +253,13 @@ class Optimizer:
                     raise ValueError(msg)
                 if self._host_state:  # from load_state_dict: onto the parameter's device
                     state[k] = asarray(s, xp, device=device_of(p), dtype=p.dtype)
-                elif type(s) is not type(p) or (many_devices and device_of(s) != device_of(p)):
-                    msg = (f"{type(self).__name__}.{name}[{k!r}] lives on {device_of(s)} "
-                           f"({type(s).__name__}) but params[{k!r}] on {device_of(p)} "
-                           f"({type(p).__name__}); a moved network needs a new optimizer, or "
-                           "opt.load_state_dict(opt.state_dict()) first")
+                elif type(s) is not type(p) or s.dtype != p.dtype or (
+                        many_devices and device_of(s) != device_of(p)):
+                    msg = (f"{type(self).__name__}.{name}[{k!r}] is a {type(s).__name__} of "
+                           f"{s.dtype} on {device_of(s)} but params[{k!r}] a "
+                           f"{type(p).__name__} of {p.dtype} on {device_of(p)}; a moved network "
+                           "needs a new optimizer, or opt.load_state_dict(opt.state_dict()) "
+                           "first")
                     raise ValueError(msg)
         self._host_state = False
 
@@ -292,9 +294,10 @@ class Optimizer:
         if missing:
             msg = f"{owner}.load_state_dict: the state lacks {', '.join(missing)}"
             raise ValueError(msg)
-        for name in self._hyper_names:
-            setattr(self, name, state[name])
-        loaded = {}
+        # Everything is checked before anything changes: a bad state leaves the optimizer as it was.
+        loaded: dict[str, Any] = {
+            name: getattr(type(self), name).check(owner, name, state[name])
+            for name in self._hyper_names}
         for name in self._state_names:
             arrays = state[name]
             if arrays is not None:
@@ -308,16 +311,17 @@ class Optimizer:
                                f"floating point, got dtype {a.dtype}")
                         raise TypeError(msg)
             loaded[name] = arrays
-        self._load_extra(state)
-        for name, arrays in loaded.items():
-            setattr(self, name, arrays)
+        loaded.update(self._parse_extra(state))
+        for name, value in loaded.items():
+            setattr(self, name, value)
         self._host_state = True
 
     def _extra_state_names(self) -> tuple[str, ...]:
         return ()
 
-    def _load_extra(self, state: Mapping[str, Any]) -> None:
-        pass
+    def _parse_extra(self, state: Mapping[str, Any]) -> dict[str, Any]:
+        """Attributes beyond hyper-parameters and state arrays, checked, from ``state``."""
+        return {}
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.hyper_parameters().items())
@@ -566,12 +570,12 @@ class Adam(Optimizer):
     def _extra_state_names(self) -> tuple[str, ...]:
         return ("iter",)
 
-    def _load_extra(self, state: Mapping[str, Any]) -> None:
+    def _parse_extra(self, state: Mapping[str, Any]) -> dict[str, Any]:
         count = state["iter"]
         if isinstance(count, bool) or not isinstance(count, numbers.Integral) or count < 0:
             msg = f"Adam.load_state_dict: iter must be a non-negative int, got {count!r}"
             raise ValueError(msg)
-        self.iter = int(count)
+        return {"iter": int(count)}
 
 
 #: The optimizers by lower-case name, for :func:`get_optimizer`, the Trainer and the CLI.
