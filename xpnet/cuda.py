@@ -67,6 +67,68 @@ class CupyKernels:
         self.calls += 1
         self._sgd(g, p.dtype.type(lr), p)
 
+    def _optimizer_kernel(self, name: str) -> Any:
+        """The fused optimizer kernel ``name``, made on first use. Each updates one parameter
+        ``p`` and its state in place, element by element, in the parameter's dtype ``T``
+        (float32 or float64; ``sqrt`` and ``pow`` are the C overloads for either)."""
+        kernels = self.__dict__.setdefault("_optimizer_kernels", {})
+        if name not in kernels:
+            in_params, out_params, body = {
+                "momentum": ("T g, T lr, T momentum", "T p, T v",
+                             "v = momentum * v - lr * g; p += v;"),
+                "nesterov": ("T g, T lr, T momentum, T momentum_sq, T lr_ahead", "T p, T v",
+                             "p += momentum_sq * v; p -= lr_ahead * g; "
+                             "v = momentum * v - lr * g;"),
+                "adagrad": ("T g, T lr, T eps", "T p, T h",
+                            "h += g * g; p -= lr * g / (sqrt(h) + eps);"),
+                "rmsprop": ("T g, T lr, T decay, T mix, T eps", "T p, T h",
+                            "h *= decay; h += mix * g * g; p -= lr * g / (sqrt(h) + eps);"),
+                "adam": ("T g, float64 step, T lr, T beta1, T beta2, T eps", "T p, T m, T v",
+                         "const T lr_t = lr * sqrt((T)1 - pow(beta2, (T)step)) "
+                         "/ ((T)1 - pow(beta1, (T)step)); "
+                         "m += ((T)1 - beta1) * (g - m); "
+                         "v += ((T)1 - beta2) * (g * g - v); "
+                         "p -= lr_t * m / (sqrt(v) + eps);"),
+            }[name]
+            kernels[name] = self._cp.ElementwiseKernel(in_params, out_params, body,
+                                                       f"xpnet_{name}_update")
+        self.calls += 1
+        return kernels[name]
+
+    def momentum_update(self, p: Array, v: Array, g: Array, lr: float, momentum: float) -> None:
+        """``v = momentum * v - lr * g; p += v`` in place, in one kernel."""
+        t = p.dtype.type
+        self._optimizer_kernel("momentum")(g, t(lr), t(momentum), p, v)
+
+    def nesterov_update(self, p: Array, v: Array, g: Array, lr: float, momentum: float) -> None:
+        """The book's Nesterov step ``p += momentum**2 * v; p -= (1 + momentum) * lr * g;
+        v = momentum * v - lr * g`` in place, in one kernel."""
+        t = p.dtype.type
+        self._optimizer_kernel("nesterov")(g, t(lr), t(momentum), t(momentum * momentum),
+                                           t((1.0 + momentum) * lr), p, v)
+
+    def adagrad_update(self, p: Array, h: Array, g: Array, lr: float, eps: float) -> None:
+        """``h += g * g; p -= lr * g / (sqrt(h) + eps)`` in place, in one kernel."""
+        t = p.dtype.type
+        self._optimizer_kernel("adagrad")(g, t(lr), t(eps), p, h)
+
+    def rmsprop_update(self, p: Array, h: Array, g: Array, lr: float, decay_rate: float,
+                       eps: float) -> None:
+        """``h = decay_rate * h + (1 - decay_rate) * g * g; p -= lr * g / (sqrt(h) + eps)``
+        in place, in one kernel."""
+        t = p.dtype.type
+        self._optimizer_kernel("rmsprop")(g, t(lr), t(decay_rate), t(1.0 - decay_rate), t(eps),
+                                          p, h)
+
+    def adam_update(self, p: Array, m: Array, v: Array, g: Array, step: Array, lr: float,
+                    beta1: float, beta2: float, eps: float) -> None:
+        """The book's Adam step in place, in one kernel: ``m += (1 - beta1) * (g - m);
+        v += (1 - beta2) * (g**2 - v); p -= lr_t * m / (sqrt(v) + eps)`` with
+        ``lr_t = lr * sqrt(1 - beta2**step) / (1 - beta1**step)``. ``step`` is the update count
+        as a 0-d array on the device, so the kernel reads it there (a CUDA graph replays it)."""
+        t = p.dtype.type
+        self._optimizer_kernel("adam")(g, step, t(lr), t(beta1), t(beta2), t(eps), p, m, v)
+
     # --- convolution (chapter 7): one kernel each, compiled on first use. Layouts are those of
     # xpnet.conv: images (C, N, H, W), transposed columns (C*FH*FW, N*OH*OW), pooled (C, N, OH,
     # OW); zero padding is done by the index arithmetic, and the scatters are gathers (each
