@@ -4,7 +4,7 @@ One code path trains on NumPy on a CPU and on CuPy on a CUDA GPU (and on PyTorch
 array-api-strict): every layer takes its array namespace from its inputs.
 """
 
-from . import backend, conv, cuda, functions, gradcheck, graph, layers, util
+from . import backend, conv, cuda, functions, gradcheck, graph, layers, nets, optim, util
 from .backend import cuda_available, get_namespace, to_numpy
 from .book_pickle import UnsafePickleError, load_book_params
 from .conv import Convolution, Pooling, col2im, im2col
@@ -34,12 +34,27 @@ from .layers import (
     Sigmoid,
     SoftmaxWithLoss,
 )
-from .net import Params, TwoLayerNet
+from .nets import MultiLayerNet, Network, Params, TwoLayerNet
+from .optim import (
+    OPTIMIZERS,
+    SGD,
+    AdaGrad,
+    Adam,
+    Momentum,
+    Nesterov,
+    Optimizer,
+    RMSprop,
+    get_optimizer,
+)
 from .util import conv_output_size, shuffle_dataset, smooth_curve
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "OPTIMIZERS",
+    "SGD",
+    "AdaGrad",
+    "Adam",
     "AddLayer",
     "Affine",
     "BatchNormalization",
@@ -48,9 +63,15 @@ __all__ = [
     "ExpLayer",
     "GradcheckReport",
     "GradientCheckError",
+    "Momentum",
     "MulLayer",
+    "MultiLayerNet",
+    "Nesterov",
+    "Network",
+    "Optimizer",
     "Params",
     "Pooling",
+    "RMSprop",
     "ReciprocalLayer",
     "Relu",
     "Sigmoid",
@@ -67,6 +88,7 @@ __all__ = [
     "cuda_available",
     "functions",
     "get_namespace",
+    "get_optimizer",
     "gradcheck",
     "gradient_check",
     "graph",
@@ -75,7 +97,9 @@ __all__ = [
     "layers",
     "load_book_params",
     "mean_squared_error",
+    "nets",
     "numerical_gradient",
+    "optim",
     "relu",
     "relu_grad",
     "shuffle_dataset",
