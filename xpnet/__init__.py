@@ -34,7 +34,7 @@ from .layers import (
     Sigmoid,
     SoftmaxWithLoss,
 )
-from .nets import MultiLayerNet, Network, Params, TwoLayerNet
+from .nets import MultiLayerNet, MultiLayerNetExtend, Network, Params, TwoLayerNet
 from .optim import (
     OPTIMIZERS,
     SGD,
@@ -66,6 +66,7 @@ __all__ = [
     "Momentum",
     "MulLayer",
     "MultiLayerNet",
+    "MultiLayerNetExtend",
     "Nesterov",
     "Network",
     "Optimizer",

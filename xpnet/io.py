@@ -18,6 +18,7 @@ from .nets.base import names_text
 __all__ = ["ParamsFileError", "atomic_write_bytes", "load_net", "load_params", "save_net",
            "save_params", "temp_path_beside", "write_json"]
 
+BUFFER_PREFIX = "buffer."
 _META_KEY = "__metadata__"
 #: The metadata entry naming the network a file holds: ``{"class": ..., "sizes": [...],
 #: "config": {...}}``. Files without it (written before MultiLayerNet) hold a TwoLayerNet.
@@ -99,9 +100,14 @@ def save_net(path: str | os.PathLike[str], net: Network,
     """Save a network's parameters with what :func:`load_net` needs to rebuild it: its class,
     sizes and constructor options (``metadata["network"]``), besides ``metadata``."""
     meta = dict(metadata or {})
+    # Buffers (batch-norm running statistics) are state, not parameters: saved beside them
+    # under a prefix, so that a loaded network predicts as the saved one did.
+    buffers = {k: v for k, v in getattr(net, "buffers", dict)().items() if v is not None}
     meta[NETWORK_KEY] = {"class": type(net).__name__, "sizes": list(net.sizes),
-                         "config": net.config()}
-    return save_params(path, net.params, meta)
+                         "config": net.config(), "buffers": sorted(buffers)}
+    arrays = dict(net.params)
+    arrays.update({BUFFER_PREFIX + k: v for k, v in buffers.items()})
+    return save_params(path, arrays, meta)
 
 
 def _network_class(path: Path, metadata: Mapping[str, Any]) -> tuple[type[Network], dict]:
@@ -191,4 +197,17 @@ def load_net(path: str | os.PathLike[str], *, xp: Any = None, device: Any = None
         raise ParamsFileError(msg)
     if dtype is None:
         dtype = params["W1"].dtype.name
-    return cls.from_params(params, xp=xp, device=device, dtype=dtype, **config)
+    net = cls.from_params(params, xp=xp, device=device, dtype=dtype, **config)
+    names = metadata.get(NETWORK_KEY, {}).get("buffers") or []
+    if names:
+        with open(path, "rb") as handle, np.load(handle, allow_pickle=False) as data:
+            missing = [k for k in names if BUFFER_PREFIX + k not in data.files]
+            if missing or not hasattr(net, "load_buffers"):
+                msg = (f"{path}: the file lists buffers {names} but "
+                       + (f"lacks {missing}" if missing else f"a {cls.__name__} has none"))
+                raise ParamsFileError(msg)
+            try:
+                net.load_buffers({k: data[BUFFER_PREFIX + k] for k in names})
+            except (ValueError, TypeError) as exc:
+                raise ParamsFileError(f"{path}: {exc}") from None
+    return net
