@@ -8,7 +8,6 @@ import math
 import numpy as np
 import pytest
 
-import xpnet.train as train_module
 from xpnet import TwoLayerNet
 from xpnet.train import History, sgd_step, train
 
@@ -117,16 +116,109 @@ def test_ctrl_c_keeps_what_was_measured(data):
     assert "25 iterations" in history.message
 
 
-def test_one_host_sync_per_epoch(monkeypatch, data):
-    """Per-step losses come back in one batch per evaluation, not one per step."""
+class SyncCounter:
+    """Counts device->host reads at the array type's boundary: every method of the backend's
+    array class that hands values to Python or NumPy is wrapped. Only the outermost wrapped
+    call counts (``torch.Tensor.__array__`` calls ``numpy()``: one read, not two)."""
+
+    def __init__(self) -> None:
+        self.reads: list[str] = []
+        self._depth = 0
+
+    def wrap(self, fn, name, is_read=None):
+        def wrapper(*args, **kwargs):
+            if self._depth == 0 and (is_read is None or is_read(*args, **kwargs)):
+                self.reads.append(name)
+            self._depth += 1
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self._depth -= 1
+
+        return wrapper
+
+
+_READS = ("__array__", "__dlpack__", "__float__", "__int__", "__bool__", "__index__",
+          "__complex__")
+SYNC_BACKENDS = ("array_api_strict-device1", "torch")
+
+
+def _net_kwargs(name) -> dict:
+    """``TwoLayerNet`` keywords for backend ``name``: strict on ``device1``, torch on the CPU."""
+    if name == "torch":
+        pytest.importorskip("torch")
+        return {"xp": "torch", "device": "cpu"}
+    strict = pytest.importorskip("array_api_strict")
+    return {"xp": "array_api_strict", "device": strict.Device("device1")}
+
+
+def _count_syncs(name, monkeypatch) -> SyncCounter:
+    """A :class:`SyncCounter` installed on backend ``name``. On array-api-strict a read is
+    anything that takes values off a non-CPU device (``device1``, the GPU stand-in): the
+    dunders above, ``to_device``/``asarray`` to the CPU device. On torch (CPU) a read is any
+    of the dunders, ``item``, ``tolist`` or ``numpy``."""
+    counter = SyncCounter()
+    if name == "torch":
+        import torch
+
+        for method in (*_READS, "item", "tolist", "numpy"):
+            original = getattr(torch.Tensor, method)
+            monkeypatch.setattr(torch.Tensor, method, counter.wrap(original, method))
+        return counter
+    import array_api_strict as strict
+    from array_api_strict._array_object import Array
+
+    cpu = strict.Device("CPU_DEVICE")
+
+    def off_cpu(self, *args, **kwargs):
+        return self.device != cpu
+
+    for method in _READS:
+        monkeypatch.setattr(Array, method, counter.wrap(getattr(Array, method), method, off_cpu))
+    monkeypatch.setattr(Array, "to_device", counter.wrap(
+        Array.to_device, "to_device", lambda self, dev, *a, **k: self.device != cpu
+        and dev == cpu))
+    monkeypatch.setattr(strict, "asarray", counter.wrap(
+        strict.asarray, "asarray", lambda obj, *a, device=None, **k: isinstance(obj, Array)
+        and obj.device != cpu and device == cpu))
+    return counter
+
+
+@pytest.mark.parametrize("name", SYNC_BACKENDS)
+def test_the_sync_counter_sees_every_kind_of_read(name, monkeypatch):
+    """Each way of reading a value back counts exactly once (and making arrays counts not)."""
+    from xpnet.backend import to_numpy
+
+    kwargs = _net_kwargs(name)
+    xp = TwoLayerNet(4, 3, 2, **kwargs, seed=0).xp
+    counter = _count_syncs(name, monkeypatch)
+    x = xp.asarray(np.arange(3.0), device=kwargs["device"])
+    n = xp.sum(x)
+    reads = [lambda: float(n), lambda: int(n), lambda: bool(n), lambda: to_numpy(x),
+             lambda: range(4)[xp.astype(n, xp.int64)]]
+    if name == "torch":
+        reads += [lambda: n.item(), lambda: x.tolist(), lambda: np.asarray(x)]
+    else:
+        reads += [lambda: x.to_device(xp.Device("CPU_DEVICE"))]
+    for i, read in enumerate(reads, start=1):
+        read()
+        assert len(counter.reads) == i, (i, counter.reads)
+    xp.asarray(np.ones(3), device=kwargs["device"]) + x  # host->device and device work: no read
+    assert len(counter.reads) == len(reads)
+
+
+@pytest.mark.parametrize("name", SYNC_BACKENDS)
+def test_host_syncs_per_evaluation(name, monkeypatch, data):
+    """No step reads anything back: the device->host reads of a run are the label checks
+    (min and max of each set, 4) and three per evaluation (the losses since the last one, in
+    one transfer, and the correct-prediction counts on the train and the test set)."""
     x, t, xt, tt = data
-    net = TwoLayerNet(20, 16, 3, dtype="float32", seed=0)
-    calls = []
-    real = train_module.to_numpy
-    monkeypatch.setattr(train_module, "to_numpy", lambda a: calls.append(1) or real(a))
+    net = TwoLayerNet(20, 16, 3, **_net_kwargs(name), dtype="float32", seed=0)
+    counter = _count_syncs(name, monkeypatch)
     history = train(net, x, t, xt, tt, iters=50, batch_size=30, lr=0.5, seed=1)
-    # 4 moves of the data at the start, then one per evaluation.
-    assert len(calls) <= 4 + len(history.epochs)
+    assert history.status == "finished"
+    assert len(history.epochs) == 6  # steps 1, 11, 21, 31, 41 and the last
+    assert len(counter.reads) == 4 + 3 * len(history.epochs), counter.reads
 
 
 @pytest.mark.parametrize(
