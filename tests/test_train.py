@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from xpnet import TwoLayerNet
-from xpnet.train import History, sgd_step, train
+from xpnet.train import History, NonFiniteLossError, sgd_step, train
 
 
 def clusters(rng: np.random.Generator, n: int, features: int = 20, classes: int = 3):
@@ -114,6 +114,70 @@ def test_ctrl_c_keeps_what_was_measured(data):
     assert history.iterations == 25
     assert len(history.loss) == 25
     assert "25 iterations" in history.message
+
+
+class RecordingNet(TwoLayerNet):
+    """Records the label-check setting each step sees; raises ``error`` at step ``fail_at``."""
+
+    fail_at = None
+    error = RuntimeError
+
+    def gradient(self, x, t, **kwargs):
+        self.seen = [*getattr(self, "seen", []), self.lastLayer.check_labels]
+        if len(self.seen) == self.fail_at:
+            raise self.error("step failed")
+        return super().gradient(x, t, **kwargs)
+
+
+def _bad_labels_raise(net) -> bool:
+    """Whether ``net.loss`` refuses a label out of range (it does while checks are on)."""
+    x = np.zeros((2, 20), dtype=np.float32)
+    try:
+        net.loss(net.xp.asarray(x), net.xp.asarray(np.array([0, 7])))
+    except ValueError as exc:
+        return "labels must lie in [0, 3)" in str(exc)
+    return False
+
+
+def test_label_checks_are_off_while_training_and_restored_after(data):
+    x, t, xt, tt = data
+    net = RecordingNet(20, 16, 3, dtype="float32", seed=0)
+    assert _bad_labels_raise(net)
+    train(net, x, t, xt, tt, iters=12, batch_size=30, lr=0.5, seed=1)
+    assert net.seen == [False] * 12  # no per-step host sync
+    assert net.lastLayer.check_labels is True
+    assert _bad_labels_raise(net)  # the caller's network checks labels again
+
+
+def test_label_checks_stay_off_when_the_caller_turned_them_off(data):
+    x, t, xt, tt = data
+    net = TwoLayerNet(20, 16, 3, dtype="float32", seed=0)
+    net.lastLayer.check_labels = False
+    train(net, x, t, xt, tt, iters=3, batch_size=30, lr=0.5, seed=1)
+    assert net.lastLayer.check_labels is False
+
+
+@pytest.mark.parametrize("error", [RuntimeError, KeyboardInterrupt, NonFiniteLossError])
+def test_label_checks_are_restored_when_a_step_raises(data, error):
+    x, t, xt, tt = data
+    net = RecordingNet(20, 16, 3, dtype="float32", seed=0)
+    net.fail_at, net.error = 5, error
+    if error is RuntimeError:
+        with pytest.raises(RuntimeError, match="step failed"):
+            train(net, x, t, xt, tt, iters=12, batch_size=30, lr=0.5, seed=1)
+    else:  # caught by train: the run ends as interrupted or diverged
+        history = train(net, x, t, xt, tt, iters=12, batch_size=30, lr=0.5, seed=1)
+        assert history.status in ("interrupted", "diverged")
+    assert net.seen == [False] * 5
+    assert net.lastLayer.check_labels is True
+
+
+def test_label_checks_are_restored_when_the_setup_fails(data):
+    x, t, xt, tt = data
+    net = TwoLayerNet(20, 16, 3, dtype="float32", seed=0)
+    with pytest.raises(ValueError, match="cuda_graph=True needs the cupy backend"):
+        train(net, x, t, xt, tt, iters=3, batch_size=30, cuda_graph=True)
+    assert net.lastLayer.check_labels is True
 
 
 class SyncCounter:
