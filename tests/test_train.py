@@ -3,7 +3,11 @@ bad input, and host syncs."""
 
 from __future__ import annotations
 
+import json
 import math
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -178,6 +182,51 @@ def test_label_checks_are_restored_when_the_setup_fails(data):
     with pytest.raises(ValueError, match="cuda_graph=True needs the cupy backend"):
         train(net, x, t, xt, tt, iters=3, batch_size=30, cuda_graph=True)
     assert net.lastLayer.check_labels is True
+
+
+# Run in a fresh interpreter: a meta-path finder placed first sees every attempt to import a
+# CuPy module (and lets it go on), whether or not CuPy is installed; the report is the last line.
+_WATCH_CUPY = """
+import json, sys
+seen = []
+
+class WatchCupy:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("cupy", "cupyx", "cupy_backends"):
+            seen.append(name)
+        return None
+
+sys.meta_path.insert(0, WatchCupy())
+import numpy as np, xpnet
+from xpnet.train import train
+rng = np.random.default_rng(0)
+x = rng.random((200, 784), dtype=np.float32)
+t = rng.integers(0, 10, 200)
+for xp in ("numpy", "array_api_strict"):
+    net = xpnet.TwoLayerNet(784, 20, 10, xp=xp, dtype="float32", seed=0)
+    train(net, x, t, x[:50], t[:50], iters=5, batch_size=20)
+{extra}
+print(json.dumps({{"seen": seen, "in_modules": "cupy" in sys.modules}}))
+"""
+
+
+def _cupy_imports(extra: str = "") -> dict:
+    pytest.importorskip("array_api_strict")
+    root = Path(__file__).resolve().parents[1]  # "-c" puts the cwd first: this checkout's xpnet
+    done = subprocess.run([sys.executable, "-c", _WATCH_CUPY.format(extra=extra)], cwd=root,
+                          capture_output=True, text=True, check=True)
+    return json.loads(done.stdout.splitlines()[-1])
+
+
+def test_cpu_training_never_imports_cupy():
+    assert _cupy_imports() == {"seen": [], "in_modules": False}
+
+
+def test_the_cupy_import_watch_sees_an_import():
+    """The watch above works where CuPy is not installed: asking whether CUDA is usable tries
+    ``import cupy``, and the watch sees it."""
+    report = _cupy_imports("from xpnet.backend import cuda_available; cuda_available()")
+    assert report["seen"][:1] == ["cupy"]
 
 
 class SyncCounter:
