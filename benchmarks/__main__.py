@@ -214,44 +214,89 @@ def run_book(args: argparse.Namespace, report: dict[str, Any]) -> None:
     cons, skipped = book_contenders(data, args)
     for s in skipped:
         print(f"  skipped {s}")
+    print(f"book config: 784-50-10, batch 100, lr {C.LR}, {args.iters} iterations, "
+          f"{args.reps} reps, {source}; step blocks of {args.step_block} steps")
+    measure_book(cons, data, args, report, skipped, source)
+
+
+class _Failures:
+    """Contenders that raised: each is dropped from the rest of the run with its reason
+    (printed, and kept in the report) instead of ending the benchmark."""
+
+    def __init__(self) -> None:
+        self.reasons: dict[str, str] = {}
+
+    def run(self, c: C.Contender, phase: str, fn: Callable[[], Any]) -> tuple[bool, Any]:
+        """``(True, fn())``, or ``(False, None)`` when ``fn`` raises (``c`` then counts as
+        failed). A contender that failed before is not run again."""
+        if c.name in self.reasons:
+            return False, None
+        try:
+            return True, fn()
+        except Exception as exc:  # any failure of one contender; Ctrl-C still stops the run
+            reason = f"{phase} failed: {type(exc).__name__}: {exc}"
+            self.reasons[c.name] = reason
+            print(f"  skipped {c.name}: {reason}", flush=True)
+            return False, None
+
+
+def measure_book(cons: list[C.Contender], data: C.Data, args: argparse.Namespace,
+                 report: dict[str, Any], skipped: list[str], source: str) -> None:
+    """The book config's measurements of ``cons``: ``report["book_partial"]`` is updated and
+    written (``args.checkpoint``) after every measurement, ``report["book"]`` at the end; a
+    contender that raises is skipped from then on, with its reason in ``book["failed"]``."""
     iters, reps, block = args.iters, args.reps, args.step_block
-    print(f"book config: 784-50-10, batch 100, lr {C.LR}, {iters} iterations, {reps} reps, "
-          f"{source}; step blocks of {block} steps")
+    failures = _Failures()
     walls: dict[str, list[float]] = {c.name: [] for c in cons}
     steps: dict[str, list[float]] = {c.name: [] for c in cons}
     floor: list[float] = []
     accs: dict[str, float] = {}
+    mem: dict[str, Any] = {}
+    launches: dict[str, Any] = {}
+
+    def checkpoint(stage: str) -> None:
+        # What is measured so far, in case the run is cut short (a time limit, a crash).
+        report["book_partial"] = {"stage": stage, "wall_s": walls, "step_s": steps,
+                                  "final_test_acc": accs, "two_matmul_floor_s": floor,
+                                  "peak_memory": mem, "launches": launches,
+                                  "failed": failures.reasons}
+        args.checkpoint(report)
+
     for rep in range(reps):
         for c in cons:  # full runs, round-robin
-            seconds, params = C.timed(lambda c=c: c.full_run(iters))
-            walls[c.name].append(seconds)
-            accs[c.name] = C.host_accuracy(params, data.x_test, data.t_test)
-            print(f"  rep {rep + 1}/{reps}  {c.name:24s} full run {seconds:7.2f} s  "
-                  f"test acc {accs[c.name]:.4f}", flush=True)
+            ok, out = failures.run(c, f"full run (rep {rep + 1})",
+                                   lambda c=c: C.timed(lambda: c.full_run(iters)))
+            if ok:
+                seconds, params = out
+                walls[c.name].append(seconds)
+                accs[c.name] = C.host_accuracy(params, data.x_test, data.t_test)
+                print(f"  rep {rep + 1}/{reps}  {c.name:24s} full run {seconds:7.2f} s  "
+                      f"test acc {accs[c.name]:.4f}", flush=True)
+            checkpoint(f"rep {rep + 1}: full runs")
         for c in cons:  # step blocks, round-robin, with the matmul floor among them
-            steps[c.name].append(step_time(c, block))
+            ok, seconds = failures.run(c, f"step block (rep {rep + 1})",
+                                       lambda c=c: step_time(c, block))
+            if ok:
+                steps[c.name].append(seconds)
         floor.append(matmul_floor(100, 784, 50, reps=block))
-        # What is measured so far, in case the run is cut short (a time limit).
-        report["book_partial"] = {"reps_done": rep + 1, "wall_s": walls, "step_s": steps,
-                                  "final_test_acc": accs, "two_matmul_floor_s": floor}
-        args.checkpoint(report)
-    mem: dict[str, Any] = {}
+        checkpoint(f"rep {rep + 1}: step blocks")
     for c in cons:  # untimed: tracemalloc slows Python down
-        mem[c.name] = peak_memory(lambda c=c: c.full_run(min(iters, 601)))
-    launches: dict[str, Any] = {}
+        ok, out = failures.run(c, "peak memory pass",
+                               lambda c=c: peak_memory(lambda: c.full_run(min(iters, 601))))
+        if ok:
+            mem[c.name] = out
+    checkpoint("peak memory")
     for c in cons:
         if "cupy" in c.name or "cuda" in c.name:
-            fused_before = _fused_calls()
-            per, how = C.count_launches(c, steps=20)  # 5 warm-up steps + 20 profiled
-            graph = getattr(c, "_graph_step", None)
-            launches[c.name] = {
-                "per_step": per, "how": how,
-                "fused_kernel_calls_per_step": (_fused_calls() - fused_before) / 25,
-                "graph_launches_of_25_steps": getattr(graph, "launches", None)}
+            ok, out = failures.run(c, "launch count", lambda c=c: _launches(c))
+            if ok:
+                launches[c.name] = out
+    checkpoint("launch counts")
     results = {}
-    ref = REFERENCE if REFERENCE in walls else None
+    ok_cons = [c for c in cons if c.name not in failures.reasons]
+    ref = REFERENCE if REFERENCE in walls and REFERENCE not in failures.reasons else None
     floor_s = statistics.median(floor)
-    for c in cons:
+    for c in ok_cons:
         w, s = summary(walls[c.name]), summary(steps[c.name])
         r = {"description": c.description, "dtype": c.dtype, "wall_s": w, "step_ms": {
             k: ([v * 1e3 for v in val] if isinstance(val, list) else val * 1e3)
@@ -266,15 +311,31 @@ def run_book(args: argparse.Namespace, report: dict[str, Any]) -> None:
     report["book"] = {"sizes": [784, 50, 10], "batch_size": 100, "lr": C.LR, "iters": iters,
                       "reps": reps, "step_block": block, "data": source,
                       "two_matmul_floor_ms": summary([f * 1e3 for f in floor]),
-                      "results": results, "skipped": skipped,
+                      "results": results, "skipped": skipped, "failed": failures.reasons,
                       "targets": targets(results)}
+    args.checkpoint(report)
     print_book(report["book"])
 
 
-def _fused_calls() -> int | None:
-    from xpnet.backend import _FUSED
+def _launches(c: C.Contender) -> dict[str, Any]:
+    fused_before = _fused_calls()
+    per, how = C.count_launches(c, steps=20)  # 5 warm-up steps + 20 profiled
+    fused_after = _fused_calls()
+    graph = getattr(c, "_graph_step", None)
+    return {"per_step": per, "how": how,
+            "fused_kernel_calls_per_step": (None if fused_before is None or fused_after is None
+                                            else (fused_after - fused_before) / 25),
+            "graph_launches_of_25_steps": getattr(graph, "launches", None)}
 
-    return sum(k.calls for k in _FUSED.values() if k is not None)
+
+def _fused_calls() -> int | None:
+    """Calls of xpnet's fused CuPy kernels so far (``None`` where xpnet does not count them)."""
+    from xpnet import cuda
+
+    fused = getattr(cuda, "_FUSED", None)
+    if fused is None:
+        return None
+    return sum(getattr(k, "calls", 0) for k in fused.values() if k is not None)
 
 
 def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
@@ -313,11 +374,13 @@ def print_book(book: dict[str, Any]) -> None:
         if "launches" in r:
             la = r["launches"]
             print(f"  {name}: {la['per_step']} device launches per step ({la['how']}); "
-                  f"fused-kernel calls per step {la['fused_kernel_calls_per_step']:.1f}; "
+                  f"fused-kernel calls per step {la['fused_kernel_calls_per_step']}; "
                   f"graph launches {la['graph_launches_of_25_steps']}")
     for t in book["targets"]:
         val = t.get("ratio", t.get("value"))
         print(f"  target {t['target']:45s} {val:7.3f}  {'met' if t['met'] else 'NOT met'}")
+    for name, reason in book.get("failed", {}).items():
+        print(f"  FAILED {name}: {reason}")
 
 
 def run_compute(args: argparse.Namespace, report: dict[str, Any]) -> None:
@@ -355,20 +418,30 @@ def run_compute(args: argparse.Namespace, report: dict[str, Any]) -> None:
     mm: list[float] = []
     print(f"compute config: {d_in}-{hidden}-{d_out}, batch {batch}, {steps} steps x "
           f"{args.reps} reps, {flops / 1e9:.1f} matmul GFLOP per step")
+    failures = _Failures()
     for _ in range(args.reps):
         mm.append(big_matmuls())
         for c in cons:
-            gf[c.name].append(flops / step_time(c, steps, warmup=2) / 1e9)
+            ok, seconds = failures.run(c, "step block", lambda c=c: step_time(c, steps, warmup=2))
+            if ok:
+                gf[c.name].append(flops / seconds / 1e9)
+        report["compute_partial"] = {"gflops": gf, "matmul_gflops": mm,
+                                     "failed": failures.reasons}
+        args.checkpoint(report)
+    report.pop("compute_partial", None)
     peak = statistics.median(mm)
     res = {}
     for c in cons:
+        if c.name in failures.reasons:
+            continue
         s = summary(gf[c.name])
         res[c.name] = {"gflops": s, "fraction_of_matmul": s["median"] / peak,
                        "met_80pct": s["median"] / peak >= 0.8}
         print(f"  {c.name:24s} {s['median']:7.1f} GFLOP/s = {s['median'] / peak:5.1%} of the "
               f"measured matmul {peak:.1f} GFLOP/s")
     report["compute"] = {"sizes": list(sizes), "batch_size": batch, "steps": steps,
-                         "flops_per_step": flops, "matmul_gflops": summary(mm), "results": res}
+                         "flops_per_step": flops, "matmul_gflops": summary(mm), "results": res,
+                         "failed": failures.reasons}
 
 
 def run_sweep(args: argparse.Namespace, report: dict[str, Any], stem: str) -> None:
@@ -426,6 +499,17 @@ def run_sweep(args: argparse.Namespace, report: dict[str, Any], stem: str) -> No
 
 # --- entry point ----------------------------------------------------------------------------
 
+def json_writer(path: Path) -> Callable[[dict[str, Any]], None]:
+    """``write(report)``: replace ``path`` with the report atomically (a temporary file next
+    to it, then a rename), so a run cut short leaves the last complete report."""
+    def write(report: dict[str, Any]) -> None:
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(report, indent=1, default=str))
+        tmp.replace(path)
+
+    return write
+
+
 def parse(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -476,11 +560,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"threads: {args.threads} (BLAS: "
           + ", ".join(f"{p['internal_api']} {p['architecture']} x{p['num_threads']}"
                       for p in pools) + f"; torch: {threads.get('torch_threads', '-')})")
-    def write(rep: dict[str, Any]) -> None:
-        tmp = json_path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(rep, indent=1, default=str))
-        tmp.replace(json_path)
-
+    write = json_writer(json_path)
     args.checkpoint = write
     t0 = time.perf_counter()
     if args.config in ("book", "all"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.abc
+import re
 import sys
 import types
 
@@ -88,7 +89,9 @@ def test_get_namespace_by_name_and_alias(name, expected):
         pytest.importorskip(expected)
     xp = backend.get_namespace(name)
     assert backend.backend_name(xp) == expected
-    assert isinstance(xp.asarray([1.0]).shape, tuple) or expected == "torch"
+    made = xp.asarray([1.0])  # the namespace makes arrays of its own library
+    assert backend.backend_name(backend.namespace(made)) == expected
+    assert tuple(made.shape) == (1,)
 
 
 def test_get_namespace_numpy_is_the_compat_namespace():
@@ -337,6 +340,38 @@ def test_parse_device_torch():
     assert backend.parse_device(xp, "cpu") == torch.device("cpu")
     assert backend.parse_device(xp, 1) == torch.device("cuda:1")
     assert backend.parse_device(xp, "cuda:0") == torch.device("cuda:0")
+
+
+def _fake_cupy_namespace(monkeypatch):
+    """A namespace that array_api_compat takes for CuPy's (it goes by the module name) and a
+    stand-in ``cupy`` module whose ``cuda.Device(i)`` records ``i``: parse_device's CuPy
+    branch, run on a machine without CuPy."""
+    xp = types.ModuleType("array_api_compat.cupy")
+    assert backend.backend_name(xp) == "cupy"
+    fake = types.ModuleType("cupy")
+    fake.cuda = types.SimpleNamespace(Device=lambda index: ("Device", index))
+    monkeypatch.setitem(sys.modules, "cupy", fake)
+    return xp
+
+
+@pytest.mark.parametrize(
+    ("spec", "index"),
+    [("cuda", 0), ("gpu", 0), (" CUDA ", 0), ("cuda:0", 0), ("cuda:3", 3), ("gpu:2", 2),
+     ("1", 1), (0, 0), (2, 2)],
+)
+def test_parse_device_cupy(monkeypatch, spec, index):
+    xp = _fake_cupy_namespace(monkeypatch)
+    assert backend.parse_device(xp, spec) == ("Device", index)
+
+
+@pytest.mark.parametrize("spec", ["cpu", "cuda:", "cuda:x", "cpu:0", "tpu:1", "-1", -1, "1.5",
+                                  True, ""])
+def test_parse_device_cupy_rejects_other_specs(monkeypatch, spec):
+    xp = _fake_cupy_namespace(monkeypatch)
+    with pytest.raises(ValueError, match=(
+            rf"cupy arrays live on CUDA devices; got device={re.escape(repr(spec))}: "
+            r"use 'cuda', 'cuda:N' or a device index N \(for the CPU choose another backend")):
+        backend.parse_device(xp, spec)
 
 
 def test_supports_float64():

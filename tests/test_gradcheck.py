@@ -130,7 +130,7 @@ def test_float32_check(be, rng):
     net, x, t = _small(be, rng, seed=2, margin=0.05)  # h = 1e-2 in float32
     report = gradient_check(net, x, t, dtype="float32")
     assert report.dtype == "float32"
-    assert (report.h, report.atol, report.rtol) == (1e-2, 1e-4, 1e-2)
+    assert (report.h, report.atol, report.rtol) == (1e-2, 5e-5, 1e-3)
     report.raise_if_failed()
 
 
@@ -194,6 +194,22 @@ def test_broken_backprop_is_caught(be, rng, monkeypatch, mode, first_layer, attr
     assert isinstance(exc.value, AssertionError)
     assert f"{broken} " in str(exc.value)
     assert "FAIL" in str(exc.value)
+
+
+@pytest.mark.parametrize("mode", ["full", "fast"])
+@pytest.mark.parametrize(
+    ("first_layer", "attr", "broken"),
+    [(True, "dW", "W1"), (True, "db", "b1"), (False, "dW", "W2"), (False, "db", "b2")],
+)
+def test_float32_check_catches_a_one_percent_error(be, rng, monkeypatch, mode, first_layer,
+                                                   attr, broken):
+    """The float32 defaults are tight enough that a gradient 1% too large fails, in both
+    modes, on every parameter (the old ``atol=1e-4, rtol=1e-2`` let it pass)."""
+    net, x, t = _small(be, rng, seed=2, margin=0.05)  # h = 1e-2 in float32
+    gradient_check(net, x, t, mode=mode, dtype="float32").raise_if_failed()
+    _break_affine(monkeypatch, first_layer=first_layer, attr=attr, factor=1.01)
+    report = gradient_check(net, x, t, mode=mode, dtype="float32")
+    assert [r.name for r in report.rows if not r.ok] == [broken]
 
 
 def test_fast_mode_catches_breakage_on_the_book_sizes(rng, monkeypatch):

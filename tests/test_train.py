@@ -3,14 +3,17 @@ bad input, and host syncs."""
 
 from __future__ import annotations
 
+import json
 import math
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-import xpnet.train as train_module
 from xpnet import TwoLayerNet
-from xpnet.train import History, sgd_step, train
+from xpnet.train import History, NonFiniteLossError, sgd_step, train
 
 
 def clusters(rng: np.random.Generator, n: int, features: int = 20, classes: int = 3):
@@ -117,16 +120,218 @@ def test_ctrl_c_keeps_what_was_measured(data):
     assert "25 iterations" in history.message
 
 
-def test_one_host_sync_per_epoch(monkeypatch, data):
-    """Per-step losses come back in one batch per evaluation, not one per step."""
+class RecordingNet(TwoLayerNet):
+    """Records the label-check setting each step sees; raises ``error`` at step ``fail_at``."""
+
+    fail_at = None
+    error = RuntimeError
+
+    def gradient(self, x, t, **kwargs):
+        self.seen = [*getattr(self, "seen", []), self.lastLayer.check_labels]
+        if len(self.seen) == self.fail_at:
+            raise self.error("step failed")
+        return super().gradient(x, t, **kwargs)
+
+
+def _bad_labels_raise(net) -> bool:
+    """Whether ``net.loss`` refuses a label out of range (it does while checks are on)."""
+    x = np.zeros((2, 20), dtype=np.float32)
+    try:
+        net.loss(net.xp.asarray(x), net.xp.asarray(np.array([0, 7])))
+    except ValueError as exc:
+        return "labels must lie in [0, 3)" in str(exc)
+    return False
+
+
+def test_label_checks_are_off_while_training_and_restored_after(data):
+    x, t, xt, tt = data
+    net = RecordingNet(20, 16, 3, dtype="float32", seed=0)
+    assert _bad_labels_raise(net)
+    train(net, x, t, xt, tt, iters=12, batch_size=30, lr=0.5, seed=1)
+    assert net.seen == [False] * 12  # no per-step host sync
+    assert net.lastLayer.check_labels is True
+    assert _bad_labels_raise(net)  # the caller's network checks labels again
+
+
+def test_label_checks_stay_off_when_the_caller_turned_them_off(data):
     x, t, xt, tt = data
     net = TwoLayerNet(20, 16, 3, dtype="float32", seed=0)
-    calls = []
-    real = train_module.to_numpy
-    monkeypatch.setattr(train_module, "to_numpy", lambda a: calls.append(1) or real(a))
+    net.lastLayer.check_labels = False
+    train(net, x, t, xt, tt, iters=3, batch_size=30, lr=0.5, seed=1)
+    assert net.lastLayer.check_labels is False
+
+
+@pytest.mark.parametrize("error", [RuntimeError, KeyboardInterrupt, NonFiniteLossError])
+def test_label_checks_are_restored_when_a_step_raises(data, error):
+    x, t, xt, tt = data
+    net = RecordingNet(20, 16, 3, dtype="float32", seed=0)
+    net.fail_at, net.error = 5, error
+    if error is RuntimeError:
+        with pytest.raises(RuntimeError, match="step failed"):
+            train(net, x, t, xt, tt, iters=12, batch_size=30, lr=0.5, seed=1)
+    else:  # caught by train: the run ends as interrupted or diverged
+        history = train(net, x, t, xt, tt, iters=12, batch_size=30, lr=0.5, seed=1)
+        assert history.status in ("interrupted", "diverged")
+    assert net.seen == [False] * 5
+    assert net.lastLayer.check_labels is True
+
+
+def test_label_checks_are_restored_when_the_setup_fails(data):
+    x, t, xt, tt = data
+    net = TwoLayerNet(20, 16, 3, dtype="float32", seed=0)
+    with pytest.raises(ValueError, match="cuda_graph=True needs the cupy backend"):
+        train(net, x, t, xt, tt, iters=3, batch_size=30, cuda_graph=True)
+    assert net.lastLayer.check_labels is True
+
+
+# Run in a fresh interpreter: a meta-path finder placed first sees every attempt to import a
+# CuPy module (and lets it go on), whether or not CuPy is installed; the report is the last line.
+_WATCH_CUPY = """
+import json, sys
+seen = []
+
+class WatchCupy:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("cupy", "cupyx", "cupy_backends"):
+            seen.append(name)
+        return None
+
+sys.meta_path.insert(0, WatchCupy())
+import numpy as np, xpnet
+from xpnet.train import train
+rng = np.random.default_rng(0)
+x = rng.random((200, 784), dtype=np.float32)
+t = rng.integers(0, 10, 200)
+for xp in ("numpy", "array_api_strict"):
+    net = xpnet.TwoLayerNet(784, 20, 10, xp=xp, dtype="float32", seed=0)
+    train(net, x, t, x[:50], t[:50], iters=5, batch_size=20)
+{extra}
+print(json.dumps({{"seen": seen, "in_modules": "cupy" in sys.modules}}))
+"""
+
+
+def _cupy_imports(extra: str = "") -> dict:
+    pytest.importorskip("array_api_strict")
+    root = Path(__file__).resolve().parents[1]  # "-c" puts the cwd first: this checkout's xpnet
+    done = subprocess.run([sys.executable, "-c", _WATCH_CUPY.format(extra=extra)], cwd=root,
+                          capture_output=True, text=True, check=True)
+    return json.loads(done.stdout.splitlines()[-1])
+
+
+def test_cpu_training_never_imports_cupy():
+    assert _cupy_imports() == {"seen": [], "in_modules": False}
+
+
+def test_the_cupy_import_watch_sees_an_import():
+    """The watch above works where CuPy is not installed: asking whether CUDA is usable tries
+    ``import cupy``, and the watch sees it."""
+    report = _cupy_imports("from xpnet.backend import cuda_available; cuda_available()")
+    assert report["seen"][:1] == ["cupy"]
+
+
+class SyncCounter:
+    """Counts device->host reads at the array type's boundary: every method of the backend's
+    array class that hands values to Python or NumPy is wrapped. Only the outermost wrapped
+    call counts (``torch.Tensor.__array__`` calls ``numpy()``: one read, not two)."""
+
+    def __init__(self) -> None:
+        self.reads: list[str] = []
+        self._depth = 0
+
+    def wrap(self, fn, name, is_read=None):
+        def wrapper(*args, **kwargs):
+            if self._depth == 0 and (is_read is None or is_read(*args, **kwargs)):
+                self.reads.append(name)
+            self._depth += 1
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self._depth -= 1
+
+        return wrapper
+
+
+_READS = ("__array__", "__dlpack__", "__float__", "__int__", "__bool__", "__index__",
+          "__complex__")
+SYNC_BACKENDS = ("array_api_strict-device1", "torch")
+
+
+def _net_kwargs(name) -> dict:
+    """``TwoLayerNet`` keywords for backend ``name``: strict on ``device1``, torch on the CPU."""
+    if name == "torch":
+        pytest.importorskip("torch")
+        return {"xp": "torch", "device": "cpu"}
+    strict = pytest.importorskip("array_api_strict")
+    return {"xp": "array_api_strict", "device": strict.Device("device1")}
+
+
+def _count_syncs(name, monkeypatch) -> SyncCounter:
+    """A :class:`SyncCounter` installed on backend ``name``. On array-api-strict a read is
+    anything that takes values off a non-CPU device (``device1``, the GPU stand-in): the
+    dunders above, ``to_device``/``asarray`` to the CPU device. On torch (CPU) a read is any
+    of the dunders, ``item``, ``tolist`` or ``numpy``."""
+    counter = SyncCounter()
+    if name == "torch":
+        import torch
+
+        for method in (*_READS, "item", "tolist", "numpy"):
+            original = getattr(torch.Tensor, method)
+            monkeypatch.setattr(torch.Tensor, method, counter.wrap(original, method))
+        return counter
+    import array_api_strict as strict
+    from array_api_strict._array_object import Array
+
+    cpu = strict.Device("CPU_DEVICE")
+
+    def off_cpu(self, *args, **kwargs):
+        return self.device != cpu
+
+    for method in _READS:
+        monkeypatch.setattr(Array, method, counter.wrap(getattr(Array, method), method, off_cpu))
+    monkeypatch.setattr(Array, "to_device", counter.wrap(
+        Array.to_device, "to_device", lambda self, dev, *a, **k: self.device != cpu
+        and dev == cpu))
+    monkeypatch.setattr(strict, "asarray", counter.wrap(
+        strict.asarray, "asarray", lambda obj, *a, device=None, **k: isinstance(obj, Array)
+        and obj.device != cpu and device == cpu))
+    return counter
+
+
+@pytest.mark.parametrize("name", SYNC_BACKENDS)
+def test_the_sync_counter_sees_every_kind_of_read(name, monkeypatch):
+    """Each way of reading a value back counts exactly once (and making arrays counts not)."""
+    from xpnet.backend import to_numpy
+
+    kwargs = _net_kwargs(name)
+    xp = TwoLayerNet(4, 3, 2, **kwargs, seed=0).xp
+    counter = _count_syncs(name, monkeypatch)
+    x = xp.asarray(np.arange(3.0), device=kwargs["device"])
+    n = xp.sum(x)
+    reads = [lambda: float(n), lambda: int(n), lambda: bool(n), lambda: to_numpy(x),
+             lambda: range(4)[xp.astype(n, xp.int64)]]
+    if name == "torch":
+        reads += [lambda: n.item(), lambda: x.tolist(), lambda: np.asarray(x)]
+    else:
+        reads += [lambda: x.to_device(xp.Device("CPU_DEVICE"))]
+    for i, read in enumerate(reads, start=1):
+        read()
+        assert len(counter.reads) == i, (i, counter.reads)
+    xp.asarray(np.ones(3), device=kwargs["device"]) + x  # host->device and device work: no read
+    assert len(counter.reads) == len(reads)
+
+
+@pytest.mark.parametrize("name", SYNC_BACKENDS)
+def test_host_syncs_per_evaluation(name, monkeypatch, data):
+    """No step reads anything back: the device->host reads of a run are the label checks
+    (min and max of each set, 4) and three per evaluation (the losses since the last one, in
+    one transfer, and the correct-prediction counts on the train and the test set)."""
+    x, t, xt, tt = data
+    net = TwoLayerNet(20, 16, 3, **_net_kwargs(name), dtype="float32", seed=0)
+    counter = _count_syncs(name, monkeypatch)
     history = train(net, x, t, xt, tt, iters=50, batch_size=30, lr=0.5, seed=1)
-    # 4 moves of the data at the start, then one per evaluation.
-    assert len(calls) <= 4 + len(history.epochs)
+    assert history.status == "finished"
+    assert len(history.epochs) == 6  # steps 1, 11, 21, 31, 41 and the last
+    assert len(counter.reads) == 4 + 3 * len(history.epochs), counter.reads
 
 
 @pytest.mark.parametrize(

@@ -250,9 +250,9 @@ def parse_device(xp: Namespace, spec: Any) -> Any:
 
         return torch.device(f"cuda:{spec}" if isinstance(spec, int) else text)
     if name == "cupy":
+        index = _cuda_index(spec)  # before the import: a bad spec is the user's error either way
         import cupy
 
-        index = int(text.split(":")[-1]) if text not in ("cuda", "gpu") else 0
         return cupy.cuda.Device(index)
     if name == "array_api_strict":
         text = "CPU_DEVICE" if text == "cpu" else text
@@ -263,6 +263,24 @@ def parse_device(xp: Namespace, spec: Any) -> Any:
         msg = f"array_api_strict has no device {spec!r}; choose one of {sorted(devices)}"
         raise ValueError(msg)
     return spec
+
+
+def _cuda_index(spec: str | int) -> int:
+    """The CUDA device index that ``spec`` names: ``"cuda"``/``"gpu"`` (0), ``"cuda:N"``,
+    ``"gpu:N"``, ``"N"`` or ``N``; a ``ValueError`` naming the accepted forms otherwise."""
+    if isinstance(spec, int) and not isinstance(spec, bool) and spec >= 0:
+        return spec
+    text = str(spec).strip().lower()
+    head, colon, tail = text.partition(":")
+    if not colon and text in ("cuda", "gpu"):
+        return 0
+    if not colon and text.isdecimal():
+        return int(text)
+    if colon and head in ("cuda", "gpu") and tail.isdecimal():
+        return int(tail)
+    msg = (f"cupy arrays live on CUDA devices; got device={spec!r}: use 'cuda', 'cuda:N' or a "
+           "device index N (for the CPU choose another backend, e.g. xp='numpy')")
+    raise ValueError(msg)
 
 
 def supports_float64(xp: Namespace, device: Any = None) -> bool:

@@ -177,7 +177,12 @@ def gradient_check(
     own, with a dict of arrays) is checked as it is, in full mode only, each element
     restored after its step. A ``loss`` that takes ``train_flg`` is called with ``True``.
     Defaults: ``h = 1e-4`` (float64) or ``1e-2`` (float32); ``atol = 1e-8, rtol = 1e-6``
-    (float64) or ``atol = 1e-4, rtol = 1e-2`` (float32).
+    (float64) or ``atol = 5e-5, rtol = 1e-3`` (float32). A parameter passes when
+    ``max_abs <= atol + rtol * scale``. In float32, away from ReLU's kink, the measured
+    ``max_abs`` stays below an eighth of that bound (small nets, 80 seeds, both modes), and a
+    1% error in a gradient whose largest element exceeds about 6e-3 fails the full check. A
+    float32 step of ``h`` that moves a hidden pre-activation across 0 breaks any check: keep
+    pre-activations more than ``h * max|x|`` away from 0, or check in float64.
     """
     if mode not in ("full", "fast"):
         msg = f"mode must be 'full' or 'fast', got {mode!r}"
@@ -193,8 +198,8 @@ def gradient_check(
     loss = _loss_fn(work)
     wide = dtype == "float64"
     h = (1e-4 if wide else 1e-2) if h is None else h
-    atol = (1e-8 if wide else 1e-4) if atol is None else atol
-    rtol = (1e-6 if wide else 1e-2) if rtol is None else rtol
+    atol = (1e-8 if wide else 5e-5) if atol is None else atol
+    rtol = (1e-6 if wide else 1e-3) if rtol is None else rtol
     x = work._input(x) if hasattr(work, "_input") else x
     xp = work.xp if hasattr(work, "xp") else namespace(next(iter(work.params.values())))
     report = GradcheckReport(mode=mode, dtype=dtype, backend=backend_name(xp),

@@ -2,9 +2,11 @@
 
 Mini-batches of ``batch_size`` drawn at random, plain SGD, train and test accuracy once per epoch.
 The data moves to the network's device once; each epoch draws a permutation on the host (seeded
-NumPy), moves it to the device, and gathers batches there with ``take``. The per-step losses stay
-on the device and come back to the host once per epoch, together with the accuracies: that is
-the only host<->device sync.
+NumPy), moves it to the device, and gathers batches there with ``take``. No step reads anything
+back: the per-step losses stay on the device. Device->host reads (syncs): four before the loop
+(the smallest and largest label of each set, checked once), then three per evaluation (the
+losses since the last one, in one transfer, and the count of correct predictions on the train
+and on the test set).
 """
 
 from __future__ import annotations
@@ -280,7 +282,6 @@ def train(
         elif t.shape[1] != n_classes:
             msg = f"one-hot labels have {t.shape[1]} columns but the network has {n_classes}"
             raise ValueError(msg)
-    net.lastLayer.check_labels = False  # checked once above: no per-step host sync
 
     iter_per_epoch = max(train_size // batch_size, 1) if eval_every is None else int(eval_every)
     history = History(
@@ -296,7 +297,15 @@ def train(
     pending: list[Array] = []  # this epoch's losses, still on the device
     bar = _progress_bar(iters, progress)
     say = (bar.write if bar is not None else log) if log is not None else None
-    step, context = _make_step(net, xp, x_train, t_train, lr, batch_size, cuda_graph)
+    # Labels were checked once above: no per-step host sync. The caller's setting comes back
+    # when train returns or raises.
+    last_layer = net.lastLayer
+    checked_labels, last_layer.check_labels = last_layer.check_labels, False
+    try:
+        step, context = _make_step(net, xp, x_train, t_train, lr, batch_size, cuda_graph)
+    except BaseException:
+        last_layer.check_labels = checked_labels
+        raise
     train_start = time.perf_counter()
     # A diverging run is caught and reported below with its iteration; NumPy's own overflow
     # warnings on the way there would only be noise.
@@ -323,6 +332,7 @@ def train(
             history.status = "diverged"
             history.message = str(exc)
         finally:
+            last_layer.check_labels = checked_labels
             if bar is not None:
                 bar.close()
     if history.status == "running":
@@ -333,7 +343,7 @@ def train(
 
 
 def _sync_losses(history: History, pending: list[Array]) -> None:
-    """Bring this epoch's losses to the host (the one sync) and stop on the first NaN/inf."""
+    """Bring this epoch's losses to the host (one transfer) and stop on the first NaN/inf."""
     if not pending:
         return
     xp = namespace(pending[0])
