@@ -184,3 +184,10 @@ def test_load_buffers_refuses_wrong_names_and_shapes():
         net.load_buffers({"running_mean7": np.zeros(5)})
     with pytest.raises(ValueError, match=r"shape \(5,\)"):
         net.load_buffers({"running_var1": np.zeros(4)})
+
+
+def test_gradient_check_without_a_fixed_dropout_mask_is_refused_clearly(rng):
+    net = MultiLayerNetExtend(6, [5], 3, use_dropout=True, seed=0)
+    x, t = rng.standard_normal((4, 6)), rng.integers(0, 3, 4)
+    with pytest.raises(ValueError, match=r"'Dropout1'.*fixed_mask"):
+        gradient_check(net, x, t, mode="full")

@@ -139,12 +139,26 @@ class GradientCheckError(AssertionError):
 def _working_copy(net: Any, dtype: str) -> tuple[Any, str]:
     """A copy of ``net`` in ``dtype`` (float32 where the device has no float64); a network
     without ``to()`` (the book's own) is checked as it is, in its own dtype."""
+    layers = getattr(net, "layers", {})
+    layers = layers if isinstance(layers, dict) else dict(enumerate(layers))
+    for name, layer in layers.items():
+        # A dropout layer draws a new mask per forward pass: the numerical and backprop
+        # gradients would then see different functions.
+        if hasattr(layer, "fixed_mask") and layer.fixed_mask is None:
+            msg = (f"layer {name!r} draws a new dropout mask on every forward pass; set "
+                   f"net.layers[{name!r}].fixed_mask (a boolean array of the layer's input "
+                   "shape) before a gradient check")
+            raise ValueError(msg)
     if not hasattr(net, "to"):
         return net, dtype_name(next(iter(net.params.values())).dtype)
     xp = net.xp
     if dtype == "float64" and not supports_float64(xp, net.device):
         dtype = "float32"
-    return net.to(dtype=dtype), dtype
+    work = net.to(dtype=dtype)
+    for name, layer in layers.items():  # the copy checks the same function: same masks
+        if getattr(layer, "fixed_mask", None) is not None:
+            work.layers[name].fixed_mask = layer.fixed_mask
+    return work, dtype
 
 
 def _loss_fn(net: Any) -> Callable[[Array, Array], Any]:

@@ -104,7 +104,9 @@ def save_net(path: str | os.PathLike[str], net: Network,
     # under a prefix, so that a loaded network predicts as the saved one did.
     buffers = {k: v for k, v in getattr(net, "buffers", dict)().items() if v is not None}
     meta[NETWORK_KEY] = {"class": type(net).__name__, "sizes": list(net.sizes),
-                         "config": net.config(), "buffers": sorted(buffers)}
+                         "config": net.config()}
+    if buffers:
+        meta[NETWORK_KEY]["buffers"] = sorted(buffers)
     arrays = dict(net.params)
     arrays.update({BUFFER_PREFIX + k: v for k, v in buffers.items()})
     return save_params(path, arrays, meta)
