@@ -4,7 +4,7 @@ One code path trains on NumPy on a CPU and on CuPy on a CUDA GPU (and on PyTorch
 array-api-strict): every layer takes its array namespace from its inputs.
 """
 
-from . import backend, conv, cuda, functions, gradcheck, graph, layers, nets, optim, util
+from . import backend, conv, cuda, functions, gradcheck, graph, layers, nets, optim, train, util
 from .backend import cuda_available, get_namespace, to_numpy
 from .book_pickle import UnsafePickleError, load_book_params
 from .conv import Convolution, Pooling, col2im, im2col
@@ -46,6 +46,7 @@ from .optim import (
     RMSprop,
     get_optimizer,
 )
+from .trainer import Trainer
 from .util import conv_output_size, shuffle_dataset, smooth_curve
 
 __version__ = "0.1.0"
@@ -77,6 +78,7 @@ __all__ = [
     "Relu",
     "Sigmoid",
     "SoftmaxWithLoss",
+    "Trainer",
     "TwoLayerNet",
     "UnsafePickleError",
     "__version__",
@@ -112,5 +114,6 @@ __all__ = [
     "step_function",
     "sum_squared_error",
     "to_numpy",
+    "train",
     "util",
 ]

@@ -1,6 +1,7 @@
-"""The book's training loop (section 5.7.4) on any backend and device.
+"""The training loop (the book's section 5.7.4 and ``common/trainer.py``) on any backend and device.
 
-Mini-batches of ``batch_size`` drawn at random, plain SGD, train and test accuracy once per epoch.
+Mini-batches of ``batch_size`` drawn at random, an optimizer (plain SGD by default), train and test
+accuracy once per epoch. ``xpnet train`` and :class:`xpnet.Trainer` both run this loop.
 The data moves to the network's device once; each epoch draws a permutation on the host (seeded
 NumPy), moves it to the device, and gathers batches there with ``take``. No step reads anything
 back: the per-step losses stay on the device. Device->host reads (syncs): four before the loop
@@ -34,6 +35,7 @@ from .backend import (
 from .backend import device as device_of
 from .cuda import CudaGraphStep, fused_kernels
 from .functions import check_labels
+from .optim import SGD, Optimizer, get_optimizer
 
 __all__ = ["EpochRecord", "History", "NonFiniteLossError", "sgd_step", "train", "versions"]
 
@@ -70,6 +72,9 @@ class History:
     status: str = "running"
     message: str = ""
     versions: dict[str, str] = field(default_factory=dict)
+    #: The test accuracy at the end of the run: the last evaluation's, or (when the loop is
+    #: asked not to evaluate after the last step) a separate one on the whole test set.
+    final_test_acc: float | None = None
 
     @property
     def train_acc_list(self) -> list[float]:
@@ -79,14 +84,8 @@ class History:
     def test_acc_list(self) -> list[float]:
         return [e.test_acc for e in self.epochs]
 
-    @property
-    def final_test_acc(self) -> float | None:
-        return self.epochs[-1].test_acc if self.epochs else None
-
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["final_test_acc"] = self.final_test_acc
-        return data
+        return asdict(self)
 
 
 def versions(xp: Any) -> dict[str, str]:
@@ -126,23 +125,38 @@ def _takes_scale(net: Any) -> bool:
         return False
 
 
-def _make_step(net: Any, xp: Any, x_train: Array, t_train: Array, lr: float, batch_size: int,
-               cuda_graph: bool) -> tuple[Callable[[Array], Array], Any]:
-    """``(step, context)``: ``step(idx)`` runs one SGD step on the rows ``idx`` and returns
-    its loss (a 0-d array on the device); run the loop inside ``context``."""
+def _loss_reader(net: Any) -> Callable[[Array, Array], Array]:
+    """``read(x_batch, t_batch)``: the loss of the gradient pass just run. xpnet's networks
+    keep it (``last_loss``), as does the book's last layer (``lastLayer.loss``); a network with
+    neither pays the book's second forward pass."""
+    if hasattr(net, "last_loss"):
+        return lambda x_batch, t_batch: net.last_loss
+    last = getattr(net, "last_layer", None) or getattr(net, "lastLayer", None)
+    if last is not None and hasattr(last, "loss"):
+        return lambda x_batch, t_batch: last.loss
+    return net.loss
+
+
+def _make_step(net: Any, xp: Any, x_train: Array, t_train: Array, optimizer: Optimizer,
+               batch_size: int, cuda_graph: bool) -> tuple[Callable[[Array], Array], Any]:
+    """``(step, context)``: ``step(idx)`` runs one optimizer step on the rows ``idx`` and
+    returns its loss (a 0-d array on the device); run the loop inside ``context``."""
     params = net.params
-    scaled = _takes_scale(net)
+    read_loss = _loss_reader(net)
+    # Plain SGD folds the learning rate into the backward pass (gradients of lr * loss): the
+    # update is then p -= g, in place, with no lr * g temporary.
+    folded = type(optimizer) is SGD and _takes_scale(net)
 
     def eager(idx: Array) -> Array:
         x_batch = xp.take(x_train, idx, axis=0)
         t_batch = xp.take(t_train, idx, axis=0)
-        if scaled:  # gradients of lr * loss: the update is p -= g, in place, no temporary
-            grads = net.gradient(x_batch, t_batch, scale=lr)
+        if folded:
+            grads = net.gradient(x_batch, t_batch, scale=optimizer.lr)
             for key, grad in grads.items():
                 params[key] -= grad
         else:
-            sgd_step(params, net.gradient(x_batch, t_batch), lr)
-        return net.last_loss
+            optimizer.update(params, net.gradient(x_batch, t_batch))
+        return read_loss(x_batch, t_batch)
 
     if not cuda_graph:
         return eager, contextlib.nullcontext()
@@ -169,13 +183,13 @@ def _same_backend(x: Any, xp: Any) -> bool:
 
 
 def _move_images(x: Any, xp: Any, device: Any, dtype: Any) -> Array:
-    """``(N, features)`` images of the net's dtype on its device; arrays already of the net's
-    backend are converted there, without a trip through the host."""
+    """Images (any shape: ``(N, 784)`` or ``(N, C, H, W)``) in the net's dtype (kept as they
+    are when the net has none: the book's own networks promote) on its device; arrays already
+    of the net's backend are converted there, without a trip through the host."""
     if _same_backend(x, xp):
-        x = xp.reshape(x, (x.shape[0], -1))
-        x = x if x.dtype == dtype else xp.astype(x, dtype)
+        x = x if dtype is None or x.dtype == dtype else xp.astype(x, dtype)
         return x if device_of(x) == device else xp.to_device(x, device)
-    return asarray(to_numpy(x).reshape(x.shape[0], -1), xp, device=device, dtype=dtype)
+    return asarray(to_numpy(x), xp, device=device, dtype=dtype)
 
 
 def _move_labels(t: Any, xp: Any, device: Any, dtype: Any) -> Array:
@@ -185,11 +199,39 @@ def _move_labels(t: Any, xp: Any, device: Any, dtype: Any) -> Array:
     elif device_of(t) != device:
         t = xp.to_device(t, device)
     if t.ndim == 2:  # one-hot rows: floating, like the scores
-        return t if t.dtype == dtype else xp.astype(t, dtype)
+        return t if dtype is None or t.dtype == dtype else xp.astype(t, dtype)
     if not xp.isdtype(t.dtype, "integral"):
         msg = f"labels must be class indices (integers) or one-hot rows, got dtype {t.dtype}"
         raise TypeError(msg)
     return t
+
+
+def _net_setting(net: Any) -> tuple[Any, Any, Any]:
+    """``(xp, device, dtype)`` of a network: xpnet's networks say; for the book's own
+    (a plain dict of arrays) they come from the parameters, and the dtype is ``None``: the data
+    keeps its own and the layers promote, as NumPy does for the book."""
+    if all(hasattr(net, k) for k in ("xp", "device", "dtype")):
+        return net.xp, net.device, net.dtype
+    first = next(iter(net.params.values()))
+    return namespace(first), device_of(first), None
+
+
+def _net_sizes(net: Any) -> tuple[int | None, int | None]:
+    """``(features per sample, classes)`` the network expects (``None`` where unknown)."""
+    features = classes = None
+    if hasattr(net, "input_dim"):
+        features = math.prod(net.input_dim)
+    elif hasattr(net, "input_size"):
+        features = math.prod(np.atleast_1d(net.input_size).tolist())
+    if hasattr(net, "output_size"):
+        classes = int(net.output_size)
+    weights = sorted((int(k[1:]), v) for k, v in net.params.items()
+                     if k[:1] == "W" and k[1:].isdigit())
+    if weights and features is None and weights[0][1].ndim == 2:
+        features = int(weights[0][1].shape[0])
+    if weights and classes is None and weights[-1][1].ndim == 2:
+        classes = int(weights[-1][1].shape[1])
+    return features, classes
 
 
 def _progress_bar(total: int, enabled: bool) -> Any:
@@ -211,29 +253,46 @@ def train(
     *,
     iters: int = 10_000,
     batch_size: int = 100,
-    lr: float = 0.1,
+    lr: float | None = None,
+    optimizer: Optimizer | str | None = None,
     seed: int | None = 0,
     eval_every: int | None = None,
+    eval_samples: int | None = None,
+    eval_at_end: bool = True,
     progress: bool = False,
     log: Callable[[str], None] | None = None,
     cuda_graph: bool = False,
 ) -> History:
-    """Train ``net`` with SGD on random mini-batches, as the book does.
+    """Train ``net`` on random mini-batches with an optimizer (SGD by default), as the book does.
 
     Parameters
     ----------
     net
-        A :class:`~xpnet.TwoLayerNet` (or anything with ``params``, ``gradient``, ``accuracy``,
-        ``last_loss``, ``xp``, ``device``, ``dtype``).
+        An xpnet network (:class:`~xpnet.TwoLayerNet`, :class:`~xpnet.MultiLayerNet` ...) or
+        one of the book's shape: ``params`` (a dict of arrays), ``gradient(x, t)``,
+        ``accuracy(x, t)`` (and ``loss(x, t)`` when it keeps no ``last_loss``).
     x_train, t_train, x_test, t_test
-        Images ``(N, 784)`` and labels (class indices or one-hot rows), host NumPy arrays or
-        arrays of the net's backend. They are moved to the net's device and dtype once.
-    iters, batch_size, lr
-        Steps, mini-batch size, learning rate (the book: 10000, 100, 0.1).
+        Images (``(N, 784)``, or ``(N, C, H, W)`` for a convolutional network) and labels
+        (class indices or one-hot rows), host NumPy arrays or arrays of the net's backend.
+        They are moved to the net's device (and dtype) once.
+    iters, batch_size
+        Steps and mini-batch size (the book: 10000, 100).
+    lr
+        Learning rate of the default optimizer, SGD (the book's chapter 5: 0.1, the default).
+    optimizer
+        An optimizer (:mod:`xpnet.optim`) or its name (``"adam"`` ...; with ``lr`` when given);
+        default ``SGD(lr)``. Plain SGD on an xpnet network folds ``lr`` into the backward pass.
     seed
         Seeds the host generator that draws the batches (``None``: fresh entropy).
     eval_every
         Steps between accuracy evaluations; default one epoch, ``max(N / batch_size, 1)``.
+    eval_samples
+        Evaluate on the first this many train and test samples (the book's
+        ``evaluate_sample_num_per_epoch``); default all.
+    eval_at_end
+        Also evaluate after the last step (default). ``False`` (the book's Trainer) evaluates
+        only every ``eval_every`` steps, then the whole test set once at the end
+        (:attr:`History.final_test_acc`).
     progress
         Show a tqdm bar (when tqdm is installed).
     log
@@ -250,19 +309,19 @@ def train(
         if not isinstance(value, (int, np.integer)) or value < 1:
             msg = f"{name} must be a positive integer, got {value!r}"
             raise ValueError(msg)
-    if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
-        msg = f"lr must be a positive finite number, got {lr!r}"
+    if eval_samples is not None and (not isinstance(eval_samples, (int, np.integer))
+                                     or eval_samples < 1):
+        msg = f"eval_samples must be a positive integer or None, got {eval_samples!r}"
         raise ValueError(msg)
-    lr = float(lr)  # a NumPy scalar would change float32 arithmetic on some backends
+    optimizer = _resolve_optimizer(optimizer, lr)
     start = time.perf_counter()
-    xp, device, dtype = net.xp, net.device, net.dtype
-    n_features = net.params["W1"].shape[0]
-    n_classes = net.params["W2"].shape[1]
+    xp, device, dtype = _net_setting(net)
+    n_features, n_classes = _net_sizes(net)
     for name, x, t in (("train", x_train, t_train), ("test", x_test, t_test)):
         if x.shape[0] != t.shape[0]:
             msg = f"{name} images and labels differ in length: {x.shape[0]} vs {t.shape[0]}"
             raise ValueError(msg)
-        if math.prod(x.shape[1:]) != n_features:
+        if n_features is not None and math.prod(x.shape[1:]) != n_features:
             msg = (f"{name} images have shape {tuple(x.shape)} but the network takes "
                    f"{n_features} features per sample")
             raise ValueError(msg)
@@ -277,6 +336,8 @@ def train(
     t_train = _move_labels(t_train, xp, device, dtype)
     t_test = _move_labels(t_test, xp, device, dtype)
     for t in (t_train, t_test):
+        if n_classes is None:
+            continue
         if t.ndim == 1:
             check_labels(t, n_classes)
         elif t.shape[1] != n_classes:
@@ -285,10 +346,13 @@ def train(
 
     iter_per_epoch = max(train_size // batch_size, 1) if eval_every is None else int(eval_every)
     history = History(
-        config={"iters": iters, "batch_size": batch_size, "lr": lr, "seed": seed,
-                "eval_every": iter_per_epoch, "sizes": list(net.sizes),
+        config={"iters": iters, "batch_size": batch_size, "lr": float(optimizer.lr),
+                "optimizer": _describe(optimizer), "seed": seed, "eval_every": iter_per_epoch,
+                "eval_samples": eval_samples, "model": type(net).__name__,
+                "sizes": list(getattr(net, "sizes", ())),
                 "train_size": train_size, "test_size": int(x_test.shape[0])},
-        backend=backend_name(xp), device=str(device), dtype=dtype_name(dtype),
+        backend=backend_name(xp), device=str(device),
+        dtype=dtype_name(dtype if dtype is not None else next(iter(net.params.values())).dtype),
         versions=versions(xp),
     )
     rng = np.random.default_rng(seed)
@@ -299,13 +363,19 @@ def train(
     say = (bar.write if bar is not None else log) if log is not None else None
     # Labels were checked once above: no per-step host sync. The caller's setting comes back
     # when train returns or raises.
-    last_layer = net.lastLayer
+    last_layer = getattr(net, "last_layer", None) or getattr(net, "lastLayer", None)
+    if not hasattr(last_layer, "check_labels"):
+        last_layer = _NoLabelCheck()
     checked_labels, last_layer.check_labels = last_layer.check_labels, False
     try:
-        step, context = _make_step(net, xp, x_train, t_train, lr, batch_size, cuda_graph)
+        step, context = _make_step(net, xp, x_train, t_train, optimizer, batch_size,
+                                   cuda_graph)
     except BaseException:
         last_layer.check_labels = checked_labels
         raise
+    n_eval = x_test.shape[0] if eval_samples is None else eval_samples
+    evaluation = (x_train[:n_eval, ...], t_train[:n_eval, ...],
+                  x_test[:n_eval, ...], t_test[:n_eval, ...])
     train_start = time.perf_counter()
     # A diverging run is caught and reported below with its iteration; NumPy's own overflow
     # warnings on the way there would only be noise.
@@ -319,9 +389,12 @@ def train(
                 history.iterations = i + 1
                 if bar is not None:
                     bar.update(1)
-                if i % iter_per_epoch == 0 or i + 1 == iters:
-                    _end_epoch(net, history, pending, x_train, t_train, x_test, t_test,
+                if i % iter_per_epoch == 0 or (eval_at_end and i + 1 == iters):
+                    _end_epoch(net, history, pending, *evaluation,
                                time.perf_counter() - train_start, say, bar)
+            _sync_losses(history, pending)
+            if not eval_at_end:  # the book's Trainer: the whole test set, once, at the end
+                history.final_test_acc = net.accuracy(x_test, t_test)
         except KeyboardInterrupt:
             history.status = "interrupted"
             history.message = f"interrupted by the user after {history.iterations} iterations"
@@ -337,9 +410,45 @@ def train(
                 bar.close()
     if history.status == "running":
         history.status = "finished"
+    if history.final_test_acc is None and history.epochs and eval_at_end:
+        history.final_test_acc = history.epochs[-1].test_acc
     history.train_time = time.perf_counter() - train_start
     history.wall_time = time.perf_counter() - start
     return history
+
+
+class _NoLabelCheck:
+    """Stands in for a last layer without a ``check_labels`` switch."""
+
+    check_labels = False
+
+
+def _resolve_optimizer(optimizer: Optimizer | str | None, lr: float | None) -> Optimizer:
+    """The optimizer object: ``SGD(lr)`` by default (lr 0.1, the book's chapter 5), one made
+    by name (with ``lr`` when given), or the one passed (then ``lr`` must be left out)."""
+    if lr is not None and not (isinstance(lr, (int, float, np.floating)) and not
+                               isinstance(lr, bool) and math.isfinite(lr) and lr > 0):
+        msg = f"lr must be a positive finite number, got {lr!r}"
+        raise ValueError(msg)
+    if optimizer is None:
+        return SGD(lr=0.1 if lr is None else float(lr))
+    if isinstance(optimizer, str):
+        return get_optimizer(optimizer) if lr is None else get_optimizer(optimizer, lr=float(lr))
+    if lr is not None:
+        msg = "pass lr to the optimizer you made (e.g. Adam(lr=0.001)), not to train() as well"
+        raise TypeError(msg)
+    if not hasattr(optimizer, "update"):
+        msg = (f"optimizer must be an xpnet optimizer or a name such as 'adam', got "
+               f"{type(optimizer).__name__}")
+        raise TypeError(msg)
+    return optimizer
+
+
+def _describe(optimizer: Any) -> dict[str, Any]:
+    """The optimizer's name and hyper-parameters, for the record."""
+    if isinstance(optimizer, Optimizer):
+        return {"name": optimizer.name, **optimizer.hyper_parameters()}
+    return {"name": type(optimizer).__name__}
 
 
 def _sync_losses(history: History, pending: list[Array]) -> None:
