@@ -107,22 +107,110 @@ def _rescue_run(out: Path, error: OSError, net: Any, history: Any,
     raise CLIError(f"the trained run could not be written anywhere: {'; '.join(tried)}")
 
 
+MODELS = ("two-layer", "mlp", "simple-convnet", "deep-convnet")
+CONV_MODELS = ("simple-convnet", "deep-convnet")
+
+
+def _hidden_list(text: str) -> list[int]:
+    try:
+        sizes = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        sizes = []
+    if not sizes or min(sizes) < 1:
+        msg = f"must be layer widths separated by commas, e.g. 100,100,100; got {text!r}"
+        raise argparse.ArgumentTypeError(msg)
+    return sizes
+
+
+def _init_std(text: str) -> str | float:
+    if text.lower() in ("relu", "he", "sigmoid", "xavier"):
+        return text.lower()
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:
+        msg = f"must be relu, he, sigmoid, xavier or a number >= 0; got {text!r}"
+        raise argparse.ArgumentTypeError(msg)
+    return value
+
+
+def _check_model_options(args: argparse.Namespace) -> None:
+    """Options that do not fit the chosen model are an error, not silently ignored."""
+    mlp_only = [flag for flag, on in (
+        ("--batchnorm", args.batchnorm), ("--dropout", args.dropout is not None),
+        ("--weight-decay", args.weight_decay is not None), ("--hidden", args.hidden is not None),
+        ("--activation", args.activation is not None)) if on]
+    if args.model != "mlp" and mlp_only:
+        raise CLIError(f"{', '.join(mlp_only)} go with --model mlp (got --model {args.model})",
+                       EXIT_USAGE)
+    if args.model != "two-layer" and args.hidden_size is not None:
+        raise CLIError(f"--hidden-size goes with --model two-layer; use --hidden for mlp "
+                       f"(got --model {args.model})", EXIT_USAGE)
+    if args.dropout is not None and not 0.0 <= args.dropout < 1.0:
+        raise CLIError(f"--dropout must lie in [0, 1), got {args.dropout}", EXIT_USAGE)
+
+
+def _build_net(args: argparse.Namespace, xp: Any, device: Any) -> Any:
+    """The network that ``--model`` and its options describe."""
+    common = {"xp": xp, "device": device, "dtype": args.dtype, "seed": args.seed}
+    if args.model == "two-layer":
+        from .nets import TwoLayerNet
+
+        return TwoLayerNet(784, args.hidden_size or 50, 10, **common)
+    if args.model == "mlp":
+        from .nets import MultiLayerNetExtend
+
+        return MultiLayerNetExtend(
+            784, args.hidden or [100, 100, 100, 100], 10,
+            activation=args.activation or "relu",
+            weight_init_std=args.weight_init if args.weight_init is not None else "relu",
+            weight_decay_lambda=args.weight_decay or 0.0,
+            use_dropout=bool(args.dropout), dropout_ration=args.dropout or 0.5,
+            use_batchnorm=args.batchnorm, **common)
+    from . import nets
+
+    if args.model == "simple-convnet":
+        return nets.SimpleConvNet(**common)
+    return nets.DeepConvNet(**common)
+
+
+def _schedule(args: argparse.Namespace, train_size: int) -> tuple[int, str]:
+    """``(iterations, text)`` from ``--iters`` or ``--epochs``."""
+    per_epoch = max(train_size // args.batch_size, 1)
+    if args.epochs is not None:
+        iters = args.epochs * per_epoch
+        return iters, f"{args.epochs} epochs ({iters} iterations)"
+    iters = args.iters if args.iters is not None else 10_000
+    return iters, f"{iters} iterations"
+
+
 def cmd_train(args: argparse.Namespace) -> int:
-    from .net import TwoLayerNet
+    from .optim import get_optimizer
     from .train import train
 
+    _check_model_options(args)
     xp, device = _namespace_and_device(args)
     out = Path(args.out) if args.out else Path("runs") / (
         _dt.datetime.now().strftime("%Y%m%d-%H%M%S") + f"-{args.backend}")
     _check_out(out)
-    (x_train, t_train), (x_test, t_test) = _load_mnist(args)
-    net = TwoLayerNet(784, args.hidden_size, 10, xp=xp, device=device, dtype=args.dtype,
-                      seed=args.seed)
+    (x_train, t_train), (x_test, t_test) = _load_mnist(
+        args, flatten=args.model not in CONV_MODELS)
+    try:
+        net = _build_net(args, xp, device)
+        # The book's chapter-5 run: SGD with lr 0.1; otherwise each optimizer's book default.
+        lr = args.lr
+        if lr is None and args.model == "two-layer" and args.optimizer == "sgd":
+            lr = 0.1
+        optimizer = get_optimizer(args.optimizer, **({} if lr is None else {"lr": lr}))
+    except (ValueError, TypeError) as exc:
+        raise CLIError(str(exc), EXIT_USAGE) from None
+    iters, schedule = _schedule(args, x_train.shape[0])
     _say(args, f"xpnet {__version__}: training {net!r}")
-    _say(args, f"  {args.iters} iterations, batch {args.batch_size}, lr {args.lr}, "
+    _say(args, f"  {schedule}, batch {args.batch_size}, {optimizer!r}, "
                f"seed {args.seed}; run directory {out}")
-    history = train(net, x_train, t_train, x_test, t_test, iters=args.iters,
-                    batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+    history = train(net, x_train, t_train, x_test, t_test, iters=iters,
+                    batch_size=args.batch_size, optimizer=optimizer, seed=args.seed,
                     progress=not args.quiet and sys.stderr.isatty(),
                     log=None if args.quiet else print)
     output_error = None
@@ -157,22 +245,29 @@ def cmd_gradcheck(args: argparse.Namespace) -> int:
 
     from .backend import asarray
     from .gradcheck import gradient_check
-    from .net import TwoLayerNet
 
+    _check_model_options(args)
+    if args.samples is None:
+        args.samples = 3 if args.model == "two-layer" else 10
     xp, device = _namespace_and_device(args)
+    flat = args.model not in CONV_MODELS
     if args.data == "mnist":
-        (x_train, t_train), _ = _load_mnist(args)
+        (x_train, t_train), _ = _load_mnist(args, flatten=flat)
         x, t = x_train[:args.samples], t_train[:args.samples]
         source = f"the first {args.samples} MNIST training images"
     else:
         rng = np.random.default_rng(args.seed)
-        x = rng.random((args.samples, 784)).astype(np.float32)
+        x = rng.random((args.samples, 784) if flat else (args.samples, 1, 28, 28))
+        x = x.astype(np.float32)
         t = rng.integers(0, 10, args.samples).astype(np.uint8)
         source = f"{args.samples} random inputs"
-    net = TwoLayerNet(784, args.hidden_size, 10, xp=xp, device=device, dtype=args.dtype,
-                      seed=args.seed)
+    try:
+        net = _build_net(args, xp, device)
+    except (ValueError, TypeError) as exc:
+        raise CLIError(str(exc), EXIT_USAGE) from None
     x_dev = asarray(x, xp, device=net.device)
     t_dev = asarray(t, xp, device=net.device)
+    _fix_dropout_masks(net, x_dev)
     _say(args, f"checking {net!r} on {source}")
     report = gradient_check(net, x_dev, t_dev, mode=args.mode, dtype=args.dtype,
                             n_directions=args.directions, seed=args.seed)
@@ -181,6 +276,17 @@ def cmd_gradcheck(args: argparse.Namespace) -> int:
         print("FAILED: backprop and numerical gradients disagree", file=sys.stderr)
         return EXIT_FAILED
     return EXIT_OK
+
+
+def _fix_dropout_masks(net: Any, x: Any) -> None:
+    """Freeze every dropout layer's mask (one training-mode pass draws them): the numerical
+    and backprop gradients must see one function."""
+    drops = [layer for layer in net.layers.values() if hasattr(layer, "fixed_mask")]
+    if not drops:
+        return
+    net.predict(x, train_flg=True)
+    for layer in drops:
+        layer.fixed_mask = layer.mask
 
 
 # --------------------------------------------------------------------------- evaluate
@@ -288,6 +394,25 @@ def _add_backend_options(p: argparse.ArgumentParser, dtype: str) -> None:
                    help=f"floating dtype (default {dtype})")
 
 
+def _add_model_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", choices=MODELS, default="two-layer",
+                   help="two-layer: TwoLayerNet 784-H-10 (chapter 5); mlp: MultiLayerNetExtend "
+                        "(chapter 6); simple-convnet, deep-convnet (chapters 7, 8)")
+    p.add_argument("--hidden-size", type=_positive_int, default=None,
+                   help="two-layer: hidden width (default 50)")
+    p.add_argument("--hidden", type=_hidden_list, default=None, metavar="W1,W2,...",
+                   help="mlp: hidden layer widths (default 100,100,100,100)")
+    p.add_argument("--activation", choices=("relu", "sigmoid"), default=None,
+                   help="mlp: activation (default relu)")
+    p.add_argument("--weight-init", type=_init_std, default=None, metavar="STD",
+                   help="mlp: relu/he, sigmoid/xavier or a number (default relu)")
+    p.add_argument("--batchnorm", action="store_true", help="mlp: batch normalization")
+    p.add_argument("--dropout", type=float, default=None, metavar="RATIO",
+                   help="mlp: dropout ratio after each hidden layer (default off)")
+    p.add_argument("--weight-decay", type=float, default=None, metavar="LAMBDA",
+                   help="mlp: L2 weight decay strength (default 0)")
+
+
 def _add_data_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-dir", default=None, metavar="DIR",
                    help="folder holding the four MNIST IDX files (raw or .gz) to use first")
@@ -302,14 +427,24 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"xpnet {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    p = sub.add_parser("train", help="train TwoLayerNet on MNIST (the book's settings)",
-                       description="Train the 784-hidden-10 TwoLayerNet on MNIST with SGD and "
+    p = sub.add_parser("train", help="train a network of the book on MNIST",
+                       description="Train one of the book's networks on MNIST (default: the "
+                                   "chapter-5 TwoLayerNet with SGD, the book's settings) and "
                                    "write history.json, params.npz and accuracy.png.")
     _add_backend_options(p, "float32")
-    p.add_argument("--hidden-size", type=_positive_int, default=50)
-    p.add_argument("--iters", type=_positive_int, default=10_000)
+    _add_model_options(p)
+    length = p.add_mutually_exclusive_group()
+    length.add_argument("--iters", type=_positive_int, default=None,
+                        help="training steps (default 10000)")
+    length.add_argument("--epochs", type=_positive_int, default=None,
+                        help="training epochs of N / batch-size steps (instead of --iters)")
     p.add_argument("--batch-size", type=_positive_int, default=100)
-    p.add_argument("--lr", type=_positive_float, default=0.1)
+    p.add_argument("--optimizer", default="sgd", type=str.lower,
+                   choices=("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam"),
+                   help="update rule (default sgd)")
+    p.add_argument("--lr", type=_positive_float, default=None,
+                   help="learning rate (default: 0.1 for two-layer with sgd, the book's "
+                        "chapter 5; else the optimizer's book default, e.g. adam 0.001)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=None, metavar="DIR",
                    help="run directory (default runs/<date>-<time>-<backend>)")
@@ -318,13 +453,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("gradcheck", help="compare backprop with numerical gradients",
-                       description="Print the per-parameter table (W1, b1, W2, b2) comparing "
-                                   "backprop with numerical gradients.")
+                       description="Print the per-parameter table (W1, b1, ...) comparing "
+                                   "backprop with numerical gradients of a network "
+                                   "(default the 784-50-10 TwoLayerNet).")
     _add_backend_options(p, "float64")
     p.add_argument("--mode", choices=("full", "fast"), default="full",
                    help="full: every element; fast: random directional derivatives")
-    p.add_argument("--samples", type=_positive_int, default=3)
-    p.add_argument("--hidden-size", type=_positive_int, default=50)
+    p.add_argument("--samples", type=_positive_int, default=None,
+                   help="batch size (default 3 as the book's; 10 for other models: batch "
+                        "normalization over 3 samples is too curved for central differences)")
+    _add_model_options(p)
     p.add_argument("--directions", type=_positive_int, default=4,
                    help="random directions per parameter in fast mode")
     p.add_argument("--seed", type=int, default=0)
