@@ -16,7 +16,7 @@ import numpy as np
 
 from ..backend import Array, asarray, backend_name, dtype_name
 from ..conv import _out_size
-from .base import check_size
+from .base import check_size, names_text
 
 __all__ = ["CONV_KEYS", "ConvNetMixin", "check_conv_param", "check_input_dim", "conv_out",
            "expect_shapes", "pool_out"]
@@ -49,12 +49,12 @@ def check_conv_param(conv_param: Any, name: str, default: Mapping[str, int],
     weights already exist) or ``default``'s; given keys must agree with ``weight_shape``.
     """
     if not isinstance(conv_param, Mapping):
-        msg = (f"{name} must be a dict with keys {', '.join(CONV_KEYS)}, "
+        msg = (f"{name} must be a dict with keys {names_text(CONV_KEYS)}, "
                f"got {type(conv_param).__name__} {conv_param!r}")
         raise TypeError(msg)
     unknown = sorted(set(conv_param) - set(CONV_KEYS))
     if unknown:
-        msg = f"{name} has unknown keys {unknown}; it takes {', '.join(CONV_KEYS)}"
+        msg = f"{name} has unknown keys {unknown}; it takes {names_text(CONV_KEYS)}"
         raise ValueError(msg)
     full = dict(default)
     if weight_shape is not None:
