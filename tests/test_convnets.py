@@ -258,10 +258,13 @@ def test_simple_gradient_check_stride_and_padding(be, rng):
 
 
 def test_deep_gradient_check_float64(be, rng):
-    # dropout_ratio 0: gradient_check compares passes that draw fresh masks (the masks are
-    # checked with fixed ones above). Full on NumPy; directional elsewhere (~1200 passes).
+    # Every pass must see the same dropout masks: keep-all fixed masks (and ratio 0, so that
+    # a copy without them draws keep-all masks too). Random masks are checked above and in
+    # the next test. Full on NumPy; directional elsewhere (a full check is ~1200 passes).
     net = _deep(be, dropout_ratio=0.0, seed=0)
     _random_biases(be, net, np.random.default_rng(0))
+    net.layers["Dropout1"].fixed_mask = be.asarray(np.ones((2, 5), dtype=bool))
+    net.layers["Dropout2"].fixed_mask = be.asarray(np.ones((2, 3), dtype=bool))
     xh = np.random.default_rng(1).standard_normal((2, 1, 12, 12))
     x, t = be.asarray(xh), be.asarray(np.array([0, 2]))
     mode = "full" if be.name == "numpy" else "fast"
