@@ -333,19 +333,27 @@ def load(quick: bool, n_random: int = 2000) -> tuple[np.ndarray, np.ndarray, str
             rng.integers(0, 10, n_random).astype(np.uint8), "random")
 
 
-def _maxrss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-
-
-def _rss_mb() -> float:
-    """The resident set now (Linux ``/proc``; the max RSS elsewhere)."""
+def _proc_status_mb(key: str) -> float | None:
     try:
         for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
+            if line.startswith(key + ":"):
                 return int(line.split()[1]) / 1024
     except OSError:
         pass
-    return _maxrss_mb()
+    return None
+
+
+def _maxrss_mb() -> float:
+    """Peak resident set of this process: Linux's VmHWM (``ru_maxrss`` of a child started by
+    a big parent reports the parent's peak), else ``ru_maxrss``."""
+    peak = _proc_status_mb("VmHWM")
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 if peak is None else peak
+
+
+def _rss_mb() -> float:
+    """The resident set now (Linux ``/proc``; the peak elsewhere)."""
+    now = _proc_status_mb("VmRSS")
+    return _maxrss_mb() if now is None else now
 
 
 def probe(model: str, name: str, threads: int, batch: int, seed: int) -> dict[str, float]:
