@@ -193,13 +193,17 @@ def load_net(path: str | os.PathLike[str], *, xp: Any = None, device: Any = None
     """
     params, metadata = load_params(path)
     cls, config = _network_class(Path(path), metadata)
-    if input_size is not None and params["W1"].shape[0] != input_size:
+    if input_size is not None and params["W1"].ndim == 2 and params["W1"].shape[0] != input_size:
         msg = (f"{path}: W1 takes {params['W1'].shape[0]} inputs but the data has "
                f"{input_size} features per sample")
         raise ParamsFileError(msg)
     if dtype is None:
         dtype = params["W1"].dtype.name
     net = cls.from_params(params, xp=xp, device=device, dtype=dtype, **config)
+    if input_size is not None and net.input_size != input_size:  # a conv net: C*H*W values
+        msg = (f"{path}: the {cls.__name__} takes {net.input_size} values per sample but the "
+               f"data has {input_size}")
+        raise ParamsFileError(msg)
     names = metadata.get(NETWORK_KEY, {}).get("buffers") or []
     if names:
         with open(path, "rb") as handle, np.load(handle, allow_pickle=False) as data:
