@@ -34,7 +34,15 @@ from .layers import (
     Sigmoid,
     SoftmaxWithLoss,
 )
-from .nets import MultiLayerNet, MultiLayerNetExtend, Network, Params, TwoLayerNet
+from .nets import (
+    DeepConvNet,
+    MultiLayerNet,
+    MultiLayerNetExtend,
+    Network,
+    Params,
+    SimpleConvNet,
+    TwoLayerNet,
+)
 from .optim import (
     OPTIMIZERS,
     SGD,
@@ -60,6 +68,7 @@ __all__ = [
     "Affine",
     "BatchNormalization",
     "Convolution",
+    "DeepConvNet",
     "Dropout",
     "ExpLayer",
     "GradcheckReport",
@@ -77,6 +86,7 @@ __all__ = [
     "ReciprocalLayer",
     "Relu",
     "Sigmoid",
+    "SimpleConvNet",
     "SoftmaxWithLoss",
     "Trainer",
     "TwoLayerNet",
