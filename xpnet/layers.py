@@ -165,17 +165,23 @@ class Affine:
                    "cast the input with xp.astype(x, W.dtype)")
             raise TypeError(msg)
         self.x = x
-        out = x @ self.W
+        fused = fused_kernels(xp)
+        if fused is not None and fused.graph_safe:  # CuPy inside a CUDA-graph step: no cuBLAS
+            out = fused.matmul(x, self.W)
+        else:
+            out = x @ self.W
         out += self.b  # in place on the fresh product: no second (N, out) array
         return out
 
     def backward(self, dout: Array) -> Array | None:
         xp = self.xp
-        self.dW = self.x.T @ dout
+        fused = fused_kernels(xp)
+        matmul = fused.matmul if fused is not None and fused.graph_safe else xp.matmul
+        self.dW = matmul(self.x.T, dout)
         self.db = xp.sum(dout, axis=0)
         if not self.input_grad:
             return None
-        dx = dout @ self.W.T
+        dx = matmul(dout, self.W.T)
         return xp.reshape(dx, self.original_x_shape)
 
 

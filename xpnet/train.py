@@ -148,8 +148,10 @@ def _make_step(net: Any, xp: Any, x_train: Array, t_train: Array, lr: float, bat
         msg = f"cuda_graph=True needs the cupy backend, this network uses {backend_name(xp)!r}"
         raise ValueError(msg)
     # Static buffers: the graph always gathers the rows named by idx_buf, refilled per step.
-    idx_buf = xp.zeros((batch_size,), dtype=xp.int64, device=device_of(x_train))
+    # Made on the graph's (non-blocking) stream, which never waits for the legacy stream.
     graph_step = CudaGraphStep(lambda: eager(idx_buf))
+    with graph_step.stream:
+        idx_buf = xp.zeros((batch_size,), dtype=xp.int64, device=device_of(x_train))
 
     def replay(idx: Array) -> Array:
         idx_buf[...] = idx
@@ -325,6 +327,9 @@ def train(
         finally:
             if bar is not None:
                 bar.close()
+            graph_step = getattr(step, "graph_step", None)
+            if graph_step is not None:  # the caller reads the parameters on its own stream
+                graph_step.stream.synchronize()
     if history.status == "running":
         history.status = "finished"
     history.train_time = time.perf_counter() - train_start
