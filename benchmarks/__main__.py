@@ -272,7 +272,7 @@ def run_book(args: argparse.Namespace, report: dict[str, Any]) -> None:
 
 
 def _fused_calls() -> int | None:
-    from xpnet.backend import _FUSED
+    from xpnet.cuda import _FUSED
 
     return sum(k.calls for k in _FUSED.values() if k is not None)
 

@@ -286,9 +286,9 @@ class XpnetContender(Contender):
 
         def step(i: int) -> None:
             slot = i % per
-            if slot == 0:
-                state["order"] = xp.asarray(rng.permutation(x.shape[0]), device=device)
-            with context:
+            with context:  # the order too: on the graph's stream, which never waits for others
+                if slot == 0:
+                    state["order"] = xp.asarray(rng.permutation(x.shape[0]), device=device)
                 run(state["order"][slot * b:(slot + 1) * b])
         return step
 

@@ -13,7 +13,7 @@ import pytest
 
 import xpnet
 from xpnet import backend
-from xpnet.cuda import CudaGraphStep, CupyKernels, fused_kernels, graph_safe
+from xpnet.cuda import CupyKernels, fused_kernels, graph_safe
 from xpnet.layers import Affine, Relu, SoftmaxWithLoss
 from xpnet.train import train
 

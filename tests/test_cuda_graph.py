@@ -50,11 +50,12 @@ def graph_steps(monkeypatch):
 
 def test_graph_training_matches_numpy_and_eager(fake_cupy, graph_steps):
     h_np, p_np = _run("numpy", False)
-    h_eager, p_eager = _run("cupy", False)
+    _h_eager, p_eager = _run("cupy", False)
     h_graph, p_graph = _run("cupy", True)
     (step,) = graph_steps
     assert step.error is None
-    assert step.eager_calls == 3 and step.launches == ITERS - 3  # captured once, then replayed
+    assert step.eager_calls == 3
+    assert step.launches == ITERS - 3
     assert step.graph.launches == ITERS - 3
     for key in p_np:
         np.testing.assert_allclose(p_eager[key], p_np[key], rtol=1e-4, atol=1e-6)
@@ -103,7 +104,9 @@ def test_a_rule_broken_in_the_step_fails_the_capture(fake_cupy, graph_steps, mon
     assert len(caught) == 1  # one warning, no second capture
     assert error in str(caught[0].message)  # the first error, not "invalidated"
     (step,) = graph_steps
-    assert step.graph is None and step.launches == 0 and step.eager_calls == ITERS
+    assert step.graph is None
+    assert step.launches == 0
+    assert step.eager_calls == ITERS
     np.testing.assert_allclose(h.loss, h_ref.loss, rtol=1e-5)  # eager fallback: same steps
     for key in p_ref:
         np.testing.assert_allclose(p[key], p_ref[key], rtol=1e-4, atol=1e-6)
@@ -162,7 +165,8 @@ def test_graph_step_orders_its_inputs_and_replays(fake_cupy):
         with step.stream:
             outs.append(cp.asarray(step(), dtype=cp.float32).copy())
     step.stream.synchronize()
-    assert step.eager_calls == 1 and step.launches == 3
+    assert step.eager_calls == 1
+    assert step.launches == 3
     np.testing.assert_array_equal(acc.get(), 4 * np.arange(4))
     for k, out in enumerate(outs, start=1):
         np.testing.assert_array_equal(out.get(), 2 * k * np.arange(4))
@@ -185,4 +189,5 @@ def test_capture_failure_reports_the_first_error_and_never_recaptures(fake_cupy)
     assert not step.stream.is_capturing()
     step()
     step()
-    assert step.graph is None and calls["n"] == 4  # capture + 3 eager
+    assert step.graph is None
+    assert calls["n"] == 4

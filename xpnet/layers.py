@@ -166,10 +166,8 @@ class Affine:
             raise TypeError(msg)
         self.x = x
         fused = fused_kernels(xp)
-        if fused is not None and fused.graph_safe:  # CuPy inside a CUDA-graph step: no cuBLAS
-            out = fused.matmul(x, self.W)
-        else:
-            out = x @ self.W
+        # CuPy inside a CUDA-graph step: xpnet's own kernel (CuPy refuses cuBLAS in a capture).
+        out = fused.matmul(x, self.W) if fused is not None and fused.graph_safe else x @ self.W
         out += self.b  # in place on the fresh product: no second (N, out) array
         return out
 

@@ -10,7 +10,6 @@ g++ and runs it on the NumPy buffers. See ``_core.py`` for the modelled rules an
 
 from __future__ import annotations
 
-import builtins as _builtins
 from typing import Any as _Any
 
 import numpy as _np
@@ -55,10 +54,10 @@ for _name in dir(_np):
     globals()[_name] = _wrapper(_name, _obj)
     __all__.append(_name)
 
-abs = _wrapper("absolute", _np.absolute)  # noqa: A001
-max = _wrapper("max", _np.max)  # noqa: A001
-min = _wrapper("min", _np.min)  # noqa: A001
-round = _wrapper("round", _np.round)  # noqa: A001
+abs = _wrapper("absolute", _np.absolute)
+max = _wrapper("max", _np.max)
+min = _wrapper("min", _np.min)
+round = _wrapper("round", _np.round)
 bool_ = _np.bool_
 newaxis = None
 
@@ -183,3 +182,18 @@ class ElementwiseKernel:
         if len(outs) == 1 and not self.return_tuple:
             return outs[0]
         return tuple(outs)
+
+
+# CuPy never checks gathers: out-of-range indices wrap around (its documented difference from
+# NumPy for take and integer-array indexing).
+def _take(a: _Any, indices: _Any, axis: _Any = None, out: _Any = None, mode: str = "wrap") -> _Any:
+    return _np.take(a, indices, axis=axis, mode=mode)
+
+
+def _take_along_axis(arr: _Any, indices: _Any, axis: _Any) -> _Any:
+    size = arr.size if axis is None else arr.shape[axis]
+    return _np.take_along_axis(arr, _np.mod(indices, size), axis=axis)
+
+
+take = _wrapper("take", _take)
+take_along_axis = _wrapper("take_along_axis", _take_along_axis)

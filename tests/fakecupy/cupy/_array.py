@@ -144,7 +144,7 @@ def _iop(fn: Any) -> Any:
     return method
 
 
-class ndarray:  # noqa: N801 (CuPy's name)
+class ndarray:
     """A fake CuPy array: device memory is a NumPy buffer that only kernels may touch."""
 
     __array_priority__ = 100

@@ -34,8 +34,6 @@ import contextlib
 import threading
 from typing import Any
 
-import numpy as np
-
 
 class CUDARuntimeError(RuntimeError):
     """The fake's ``cupy.cuda.runtime.CUDARuntimeError``."""
@@ -234,7 +232,8 @@ def check_access(buf: Buffer, stream: Stream) -> None:
     if buf.writer is None:
         return
     src, seq = buf.writer
-    if src is stream or seq <= max(src.host_done, DEVICE_DONE[0]) or seq <= stream.waited.get(src, 0):
+    done = max(src.host_done, DEVICE_DONE[0], stream.waited.get(src, 0))
+    if src is stream or seq <= done:
         return
     # The legacy stream and blocking streams order with each other implicitly.
     if (src.is_legacy and not stream.non_blocking) or (stream.is_legacy and not src.non_blocking):

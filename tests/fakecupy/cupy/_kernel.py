@@ -90,7 +90,8 @@ def compile_source(source: str) -> ctypes.CDLL:
         done = subprocess.run([compiler, "-O2", "-shared", "-fPIC", "-std=c++17", "-o", tmp, src],
                               capture_output=True, text=True, check=False)
         if done.returncode != 0:
-            msg = f"fake cupy: the kernel does not compile:\n{done.stderr}\n--- source ---\n{source}"
+            msg = (f"fake cupy: the kernel does not compile:\n{done.stderr}\n"
+                   f"--- source ---\n{source}")
             raise RuntimeError(msg)
         os.replace(tmp, lib)
         os.remove(src)

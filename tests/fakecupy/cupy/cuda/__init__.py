@@ -5,8 +5,18 @@ from .._core import Event, Graph, MemoryPool, Stream, using_allocator
 from . import device, graph, memory, runtime, stream  # noqa: F401
 from .device import Device
 
-__all__ = ["Device", "Event", "Graph", "MemoryPool", "Stream", "get_current_stream",
-           "get_device_id", "is_available", "using_allocator", "set_allocator"]
+__all__ = [
+    "Device",
+    "Event",
+    "Graph",
+    "MemoryPool",
+    "Stream",
+    "get_current_stream",
+    "get_device_id",
+    "is_available",
+    "set_allocator",
+    "using_allocator",
+]
 
 
 def get_current_stream(device_id: int = -1) -> Stream:

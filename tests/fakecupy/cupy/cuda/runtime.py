@@ -2,30 +2,30 @@
 
 from .._core import CUDARuntimeError  # noqa: F401
 
-streamCaptureModeGlobal = 0  # noqa: N816
-streamCaptureModeThreadLocal = 1  # noqa: N816
-streamCaptureModeRelaxed = 2  # noqa: N816
+streamCaptureModeGlobal = 0
+streamCaptureModeThreadLocal = 1
+streamCaptureModeRelaxed = 2
 is_hip = False
 _is_hip_environment = False
 
 
-def getDeviceCount() -> int:  # noqa: N802
+def getDeviceCount() -> int:
     return 1
 
 
-def runtimeGetVersion() -> int:  # noqa: N802
+def runtimeGetVersion() -> int:
     return 13000
 
 
-def driverGetVersion() -> int:  # noqa: N802
+def driverGetVersion() -> int:
     return 13000
 
 
-def getDeviceProperties(device: int) -> dict:  # noqa: N802
+def getDeviceProperties(device: int) -> dict:
     return {"name": b"fake CUDA device (NumPy on the CPU)", "totalGlobalMem": 2**34}
 
 
-def deviceSynchronize() -> None:  # noqa: N802
+def deviceSynchronize() -> None:
     from .._core import device_synchronize
 
     device_synchronize()

@@ -1,3 +1,3 @@
 """fake cupy.cuda.stream."""
 
-from .._core import Event, Stream, current_stream as get_current_stream  # noqa: F401
+from .._core import Event, Stream  # noqa: F401
