@@ -269,6 +269,7 @@ class XpnetContender(Contender):
     def make_step(self) -> Callable[[int], None]:
         # Exactly the trainer's step (xpnet.train uses the same helper), on the same
         # per-epoch permutation and take() gather.
+        from xpnet.optim import SGD
         from xpnet.train import _make_step, _move_images, _move_labels
 
         net = self._net()
@@ -276,7 +277,8 @@ class XpnetContender(Contender):
         x = _move_images(self.data.x_train, xp, device, net.dtype)
         t = _move_labels(self.data.t_train, xp, device, net.dtype)
         net.lastLayer.check_labels = False
-        run, context = _make_step(net, xp, x, t, LR, self.batch_size, self.cuda_graph)
+        run, context = _make_step(net, xp, x, t, SGD(lr=LR), self.batch_size,
+                                  self.cuda_graph)
         self._context = context
         self._graph_step = getattr(run, "graph_step", None)
         rng = np.random.default_rng(self.seed)
@@ -286,9 +288,9 @@ class XpnetContender(Contender):
 
         def step(i: int) -> None:
             slot = i % per
-            if slot == 0:
-                state["order"] = xp.asarray(rng.permutation(x.shape[0]), device=device)
-            with context:
+            with context:  # the order too: on the graph's stream, which never waits for others
+                if slot == 0:
+                    state["order"] = xp.asarray(rng.permutation(x.shape[0]), device=device)
                 run(state["order"][slot * b:(slot + 1) * b])
         return step
 

@@ -9,7 +9,8 @@ numpy                        NumPy through ``array_api_compat.numpy``
 array_api_strict             array-api-strict (newest standard version) on CPU_DEVICE
 array_api_strict-device1     array-api-strict on ``Device("device1")``: the CPU stand-in for
                              a GPU, where any array created on the default device raises
-torch                        PyTorch on the CPU (skipped when not installed)
+torch                        PyTorch on the CPU (skipped when not installed; on
+                             ``$XPNET_TEST_TORCH_DEVICE``, e.g. ``cuda:0``, when set)
 cupy                         CuPy on CUDA (skipped unless ``xpnet.backend.cuda_available()``)
 ===========================  ==============================================================
 
@@ -22,6 +23,7 @@ NumPy and put it there with ``be.asarray(host, dtype="float32")``, and read resu
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -157,8 +159,13 @@ def _make_backend(name: str) -> Backend:
             pytest.skip(f"torch is not installed ({exc})")
         import array_api_compat.torch as xp
 
+        # XPNET_TEST_TORCH_DEVICE=cuda:0 runs the torch tests on a GPU (benchmarks/gpu_check.sh).
+        where = torch.device(os.environ.get("XPNET_TEST_TORCH_DEVICE", "cpu"))
+        if where.type == "cuda" and not torch.cuda.is_available():
+            pytest.skip(f"XPNET_TEST_TORCH_DEVICE={where} but torch sees no CUDA device")
         other = torch.device("cuda:0") if torch.cuda.is_available() else None
-        return Backend(name, xp, torch.device("cpu"), other_device=other)
+        other = torch.device("cpu") if where.type == "cuda" else other
+        return Backend(name, xp, where, other_device=other)
     if name == "cupy":
         usable, why = backend.cuda_status()
         if not usable:
@@ -181,3 +188,41 @@ def be(request: pytest.FixtureRequest) -> Backend:
 def rng() -> np.random.Generator:
     """A host random generator with a fixed seed: every backend sees the same numbers."""
     return np.random.default_rng(20240605)
+
+
+FAKE_CUPY_DIR = __import__("pathlib").Path(__file__).parent / "fakecupy"
+
+
+def _forget_cupy() -> None:
+    import sys
+
+    for name in [m for m in sys.modules if m == "cupy" or m.startswith("cupy.")
+                 or m.startswith("array_api_compat.cupy")]:
+        del sys.modules[name]
+    backend._CUDA_STATE.clear()
+    for kind in [k for k in backend._NAMESPACE_OF_TYPE if k.__module__.startswith("cupy")]:
+        del backend._NAMESPACE_OF_TYPE[kind]
+    from xpnet import cuda
+
+    cuda._FUSED.clear()
+
+
+@pytest.fixture
+def fake_cupy() -> Any:
+    """The fake CuPy of ``tests/fakecupy`` as ``cupy`` for one test (see its README): xpnet's
+    CuPy paths run on NumPy with CuPy's stream-capture rules. Yields the ``cupy`` module;
+    afterwards nothing of it stays imported or cached."""
+    import sys
+
+    if "cupy" in sys.modules and not getattr(sys.modules["cupy"], "FAKE", False):
+        pytest.skip("the real CuPy is imported in this process")
+    _forget_cupy()
+    sys.path.insert(0, str(FAKE_CUPY_DIR))
+    try:
+        import cupy
+
+        assert cupy.FAKE
+        yield cupy
+    finally:
+        sys.path.remove(str(FAKE_CUPY_DIR))
+        _forget_cupy()

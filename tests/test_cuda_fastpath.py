@@ -1,17 +1,21 @@
-"""The CuPy fast path without a GPU: CPU paths never import CuPy, and the CUDA-graph step
-logic (eager warm-up, one capture, replays, private memory pool) through a stand-in CuPy."""
+"""The CuPy fast path without a GPU: CPU paths never import CuPy, and on the fake CuPy of
+``tests/fakecupy`` (NumPy underneath, CuPy 14's stream-capture rules on top, kernel bodies
+compiled with g++) the fused kernels, the layers' fused branches and the CUDA-graph step run end
+to end and are checked against NumPy."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
-from contextlib import contextmanager
 
 import numpy as np
 import pytest
 
+import xpnet
 from xpnet import backend
-from xpnet.cuda import CudaGraphStep, fused_kernels
+from xpnet.cuda import CupyKernels, fused_kernels, graph_safe
+from xpnet.layers import Affine, Relu, SoftmaxWithLoss
+from xpnet.train import train
 
 
 def test_cpu_training_never_imports_cupy():
@@ -31,13 +35,23 @@ def test_cpu_training_never_imports_cupy():
 
 
 def test_fused_kernels_are_none_off_cupy(be):
-    assert fused_kernels(be.xp) is None or backend.backend_name(be.xp) == "cupy"
+    kernels = fused_kernels(be.xp)
+    if backend.backend_name(be.xp) == "cupy":
+        assert isinstance(kernels, CupyKernels)
+    else:
+        assert kernels is None
+
+
+def test_fused_kernels_are_returned_on_cupy(fake_cupy):
+    import array_api_compat.cupy as xp
+
+    kernels = fused_kernels(xp)
+    assert isinstance(kernels, CupyKernels)
+    assert fused_kernels(xp) is kernels  # one instance per namespace
+    assert fused_kernels(backend.get_namespace("numpy")) is None
 
 
 def test_cuda_graph_needs_cupy():
-    import xpnet
-    from xpnet.train import train
-
     net = xpnet.TwoLayerNet(4, 3, 2, dtype="float32", seed=0)
     x = np.zeros((8, 4), dtype=np.float32)
     t = np.zeros(8, dtype=np.int64)
@@ -45,97 +59,102 @@ def test_cuda_graph_needs_cupy():
         train(net, x, t, x, t, iters=1, batch_size=2, cuda_graph=True)
 
 
-class _FakeGraph:
-    def __init__(self, ops):
-        self.ops, self.launched = ops, 0
+# --- the kernels and the layers' fused branches, against NumPy -----------------------------
 
-    def launch(self, stream=None):
-        self.launched += 1
-        for op in self.ops:
-            op()
+@pytest.fixture
+def xp(fake_cupy):
+    import array_api_compat.cupy as xp
 
-
-class _FakeStream:
-    """Records, while capturing, the work a step would queue instead of running it."""
-
-    def __init__(self, non_blocking=False):
-        self.capturing = False
-        self.recorded = []
-        self.entered = 0
-
-    def __enter__(self):
-        self.entered += 1
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-    def begin_capture(self):
-        assert not self.capturing
-        self.capturing, self.recorded = True, []
-
-    def end_capture(self):
-        assert self.capturing
-        self.capturing = False
-        return _FakeGraph(self.recorded)
+    return xp
 
 
-class _FakeCuPy:
-    def __init__(self):
-        fake = self
-        self.allocators = []
-        self.pools = []
-
-        class _Pool:
-            def __init__(self):
-                fake.pools.append(self)
-
-            def malloc(self, n):
-                raise AssertionError("not called in this stand-in")
-
-        @contextmanager
-        def using_allocator(alloc):
-            fake.allocators.append(alloc)
-            yield
-
-        self.cuda = type("cuda", (), {"Stream": _FakeStream, "MemoryPool": _Pool,
-                                      "using_allocator": staticmethod(using_allocator)})
+def _dev(xp, host):
+    return xp.asarray(np.array(host))
 
 
-def test_graph_step_warms_up_captures_once_then_replays():
-    cp = _FakeCuPy()
-    counter = {"ran": 0}
-    state = {"stream": None}
-
-    def fn():
-        stream = state["stream"]
-        if stream.capturing:  # captured work runs only when the graph is launched
-            stream.recorded.append(lambda: counter.__setitem__("ran", counter["ran"] + 1))
-        else:
-            counter["ran"] += 1
-        return "loss-buffer"
-
-    step = CudaGraphStep(fn, warmup=2, cupy=cp)
-    state["stream"] = step.stream
-    outs = [step() for _ in range(5)]
-    assert counter["ran"] == 5  # every call is exactly one real step
-    assert step.eager_calls == 2
-    assert step.launches == 3
-    assert step.graph.launched == 3
-    assert outs[2:] == ["loss-buffer"] * 3
-    # Every call allocates from the graph's private pool, never the default one.
-    assert len(cp.pools) == 1
-    assert all(a == cp.pools[0].malloc for a in cp.allocators)
-    assert len(cp.allocators) == 5
+def test_kernels_match_numpy(xp, rng):
+    k = fused_kernels(xp)
+    x = rng.standard_normal((6, 5)).astype(np.float32)
+    x[0, :2] = 0.0
+    y, m = k.relu_forward(_dev(xp, x))
+    np.testing.assert_array_equal(y.get(), np.maximum(x, 0))
+    np.testing.assert_array_equal(m.get(), x <= 0)
+    d = rng.standard_normal((6, 5)).astype(np.float32)
+    np.testing.assert_array_equal(k.relu_backward(_dev(xp, d), m).get(), np.where(x <= 0, 0, d))
+    p = rng.standard_normal((6, 5)).astype(np.float32)
+    pd = _dev(xp, p)
+    k.sgd_update(pd, _dev(xp, d), 0.1)
+    np.testing.assert_allclose(pd.get(), p - np.float32(0.1) * d, rtol=1e-6)
+    a = rng.standard_normal((7, 4)).astype(np.float32)
+    b = rng.standard_normal((7, 3)).astype(np.float32)
+    got = k.matmul(_dev(xp, a).T, _dev(xp, b))  # a transposed (strided) operand
+    np.testing.assert_allclose(got.get(), a.T.astype(np.float64) @ b, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="matmul"):
+        k.matmul(_dev(xp, a), _dev(xp, b))
 
 
-def test_graph_capture_ends_even_when_the_step_fails():
-    cp = _FakeCuPy()
+@pytest.mark.parametrize("labels", ["index", "rows"])
+def test_softmax_grad_kernel_matches_numpy(xp, rng, labels):
+    k = fused_kernels(xp)
+    y = rng.random((4, 3)).astype(np.float32)
+    t = np.array([2, 0, 1, 2])
+    hot = np.eye(3, dtype=np.float32)[t]
+    given = _dev(xp, t) if labels == "index" else _dev(xp, hot)
+    got = k.softmax_grad(_dev(xp, y), given, 0.25, rows=labels == "rows")
+    np.testing.assert_allclose(got.get(), (y - hot) * 0.25, rtol=1e-6)
 
-    def fn():
-        raise RuntimeError("boom")
 
-    step = CudaGraphStep(fn, warmup=0, cupy=cp)
-    with pytest.raises(RuntimeError, match="boom"):
-        step()
-    assert not step.stream.capturing
+def _softmax_loss_reference(x, hot):
+    x = x.astype(np.float64)
+    e = np.exp(x - x.max(axis=1, keepdims=True))
+    y = e / e.sum(axis=1, keepdims=True)
+    return -np.sum(hot * np.log(y)) / x.shape[0], y
+
+
+def test_layers_fused_branches_on_cupy(xp, rng):
+    kernels = fused_kernels(xp)
+    before = kernels.calls
+    x = rng.standard_normal((5, 4)).astype(np.float32)
+    relu = Relu()
+    out = relu.forward(_dev(xp, x))
+    np.testing.assert_array_equal(out.get(), np.maximum(x, 0))
+    d = rng.standard_normal((5, 4)).astype(np.float32)
+    np.testing.assert_array_equal(relu.backward(_dev(xp, d)).get(), d * (x > 0))
+    assert kernels.calls == before + 2  # both went through the fused kernels
+
+    scores = rng.standard_normal((5, 3)).astype(np.float32)
+    t = np.array([0, 2, 1, 1, 0])
+    hot = np.eye(3, dtype=np.float32)[t]
+    loss_ref, y_ref = _softmax_loss_reference(scores, hot)
+    for given in (_dev(xp, t), _dev(xp, hot)):
+        layer = SoftmaxWithLoss()
+        loss = layer.forward(_dev(xp, scores), given)
+        np.testing.assert_allclose(float(loss), loss_ref, rtol=1e-5)
+        calls = kernels.calls
+        np.testing.assert_allclose(layer.backward().get(), (y_ref - hot) / 5, rtol=1e-5,
+                                   atol=1e-7)
+        assert kernels.calls == calls + 1
+        # An array dout takes the portable branch: same values times dout.
+        dx = layer.backward(_dev(xp, np.float32(3.0)))
+        np.testing.assert_allclose(dx.get(), 3.0 * (y_ref - hot) / 5, rtol=1e-5, atol=1e-7)
+
+
+def test_affine_uses_own_matmul_only_when_graph_safe(xp, fake_cupy, rng):
+    x = rng.standard_normal((6, 4)).astype(np.float32)
+    w = rng.standard_normal((4, 3)).astype(np.float32)
+    b = rng.standard_normal(3).astype(np.float32)
+    d = rng.standard_normal((6, 3)).astype(np.float32)
+    results = []
+    for safe in (False, True):
+        layer = Affine(_dev(xp, w), _dev(xp, b))
+        cublas = fake_cupy._core.STATS["cublas"]
+        with graph_safe() if safe else np.errstate():
+            out = layer.forward(_dev(xp, x))
+            dx = layer.backward(_dev(xp, d))
+        assert (fake_cupy._core.STATS["cublas"] == cublas) == safe
+        results.append((out.get(), dx.get(), layer.dW.get(), layer.db.get()))
+    want = (x.astype(np.float64) @ w + b, d.astype(np.float64) @ w.T, x.T.astype(np.float64) @ d,
+            d.sum(axis=0))
+    for got in results:
+        for g, r in zip(got, want, strict=True):
+            np.testing.assert_allclose(g, r, rtol=1e-5, atol=1e-5)

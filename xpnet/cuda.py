@@ -7,22 +7,46 @@ the trainer keep a portable Array API path beside each fused branch.
 
 from __future__ import annotations
 
+import contextlib
+import warnings
+from collections.abc import Iterator
 from typing import Any
 
 import array_api_compat
 
 from .backend import Array, Namespace
 
-__all__ = ["CudaGraphStep", "CupyKernels", "fused_kernels"]
+__all__ = ["CudaGraphStep", "CupyKernels", "fused_kernels", "graph_safe"]
+
+# >0 while a CUDA-graph step runs (warm-up, capture, fallback) or a caller asked for it: the
+# layers then multiply with xpnet's own kernel, because CuPy refuses every cuBLAS call while a
+# stream captures (cupy_backends/cuda/libs/cublas.pyx, setStream: NotImplementedError).
+_GRAPH_SAFE = [0]
+
+
+@contextlib.contextmanager
+def graph_safe() -> Iterator[None]:
+    """Inside, the layers' matmuls on CuPy use :meth:`CupyKernels.matmul` instead of cuBLAS.
+
+    :class:`CudaGraphStep` turns it on around every step, eager or captured, so that its eager
+    warm-up steps compute exactly what its graph replays compute. Not thread-safe (a process
+    counter)."""
+    _GRAPH_SAFE[0] += 1
+    try:
+        yield
+    finally:
+        _GRAPH_SAFE[0] -= 1
 
 
 class CupyKernels:
     """Fused CuPy kernels for the 784-50-10 step, which is launch-bound on a GPU.
 
     One kernel each where the portable code launches two to four: ReLU forward (output and
-    mask), ReLU backward, ``(softmax - one_hot(t)) * scale`` and the SGD update ``p -= lr * g``.
-    Layers use them only when :func:`fused_kernels` returns an instance (CuPy); every other
-    backend takes the portable path. ``calls`` counts the fused launches.
+    mask), ReLU backward, ``(softmax - one_hot(t)) * scale`` and the SGD update ``p -= lr * g``;
+    and :meth:`matmul`, a plain matrix product that the layers use instead of cuBLAS inside
+    :func:`graph_safe` (CUDA-graph capture). Layers use them only when :func:`fused_kernels`
+    returns an instance (CuPy); every other backend takes the portable path. ``calls`` counts
+    the fused launches.
     """
 
     def __init__(self, cupy: Any) -> None:
@@ -41,6 +65,38 @@ class CupyKernels:
         self._softmax_grad_rows = kernel("T y, T t, T scale", "T dx", "dx = (y - t) * scale;",
                                          "xpnet_softmax_grad_rows")
         self._sgd = kernel("T g, T lr", "T p", "p -= lr * g;", "xpnet_sgd_update")
+        # One thread per output element; strides in elements, so transposed views need no copy.
+        self._matmul = kernel(
+            "raw T a, raw T b, int64 K, int64 N, int64 sa0, int64 sa1, int64 sb0, int64 sb1",
+            "T c",
+            "const long long r = i / N, col = i % N; "
+            "const T* pa = &a[0] + r * sa0; const T* pb = &b[0] + col * sb1; "
+            "T acc = (T)0; "
+            "for (long long k = 0; k < K; ++k) acc += pa[k * sa1] * pb[k * sb0]; "
+            "c = acc;",
+            "xpnet_matmul")
+
+    @property
+    def graph_safe(self) -> bool:
+        """Whether the layers should multiply with :meth:`matmul` (inside :func:`graph_safe`)."""
+        return _GRAPH_SAFE[0] > 0
+
+    def matmul(self, a: Array, b: Array) -> Array:
+        """``a @ b`` for 2-D ``a (M, K)`` and ``b (K, N)`` of one floating dtype, in one kernel
+        (no cuBLAS: safe inside a CUDA-graph capture; meant for small shapes such as the
+        784-50-10 step's). Any strides."""
+        self.calls += 1
+        if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[0]:
+            msg = f"matmul needs (M, K) and (K, N) arrays, got {a.shape} and {b.shape}"
+            raise ValueError(msg)
+        if a.dtype != b.dtype:
+            msg = f"matmul needs one dtype, got {a.dtype} and {b.dtype}"
+            raise TypeError(msg)
+        (m, k), n = a.shape, b.shape[1]
+        sa0, sa1 = (s // a.itemsize for s in a.strides)
+        sb0, sb1 = (s // b.itemsize for s in b.strides)
+        out = self._cp.empty((m, n), dtype=a.dtype)
+        return self._matmul(a, b, k, n, sa0, sa1, sb0, sb1, out)
 
     def relu_forward(self, x: Array) -> tuple[Array, Array]:
         """``(max(x, 0), x <= 0)`` in one kernel."""
@@ -216,13 +272,21 @@ class CudaGraphStep:
 
     ``fn()`` runs one step on static buffers: it reads the batch from arrays that the caller
     refills before each call, updates the parameters in place, and returns an array (the loss).
-    The first ``warmup`` calls run ``fn`` eagerly (real steps, which also compile the kernels,
-    create the cuBLAS handle and fill a private memory pool); the next call captures ``fn`` on
-    :attr:`stream` into a graph and launches it; later calls only launch the graph. Every
-    array ``fn`` allocates comes from a private memory pool that nothing else uses, so the
-    graph's buffers are never handed to other arrays. The returned array is overwritten by the
-    next launch: copy it to keep it. Run all other work of the loop on :attr:`stream` (``with
-    step.stream:``) so it is ordered with the graph.
+    The first ``warmup`` calls run ``fn`` eagerly (real steps, which also compile the kernels
+    and fill a private memory pool); the next call captures ``fn`` on :attr:`stream` into a
+    graph and launches it; later calls only launch the graph. Every step runs inside
+    :func:`graph_safe` (no cuBLAS: CuPy refuses it during capture), so warm-up and replays do
+    the same arithmetic. Every array ``fn`` allocates comes from a private memory pool that
+    nothing else uses, so the graph's buffers are never handed to other arrays. The returned
+    array is overwritten by the next launch: copy it to keep it.
+
+    :attr:`stream` is non-blocking: run all other work of the loop on it (``with step.stream:``)
+    so it is ordered with the graph, and synchronise it before reading the results on another
+    stream. The first call synchronises the device once, so that everything made before it on
+    other streams (data, parameters) is ready.
+
+    If the capture fails, the first error is kept in :attr:`error`, one ``RuntimeWarning`` says
+    so, and every later call runs ``fn`` eagerly (never capturing again).
     """
 
     def __init__(self, fn: Any, *, warmup: int = 3, cupy: Any = None) -> None:
@@ -233,28 +297,54 @@ class CudaGraphStep:
         self._warmup = int(warmup)
         self.stream = cupy.cuda.Stream(non_blocking=True)
         self._pool = cupy.cuda.MemoryPool()
+        self._ready = False
         self.graph: Any = None
         self.output: Any = None
+        self.error: BaseException | None = None
         self.eager_calls = 0
         self.launches = 0
 
     def __call__(self) -> Array:
         cp = self._cp
-        with self.stream, cp.cuda.using_allocator(self._pool.malloc):
-            if self.graph is None and self.eager_calls < self._warmup:
+        if not self._ready:
+            cp.cuda.Device().synchronize()
+            self._ready = True
+        with self.stream, cp.cuda.using_allocator(self._pool.malloc), graph_safe():
+            if self.graph is None and self.eager_calls >= self._warmup and self.error is None:
+                self._capture()
+            if self.graph is None:
                 self.eager_calls += 1
                 return self._fn()
-            if self.graph is None:
-                self.stream.begin_capture()
-                try:
-                    output = self._fn()
-                finally:
-                    graph = self.stream.end_capture()
-                self.graph, self.output = graph, output
             self.graph.launch(stream=self.stream)
             self.launches += 1
             return self.output
 
+    def _capture(self) -> None:
+        """Capture ``fn`` into :attr:`graph`; on failure keep the first error and warn once.
+        Nothing captured has run, so the caller then runs the step eagerly."""
+        stream = self.stream
+        stream.begin_capture()
+        error: BaseException | None = None
+        output = None
+        try:
+            output = self._fn()
+        except Exception as exc:
+            error = exc
+        except BaseException:  # Ctrl-C: leave capture mode, then stop
+            with contextlib.suppress(Exception):
+                stream.end_capture()
+            raise
+        try:
+            graph = stream.end_capture()
+        except Exception as exc:  # an invalidated capture; the first error is the one to see
+            error = error if error is not None else exc
+        if error is not None:
+            self.error = error
+            msg = (f"CUDA graph capture failed, running eager steps instead: "
+                   f"{type(error).__name__}: {error}")
+            warnings.warn(msg, RuntimeWarning, stacklevel=3)
+            return
+        self.graph, self.output = graph, output
 
 # Kernel sources for CupyKernels' convolution methods: (params, outputs, body). Every body
 # finds its element's coordinates from the flat index ``i`` (row-major, last axis fastest).

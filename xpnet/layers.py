@@ -222,23 +222,27 @@ class Affine:
         if x.dtype != W.dtype or b.dtype != W.dtype:
             x, W, b = _promoted(xp, "Affine", x, W, b)
         self.x = x  # in the promoted dtype: backward's x.T @ dout needs no second cast
-        out = x @ W
+        fused = fused_kernels(xp)
+        # CuPy inside a CUDA-graph step: xpnet's own kernel (CuPy refuses cuBLAS in a capture).
+        out = fused.matmul(x, W) if fused is not None and fused.graph_safe else x @ W
         out += b  # in place on the fresh product: no second (N, out) array
         return out
 
     def backward(self, dout: Array) -> Array | None:
         xp = self.xp
+        fused = fused_kernels(xp)
+        matmul = fused.matmul if fused is not None and fused.graph_safe else xp.matmul
         x = self.x
         if dout.dtype != x.dtype:
             x, dout = _promoted(xp, "Affine backward", x, dout)
-        self.dW = x.T @ dout
+        self.dW = matmul(x.T, dout)
         self.db = xp.sum(dout, axis=0)
         if not self.input_grad:
             return None
         W = self.W
         if W.dtype != dout.dtype:
             dout, W = _promoted(xp, "Affine backward", dout, W)
-        dx = dout @ W.T
+        dx = matmul(dout, W.T)
         return xp.reshape(dx, self.original_x_shape)
 
 

@@ -164,8 +164,10 @@ def _make_step(net: Any, xp: Any, x_train: Array, t_train: Array, optimizer: Opt
         msg = f"cuda_graph=True needs the cupy backend, this network uses {backend_name(xp)!r}"
         raise ValueError(msg)
     # Static buffers: the graph always gathers the rows named by idx_buf, refilled per step.
-    idx_buf = xp.zeros((batch_size,), dtype=xp.int64, device=device_of(x_train))
+    # Made on the graph's (non-blocking) stream, which never waits for the legacy stream.
     graph_step = CudaGraphStep(lambda: eager(idx_buf))
+    with graph_step.stream:
+        idx_buf = xp.zeros((batch_size,), dtype=xp.int64, device=device_of(x_train))
 
     def replay(idx: Array) -> Array:
         idx_buf[...] = idx
@@ -408,6 +410,9 @@ def train(
             last_layer.check_labels = checked_labels
             if bar is not None:
                 bar.close()
+            graph_step = getattr(step, "graph_step", None)
+            if graph_step is not None:  # the caller reads the parameters on its own stream
+                graph_step.stream.synchronize()
     if history.status == "running":
         history.status = "finished"
     if history.final_test_acc is None and history.epochs and eval_at_end:

@@ -1,0 +1,193 @@
+"""``train(cuda_graph=True)`` and :class:`~xpnet.cuda.CudaGraphStep` on the fake CuPy, which
+enforces CuPy 14's stream-capture rules (see ``tests/fakecupy/cupy/_core.py``): a cuBLAS call,
+a host sync, work on the legacy stream or a default-pool allocation inside the captured step, or
+an unordered use of an array across streams, makes these tests fail."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import xpnet
+import xpnet.train as train_module
+from xpnet.backend import to_numpy
+from xpnet.cuda import CudaGraphStep, graph_safe
+from xpnet.train import train
+
+ITERS = 8
+
+
+def _data():
+    rng = np.random.default_rng(3)
+    x = rng.random((300, 784), dtype=np.float32)
+    t = rng.integers(0, 10, 300)
+    return x, t
+
+
+def _run(xp, cuda_graph, spy=None, **kw):
+    x, t = _data()
+    net = xpnet.TwoLayerNet(784, 50, 10, xp=xp, dtype="float32", seed=0)
+    h = train(net, x, t, x[:50], t[:50], iters=ITERS, batch_size=100, cuda_graph=cuda_graph,
+              **kw)
+    return h, {k: to_numpy(v) for k, v in net.params.items()}
+
+
+@pytest.fixture
+def graph_steps(monkeypatch):
+    """The CudaGraphStep objects train() makes, for inspection."""
+    made = []
+    real = train_module._make_step
+
+    def spy(*args, **kwargs):
+        step, context = real(*args, **kwargs)
+        if hasattr(step, "graph_step"):
+            made.append(step.graph_step)
+        return step, context
+
+    monkeypatch.setattr(train_module, "_make_step", spy)
+    return made
+
+
+def test_graph_training_matches_numpy_and_eager(fake_cupy, graph_steps):
+    h_np, p_np = _run("numpy", False)
+    _h_eager, p_eager = _run("cupy", False)
+    h_graph, p_graph = _run("cupy", True)
+    (step,) = graph_steps
+    assert step.error is None
+    assert step.eager_calls == 3
+    assert step.launches == ITERS - 3
+    assert step.graph.launches == ITERS - 3
+    for key in p_np:
+        np.testing.assert_allclose(p_eager[key], p_np[key], rtol=1e-4, atol=1e-6)
+        np.testing.assert_allclose(p_graph[key], p_np[key], rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(h_graph.loss, h_np.loss, rtol=1e-5)
+    # The graph replays compute exactly what eager steps with the same kernels compute.
+    with graph_safe():
+        h_safe, p_safe = _run("cupy", False)
+    assert h_graph.loss == h_safe.loss
+    for key in p_safe:
+        np.testing.assert_array_equal(p_graph[key], p_safe[key])
+
+
+def _inject(monkeypatch, what, cupy):
+    """Make the network's step do ``what`` (a rule violation) on every call."""
+    real = xpnet.TwoLayerNet.gradient
+
+    def gradient(self, x, t, **kw):
+        grads = real(self, x, t, **kw)
+        if what == "cublas":
+            self.params["W1"] @ self.params["W2"]
+        elif what == "host_sync":
+            float(self.last_loss)
+        elif what == "legacy_stream":
+            with cupy.cuda.Stream.null:
+                cupy.zeros(2, dtype=cupy.float32) * 2.0
+        elif what == "stream_sync":
+            cupy.cuda.get_current_stream().synchronize()
+        return grads
+
+    monkeypatch.setattr(xpnet.TwoLayerNet, "gradient", gradient)
+
+
+@pytest.mark.parametrize(("what", "error"), [
+    ("cublas", "NotImplementedError: calling cuBLAS API during stream capture"),
+    ("host_sync", "RuntimeError: the current stream is capturing, so D2H"),
+    ("legacy_stream", "CUDARuntimeError: cudaErrorStreamCaptureImplicit"),
+    ("stream_sync", "CUDARuntimeError: cudaErrorStreamCaptureUnsupported"),
+])
+def test_a_rule_broken_in_the_step_fails_the_capture(fake_cupy, graph_steps, monkeypatch, what,
+                                                     error):
+    h_ref, p_ref = _run("cupy", False)
+    _inject(monkeypatch, what, fake_cupy)
+    with pytest.warns(RuntimeWarning, match="capture failed") as caught:
+        h, p = _run("cupy", True)
+    assert len(caught) == 1  # one warning, no second capture
+    assert error in str(caught[0].message)  # the first error, not "invalidated"
+    (step,) = graph_steps
+    assert step.graph is None
+    assert step.launches == 0
+    assert step.eager_calls == ITERS
+    np.testing.assert_allclose(h.loss, h_ref.loss, rtol=1e-5)  # eager fallback: same steps
+    for key in p_ref:
+        np.testing.assert_allclose(p[key], p_ref[key], rtol=1e-4, atol=1e-6)
+
+
+def test_graph_step_without_graph_safe_matmul_fails(fake_cupy, graph_steps, monkeypatch):
+    monkeypatch.setattr(xpnet.cuda.CupyKernels, "graph_safe", property(lambda self: False))
+    with pytest.warns(RuntimeWarning, match="cuBLAS"):
+        _run("cupy", True)
+
+
+def test_default_pool_allocation_during_capture_raises(fake_cupy):
+    s = fake_cupy.cuda.Stream(non_blocking=True)
+    with s:
+        a = fake_cupy.zeros(3, dtype=fake_cupy.float32)
+        s.begin_capture()
+        with pytest.raises(RuntimeError, match="default memory pool"):
+            a + 1
+        s.end_capture()
+        pool = fake_cupy.cuda.MemoryPool()
+        s.begin_capture()
+        with fake_cupy.cuda.using_allocator(pool.malloc):
+            b = a + 1
+        g = s.end_capture()
+        g.launch()
+        np.testing.assert_array_equal(b.get(), [1, 1, 1])
+        assert pool.n_allocs == 1
+
+
+def test_arrays_made_on_the_legacy_stream_need_ordering(fake_cupy):
+    a = fake_cupy.zeros(3, dtype=fake_cupy.float32)  # legacy stream
+    s = fake_cupy.cuda.Stream(non_blocking=True)
+    with s, pytest.raises(RuntimeError, match="no ordering"):
+        a + 1
+    s.wait_event(fake_cupy.cuda.Stream.null.record())
+    with s:
+        b = a + 1
+    with pytest.raises(RuntimeError, match="no ordering"):
+        b.get()  # written on s, read on the legacy stream
+    s.synchronize()
+    np.testing.assert_array_equal(b.get(), [1, 1, 1])
+
+
+def test_graph_step_orders_its_inputs_and_replays(fake_cupy):
+    cp = fake_cupy
+    x = cp.arange(4, dtype=cp.float32)  # legacy stream, before the step exists
+    acc = cp.zeros(4, dtype=cp.float32)
+
+    def fn():
+        acc[...] += x
+        return acc * 2.0
+
+    step = CudaGraphStep(fn, warmup=1, cupy=cp)
+    outs = []
+    for _ in range(4):
+        with step.stream:
+            outs.append(cp.asarray(step(), dtype=cp.float32).copy())
+    step.stream.synchronize()
+    assert step.eager_calls == 1
+    assert step.launches == 3
+    np.testing.assert_array_equal(acc.get(), 4 * np.arange(4))
+    for k, out in enumerate(outs, start=1):
+        np.testing.assert_array_equal(out.get(), 2 * k * np.arange(4))
+
+
+def test_capture_failure_reports_the_first_error_and_never_recaptures(fake_cupy):
+    cp = fake_cupy
+    calls = {"n": 0}
+
+    def fn():
+        calls["n"] += 1
+        out = cp.ones(2, dtype=cp.float32)
+        cp.cuda.get_current_stream().synchronize()  # invalidates the capture
+        return out
+
+    step = CudaGraphStep(fn, warmup=0, cupy=cp)
+    with pytest.warns(RuntimeWarning, match="cudaErrorStreamCaptureUnsupported"):
+        step()
+    assert isinstance(step.error, cp.cuda.runtime.CUDARuntimeError)
+    assert not step.stream.is_capturing()
+    step()
+    step()
+    assert step.graph is None
+    assert calls["n"] == 4
