@@ -388,7 +388,10 @@ class RandomGenerator:
             self._gen = torch.Generator(device=self.device or torch.device("cpu"))
             self._gen.manual_seed(int(self._seq.generate_state(1, np.uint64)[0]))
         elif self.backend == "cupy":
-            self._counter = 0  # CuPy keeps its generator state on the GPU: count draws instead
+            # xpnet's counter-based kernel (xpnet.cuda): the state is a key and a counter that
+            # lives on the device, so drawing never reads back and a CUDA graph advances it.
+            self._key = int(self._seq.generate_state(1, np.uint64)[0])
+            self._counter = xp.zeros((), dtype=xp.uint64, device=self.device)
         else:  # numpy, array_api_strict and any other namespace: NumPy on the host
             self._gen = np.random.default_rng(self._seq)
 
@@ -411,23 +414,17 @@ class RandomGenerator:
         return asarray(host, self.xp, device=self.device, dtype=getattr(self.xp, name))
 
     def _cupy_random(self, shape: tuple[int, ...], name: str) -> Array:
-        # Not run in this project's CI (no GPU). Call k draws from its own Philox stream keyed
-        # on (seed, k): the state is two host integers, and a restored counter continues the
-        # stream exactly. Philox is counter-based, so a fresh bit generator per call is cheap.
-        import cupy
+        from .cuda import fused_kernels
 
-        with cupy.cuda.Device(self.device.id if self.device is not None else None):
-            seq = np.random.SeedSequence(self._seq.entropy, spawn_key=(self._counter,))
-            self._counter += 1
-            gen = cupy.random.Generator(cupy.random.Philox4x3210(seq))
-            return gen.random(shape, dtype=np.dtype(name))
+        return fused_kernels(self.xp).uniform(shape, getattr(self.xp, name), self._key,
+                                              self._counter)
 
     def get_state(self) -> dict[str, Any]:
         """The generator's state as plain host data (JSON-compatible)."""
         if self.backend == "torch":
             state: Any = self._gen.get_state().tolist()  # a CPU uint8 tensor, on any device
         elif self.backend == "cupy":
-            state = {"entropy": int(self._seq.entropy), "counter": self._counter}
+            state = {"key": self._key, "counter": int(self._counter)}  # one device read
         else:
             state = self._gen.bit_generator.state
         return {"backend": self.backend, "state": state}
@@ -442,8 +439,8 @@ class RandomGenerator:
         if self.backend == "torch":
             self._gen.set_state(self._torch.tensor(state["state"], dtype=self._torch.uint8))
         elif self.backend == "cupy":
-            self._seq = np.random.SeedSequence(int(state["state"]["entropy"]))
-            self._counter = int(state["state"]["counter"])
+            self._key = int(state["state"]["key"])
+            self._counter[...] = int(state["state"]["counter"])
         else:
             self._gen.bit_generator.state = state["state"]
 

@@ -76,6 +76,31 @@ class CupyKernels:
             "c = acc;",
             "xpnet_matmul")
 
+        # Counter-based uniform numbers: element i of a draw is splitmix64(key + (ctr + i) * phi)
+        # scaled to [0, 1) with the type's mantissa bits (24 for float, 53 for double), so the
+        # whole state is (key, ctr) and ctr lives on the device (a captured graph advances it).
+        self._uniform = kernel(
+            "uint64 key, raw uint64 ctr", "T u",
+            "unsigned long long z = key + (ctr[0] + (unsigned long long)i) "
+            "* 0x9E3779B97F4A7C15ULL; "
+            "z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL; "
+            "z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL; "
+            "z ^= z >> 31; "
+            "u = sizeof(T) == 4 ? (T)((float)(z >> 40) * (1.0f / 16777216.0f)) "
+            ": (T)((double)(z >> 11) * (1.0 / 9007199254740992.0));",
+            "xpnet_uniform")
+
+    def uniform(self, shape: tuple[int, ...], dtype: Any, key: int, counter: Array) -> Array:
+        """Uniform ``[0, 1)`` numbers of ``shape`` and ``dtype`` (float32/float64) drawn from the
+        stream ``(key, counter)``, in one kernel; ``counter`` (a 0-d uint64 array on the
+        device) is advanced in place by the number drawn."""
+        self.calls += 1
+        out = self._cp.empty(shape, dtype=dtype)
+        if out.size:
+            self._uniform(self._cp.uint64(key), counter, out)
+            counter += out.size
+        return out
+
     @property
     def graph_safe(self) -> bool:
         """Whether the layers should multiply with :meth:`matmul` (inside :func:`graph_safe`)."""

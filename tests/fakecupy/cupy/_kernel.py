@@ -23,6 +23,8 @@ _CTYPES = {
     "uint16": "unsigned short", "int32": "int", "uint32": "unsigned int",
     "int64": "long long", "uint64": "unsigned long long", "float32": "float",
     "float64": "double",
+    # CuPy's float16 is CUDA's half; GCC's _Float16 (x86-64) has the same IEEE binary16 layout.
+    "float16": "_Float16",
 }
 
 _PRELUDE = r"""
