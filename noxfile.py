@@ -23,6 +23,7 @@ CPU_BACKENDS = ["numpy", "array_api_strict", "torch"]
 nox.options.sessions = [
     "lint",
     *(f"tests({b})" for b in CPU_BACKENDS),
+    "tests_fake_cupy",
     *(f"gradcheck({b})" for b in CPU_BACKENDS),
 ]
 
@@ -56,16 +57,41 @@ def tests(session: nox.Session, backend: str) -> None:
 
 
 @nox.session
+def tests_fake_cupy(session: nox.Session) -> None:
+    """Every backend test on the CPU's fake CuPy (tests/fakecupy: NumPy buffers, CuPy's
+    capture rules, xpnet's CUDA kernel sources compiled with g++): the CuPy code paths run."""
+    if shutil.which("g++") is None:
+        session.skip("the fake CuPy compiles kernel sources with g++, which is not installed")
+    _install(session, "numpy")
+    session.run("pytest", "--backend", "cupy", *session.posargs,
+                env={"PYTHONPATH": "tests/fakecupy"})
+
+
+# Models whose gradients the gradcheck sessions compare: the chapter-5 net on MNIST images, the
+# chapter-6 net with batch norm, dropout (masks fixed for the check) and weight decay, and the
+# chapter-7 convnet.
+GRADCHECK_MODELS = (
+    (),
+    ("--model", "mlp", "--hidden", "40,30,20", "--batchnorm", "--dropout", "0.2",
+     "--weight-decay", "0.1"),
+    ("--model", "simple-convnet", "--samples", "4"),
+)
+
+
+@nox.session
 @nox.parametrize("backend", BACKENDS, ids=BACKENDS)
 def gradcheck(session: nox.Session, backend: str) -> None:
-    """Backprop vs numerical gradients of the 784-50-10 TwoLayerNet on real MNIST samples,
-    float64, every element (directional derivatives on the GPU)."""
+    """Backprop vs numerical gradients of the book's networks (GRADCHECK_MODELS) on real
+    MNIST samples, float64: every element of the 784-50-10 TwoLayerNet, directional derivatives
+    for the bigger nets and on the GPU."""
     _install(session, backend, extras="test")
-    mode = "fast" if backend == "cupy" else "full"
-    session.run("xpnet", "gradcheck", "--backend", backend, "--mode", mode, *session.posargs)
-    if backend == "array_api_strict":
-        session.run("xpnet", "gradcheck", "--backend", backend, "--device", "device1",
-                    "--mode", "fast", *session.posargs)
+    for model in GRADCHECK_MODELS:
+        mode = "fast" if backend == "cupy" or model else "full"
+        session.run("xpnet", "gradcheck", "--backend", backend, "--mode", mode, *model,
+                    *session.posargs)
+        if backend == "array_api_strict":
+            session.run("xpnet", "gradcheck", "--backend", backend, "--device", "device1",
+                        "--mode", "fast", *model, *session.posargs)
 
 
 @nox.session

@@ -1,0 +1,118 @@
+"""``xpnet train`` / ``xpnet gradcheck`` with the chapter-6 to 8 models and optimizers, on the
+synthetic MNIST stand-in of test_cli.py (real MNIST: test_mnist_models.py)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from xpnet.cli import main
+
+from .test_cli import mnist  # noqa: F401  (the fixture)
+
+
+def _train(tmp_path, *args):
+    out = tmp_path / "run"
+    code = main(["train", *args, "--out", str(out), "--quiet", "--no-plot"])
+    return code, out
+
+
+@pytest.mark.usefixtures("mnist")
+def test_mlp_with_every_option_trains_and_records_them(tmp_path, capsys):
+    code, out = _train(tmp_path, "--model", "mlp", "--hidden", "30,20", "--activation",
+                       "sigmoid", "--weight-init", "xavier", "--batchnorm", "--dropout", "0.1",
+                       "--weight-decay", "0.01", "--optimizer", "Adam", "--lr", "0.01",
+                       "--epochs", "3", "--batch-size", "50", "--seed", "4")
+    assert code == 0
+    history = json.loads((out / "history.json").read_text())
+    assert history["config"]["model"] == "MultiLayerNetExtend"
+    assert history["config"]["optimizer"] == {"name": "adam", "lr": 0.01, "beta1": 0.9,
+                                              "beta2": 0.999}
+    assert history["iterations"] == 3 * 600 // 50
+    assert len(history["epochs"]) == 4  # steps 1, 13, 25 and the last
+    assert history["final_test_acc"] > 0.8
+    meta = json.loads(json.dumps(history))  # JSON all the way down
+    assert meta["config"]["sizes"] == [784, 30, 20, 10]
+    # The run directory's network comes back with its options and batch-norm statistics.
+    from xpnet.io import load_net
+
+    net = load_net(out / "params.npz")
+    assert net.config() == {"activation": "sigmoid", "weight_decay_lambda": 0.01,
+                            "use_dropout": True, "dropout_ration": 0.1, "use_batchnorm": True}
+    assert all(v is not None for v in net.buffers().values())
+    capsys.readouterr()
+    assert main(["evaluate", str(out / "params.npz")]) == 0
+    assert f"test acc {history['final_test_acc']:.4f}" in capsys.readouterr().out
+
+
+@pytest.mark.usefixtures("mnist")
+@pytest.mark.parametrize(("optimizer", "lr"), [("sgd", 0.01), ("momentum", 0.01),
+                                               ("nesterov", 0.01), ("adagrad", 0.01),
+                                               ("rmsprop", 0.01), ("adam", 0.001)])
+def test_each_optimizer_gets_its_book_default_lr(tmp_path, optimizer, lr):
+    code, out = _train(tmp_path, "--model", "mlp", "--hidden", "20", "--optimizer", optimizer,
+                       "--iters", "5", "--batch-size", "50")
+    assert code == 0
+    config = json.loads((out / "history.json").read_text())["config"]
+    assert config["optimizer"]["name"] == optimizer
+    assert config["lr"] == lr
+
+
+@pytest.mark.usefixtures("mnist")
+def test_two_layer_default_is_still_the_books_chapter_5_run(tmp_path):
+    code, out = _train(tmp_path, "--iters", "3")
+    assert code == 0
+    config = json.loads((out / "history.json").read_text())["config"]
+    assert config["model"] == "TwoLayerNet"
+    assert config["optimizer"] == {"name": "sgd", "lr": 0.1}
+    assert config["sizes"] == [784, 50, 10]
+
+
+@pytest.mark.usefixtures("mnist")
+def test_simple_convnet_trains_from_the_command(tmp_path):
+    code, out = _train(tmp_path, "--model", "simple-convnet", "--optimizer", "adam",
+                       "--iters", "4", "--batch-size", "20")
+    assert code == 0
+    history = json.loads((out / "history.json").read_text())
+    assert history["config"]["model"] == "SimpleConvNet"
+    assert history["iterations"] == 4
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--batchnorm"], "--batchnorm go with --model mlp"),
+    (["--model", "simple-convnet", "--hidden", "10"], "--hidden go with --model mlp"),
+    (["--model", "mlp", "--hidden-size", "10"], "--hidden-size goes with --model two-layer"),
+    (["--model", "mlp", "--dropout", "1.5"], "--dropout must lie in"),
+])
+def test_options_that_do_not_fit_the_model_are_refused(tmp_path, capsys, args, message):
+    code, out = _train(tmp_path, *args)
+    assert code == 2
+    assert message in capsys.readouterr().err
+    assert not (out / "history.json").exists()
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--iters", "5", "--epochs", "2"], "not allowed with argument"),
+    (["--hidden", "10,x"], "layer widths"),
+    (["--weight-init", "glorot"], "relu, he, sigmoid, xavier"),
+    (["--optimizer", "adamw"], "invalid choice"),
+])
+def test_bad_option_values_are_usage_errors(capsys, args, message):
+    with pytest.raises(SystemExit) as exc:
+        main(["train", "--model", "mlp", *args])
+    assert exc.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+@pytest.mark.usefixtures("mnist")
+@pytest.mark.parametrize("model", [
+    ["--model", "mlp", "--hidden", "12,10", "--batchnorm", "--dropout", "0.3",
+     "--weight-decay", "0.1"],
+    ["--model", "simple-convnet", "--samples", "2"],
+])
+def test_gradcheck_of_the_new_models_passes(capsys, model):
+    assert main(["gradcheck", "--mode", "fast", *model]) == 0
+    table = capsys.readouterr().out
+    assert "gamma1" in table or "(30, 1, 5, 5)" in table
+    assert "FAIL" not in table
