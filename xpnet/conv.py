@@ -68,25 +68,61 @@ def _win(start: int, stride: int, count: int) -> slice:
     return slice(start, start + stride * (count - 1) + 1, stride)
 
 
-def _padded(xp: Namespace, xt: Array, pad: int) -> Array:
-    """``xt`` (``(C, N, H, W)``) with ``pad`` zeros around its last two axes, on its device."""
+class _Workspace:
+    """A layer's reusable buffers, by name: made once, written in place on every step.
+
+    Fresh arrays of tens of megabytes (a DeepConvNet column matrix) cost more in page faults
+    than in copying: the allocator hands large blocks back to the system when they are freed,
+    so each step would touch brand-new memory. A buffer is made again only when the shape,
+    dtype, array type or device it is asked for changes (another batch size), so a layer holds
+    one step's worth, as it holds its columns between ``forward`` and ``backward`` anyway.
+    Zeroed buffers rely on their callers writing only the same region on every use.
+    """
+
+    def __init__(self) -> None:
+        self._arrays: dict[str, Array] = {}
+
+    def get(self, xp: Namespace, name: str, shape: tuple[int, ...], like: Array, *,
+            zeros: bool = False) -> Array:
+        buf = self._arrays.get(name)
+        dev = device(like)
+        if (buf is None or tuple(buf.shape) != shape or type(buf) is not type(like)
+                or buf.dtype != like.dtype or device(buf) != dev):
+            make = xp.zeros if zeros else xp.empty
+            buf = self._arrays[name] = make(shape, dtype=like.dtype, device=dev)
+        return buf
+
+    def clear(self) -> None:
+        self._arrays.clear()
+
+
+def _padded(xp: Namespace, xt: Array, pad: int, work: _Workspace | None = None) -> Array:
+    """``xt`` (``(C, N, H, W)``) with ``pad`` zeros around its last two axes, on its device
+    (in ``work``'s buffer, whose border stays zero, when given)."""
     if pad == 0:
         return xt
     C, N, H, W = xt.shape
-    out = xp.zeros((C, N, H + 2 * pad, W + 2 * pad), dtype=xt.dtype, device=device(xt))
+    shape = (C, N, H + 2 * pad, W + 2 * pad)
+    if work is None:
+        out = xp.zeros(shape, dtype=xt.dtype, device=device(xt))
+    else:
+        out = work.get(xp, "padded", shape, xt, zeros=True)
     out[:, :, pad:pad + H, pad:pad + W] = xt
     return out
 
 
 def _cols_t(xp: Namespace, xt: Array, fh: int, fw: int, stride: int, pad: int,
-            oh: int, ow: int) -> Array:
-    """The transposed columns ``(C*FH*FW, N*OH*OW)`` of ``xt`` ``(C, N, H, W)``."""
+            oh: int, ow: int, work: _Workspace | None = None) -> Array:
+    """The transposed columns ``(C*FH*FW, N*OH*OW)`` of ``xt`` ``(C, N, H, W)`` (written into
+    ``work``'s buffer when given)."""
     C, N = xt.shape[0], xt.shape[1]
     fused = fused_kernels(xp)
     if fused is not None:
         return fused.im2col_t(xt, fh, fw, stride, pad, oh, ow)
-    img = _padded(xp, xt, pad)
-    col = xp.empty((C, fh, fw, N, oh, ow), dtype=xt.dtype, device=device(xt))
+    img = _padded(xp, xt, pad, work)
+    shape = (C, fh, fw, N, oh, ow)
+    col = (xp.empty(shape, dtype=xt.dtype, device=device(xt)) if work is None
+           else work.get(xp, "col", shape, xt))
     for i in range(fh):
         for j in range(fw):
             col[:, i, j, ...] = img[:, :, _win(i, stride, oh), _win(j, stride, ow)]
@@ -109,6 +145,39 @@ def _col2im_t(xp: Namespace, col_t: Array, shape_t: tuple[int, int, int, int], f
     if pad:
         img = img[:, :, pad:pad + H, pad:pad + W]
     return img
+
+
+def _dx_stride1(xp: Namespace, d4: Array, w: Array, pad: int, H: int, W: int,
+                work: _Workspace) -> Array:
+    """The input gradient ``(C, N, H, W)`` of a stride-1 convolution, from ``d4`` (``dout``
+    as ``(FN, N, OH, OW)``) and the filters ``w`` ``(FN, C, FH, FW)``, without ``col2im``.
+
+    On the padded input grid flattened to one axis (``hp * wp`` positions per image), window
+    tap ``(i, j)`` reads the input ``off = i * wp + j`` positions after the output position it
+    feeds. So ``dx_flat[c, p] = sum_{f, tap} w[f, c, tap] * d_flat[f, p - off]``, where
+    ``d_flat`` is ``dout`` laid out on that same grid, zero outside the ``OH x OW`` corner of
+    each image, with one image of zeros in front (``off < hp * wp``; a tap that reaches back
+    past the top or left of an image lands on those zeros). Each tap is then one contiguous run
+    of ``d_flat``: the runs stacked make a ``(FN*FH*FW, N*hp*wp)`` matrix and ``dx`` is one
+    matmul, a ``(C, N*hp*wp)`` product (not the ``(C*FH*FW, N*OH*OW)`` one that ``col2im``
+    would fold back), from which the image's interior is sliced.
+    """
+    FN, N, oh, ow = d4.shape
+    C, FH, FW = w.shape[1], w.shape[2], w.shape[3]
+    hp, wp = H + 2 * pad, W + 2 * pad
+    hw = hp * wp
+    size = N * hw
+    grid = work.get(xp, "dgrid", (FN, N + 1, hp, wp), d4, zeros=True)
+    grid[:, 1:, :oh, :ow] = d4  # only this region is ever written: the rest stays zero
+    flat = xp.reshape(grid, (FN, (N + 1) * hw))
+    runs = work.get(xp, "druns", (FN, FH * FW, size), d4)
+    for i in range(FH):
+        for j in range(FW):
+            start = hw - (i * wp + j)
+            runs[:, i * FW + j, :] = flat[:, start:start + size]
+    wt = xp.reshape(xp.permute_dims(w, (1, 0, 2, 3)), (C, FN * FH * FW))
+    dx = wt @ xp.reshape(runs, (FN * FH * FW, size))
+    return xp.reshape(dx, (C, N, hp, wp))[:, :, pad:pad + H, pad:pad + W]
 
 
 def im2col(input_data: Array, filter_h: int, filter_w: int, stride: int = 1,
@@ -190,6 +259,7 @@ class Convolution:
         self.xp = None
         self._w2 = None  # W as (FN, C*FH*FW) in the compute dtype
         self._out_shape: tuple[int, ...] = ()
+        self._work = _Workspace()
 
     @property
     def col(self) -> Array | None:
@@ -227,7 +297,7 @@ class Convolution:
         self.x = x
         self._w2 = xp.reshape(W, (FN, C * FH * FW))
         xt = xp.permute_dims(x, (1, 0, 2, 3))
-        self.col_t = _cols_t(xp, xt, FH, FW, self.stride, self.pad, oh, ow)
+        self.col_t = _cols_t(xp, xt, FH, FW, self.stride, self.pad, oh, ow, self._work)
         out = self._w2 @ self.col_t
         out += xp.reshape(b, (FN, 1))  # in place on the fresh product
         self._out_shape = (N, FN, oh, ow)
@@ -249,8 +319,13 @@ class Convolution:
             return None
         _, C, H, W = self.x.shape
         FH, FW = self.W.shape[2], self.W.shape[3]
-        dcol_t = self._w2.T @ d2
-        dxt = _col2im_t(xp, dcol_t, (C, N, H, W), FH, FW, self.stride, self.pad, oh, ow)
+        if self.stride == 1 and fused_kernels(xp) is None:
+            w = xp.reshape(self._w2, (FN, C, FH, FW))
+            dxt = _dx_stride1(xp, xp.reshape(d2, (FN, N, oh, ow)), w, self.pad, H, W,
+                              self._work)
+        else:
+            dcol_t = self._w2.T @ d2
+            dxt = _col2im_t(xp, dcol_t, (C, N, H, W), FH, FW, self.stride, self.pad, oh, ow)
         return xp.permute_dims(dxt, (1, 0, 2, 3))
 
 
