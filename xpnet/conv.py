@@ -96,7 +96,8 @@ class _Workspace:
         self._arrays.clear()
 
 
-def _padded(xp: Namespace, xt: Array, pad: int, work: _Workspace | None = None) -> Array:
+def _padded(xp: Namespace, xt: Array, pad: int, work: _Workspace | None = None,
+            tag: str = "") -> Array:
     """``xt`` (``(C, N, H, W)``) with ``pad`` zeros around its last two axes, on its device
     (in ``work``'s buffer, whose border stays zero, when given)."""
     if pad == 0:
@@ -106,23 +107,23 @@ def _padded(xp: Namespace, xt: Array, pad: int, work: _Workspace | None = None) 
     if work is None:
         out = xp.zeros(shape, dtype=xt.dtype, device=device(xt))
     else:
-        out = work.get(xp, "padded", shape, xt, zeros=True)
+        out = work.get(xp, tag + "padded", shape, xt, zeros=True)
     out[:, :, pad:pad + H, pad:pad + W] = xt
     return out
 
 
 def _cols_t(xp: Namespace, xt: Array, fh: int, fw: int, stride: int, pad: int,
-            oh: int, ow: int, work: _Workspace | None = None) -> Array:
+            oh: int, ow: int, work: _Workspace | None = None, tag: str = "") -> Array:
     """The transposed columns ``(C*FH*FW, N*OH*OW)`` of ``xt`` ``(C, N, H, W)`` (written into
-    ``work``'s buffer when given)."""
+    ``work``'s buffers named ``tag...`` when given)."""
     C, N = xt.shape[0], xt.shape[1]
     fused = fused_kernels(xp)
     if fused is not None:
         return fused.im2col_t(xt, fh, fw, stride, pad, oh, ow)
-    img = _padded(xp, xt, pad, work)
+    img = _padded(xp, xt, pad, work, tag)
     shape = (C, fh, fw, N, oh, ow)
     col = (xp.empty(shape, dtype=xt.dtype, device=device(xt)) if work is None
-           else work.get(xp, "col", shape, xt))
+           else work.get(xp, tag + "col", shape, xt))
     for i in range(fh):
         for j in range(fw):
             col[:, i, j, ...] = img[:, :, _win(i, stride, oh), _win(j, stride, ow)]
@@ -147,37 +148,25 @@ def _col2im_t(xp: Namespace, col_t: Array, shape_t: tuple[int, int, int, int], f
     return img
 
 
-def _dx_stride1(xp: Namespace, d4: Array, w: Array, pad: int, H: int, W: int,
-                work: _Workspace) -> Array:
-    """The input gradient ``(C, N, H, W)`` of a stride-1 convolution, from ``d4`` (``dout``
-    as ``(FN, N, OH, OW)``) and the filters ``w`` ``(FN, C, FH, FW)``, without ``col2im``.
-
-    On the padded input grid flattened to one axis (``hp * wp`` positions per image), window
-    tap ``(i, j)`` reads the input ``off = i * wp + j`` positions after the output position it
-    feeds. So ``dx_flat[c, p] = sum_{f, tap} w[f, c, tap] * d_flat[f, p - off]``, where
-    ``d_flat`` is ``dout`` laid out on that same grid, zero outside the ``OH x OW`` corner of
-    each image, with one image of zeros in front (``off < hp * wp``; a tap that reaches back
-    past the top or left of an image lands on those zeros). Each tap is then one contiguous run
-    of ``d_flat``: the runs stacked make a ``(FN*FH*FW, N*hp*wp)`` matrix and ``dx`` is one
-    matmul, a ``(C, N*hp*wp)`` product (not the ``(C*FH*FW, N*OH*OW)`` one that ``col2im``
-    would fold back), from which the image's interior is sliced.
-    """
-    FN, N, oh, ow = d4.shape
-    C, FH, FW = w.shape[1], w.shape[2], w.shape[3]
-    hp, wp = H + 2 * pad, W + 2 * pad
-    hw = hp * wp
-    size = N * hw
-    grid = work.get(xp, "dgrid", (FN, N + 1, hp, wp), d4, zeros=True)
-    grid[:, 1:, :oh, :ow] = d4  # only this region is ever written: the rest stays zero
-    flat = xp.reshape(grid, (FN, (N + 1) * hw))
-    runs = work.get(xp, "druns", (FN, FH * FW, size), d4)
-    for i in range(FH):
-        for j in range(FW):
-            start = hw - (i * wp + j)
-            runs[:, i * FW + j, :] = flat[:, start:start + size]
-    wt = xp.reshape(xp.permute_dims(w, (1, 0, 2, 3)), (C, FN * FH * FW))
-    dx = wt @ xp.reshape(runs, (FN * FH * FW, size))
-    return xp.reshape(dx, (C, N, hp, wp))[:, :, pad:pad + H, pad:pad + W]
+def _dx_full(xp: Namespace, d4: Array, w: Array, pad: int, work: _Workspace) -> Array:
+    """The input gradient ``(C, N, H, W)`` of a stride-1 convolution with ``pad < FH, FW``,
+    from ``d4`` (``dout`` as ``(FN, N, OH, OW)``) and the filters ``w`` ``(FN, C, FH, FW)``,
+    as the "full" convolution of ``dout`` with the flipped filters:
+    ``dx[c, y, x] = sum_{f, i, j} dpad[f, y + i, x + j] * w[f, c, FH-1-i, FW-1-j]``, where
+    ``dpad`` is ``dout`` padded by ``FH-1-pad`` (``FW-1-pad``) zeros. Its columns hold exactly
+    the ``N*H*W`` positions of ``dx``: one matmul gives ``dx`` in ``(C, N, H, W)`` order, with
+    no ``(C*FH*FW, N*OH*OW)`` product to fold back (``col2im``)."""
+    FH, FW = w.shape[2], w.shape[3]
+    N, oh, ow = d4.shape[1], d4.shape[2], d4.shape[3]
+    H, W = oh + FH - 1 - 2 * pad, ow + FW - 1 - 2 * pad  # stride 1: OH = H + 2*pad - FH + 1
+    ph, pw = FH - 1 - pad, FW - 1 - pad
+    if ph != pw:  # square padding only (the layer has one pad); kept general below
+        msg = "internal: _dx_full needs FH == FW"
+        raise ValueError(msg)
+    cols = _cols_t(xp, d4, FH, FW, 1, ph, H, W, work, tag="d")
+    flipped = xp.flip(w, axis=(2, 3))
+    wt = xp.reshape(xp.permute_dims(flipped, (1, 0, 2, 3)), (w.shape[1], -1))
+    return xp.reshape(wt @ cols, (w.shape[1], N, H, W))
 
 
 def im2col(input_data: Array, filter_h: int, filter_w: int, stride: int = 1,
@@ -319,10 +308,10 @@ class Convolution:
             return None
         _, C, H, W = self.x.shape
         FH, FW = self.W.shape[2], self.W.shape[3]
-        if self.stride == 1 and fused_kernels(xp) is None:
+        if (self.stride == 1 and FH == FW and self.pad < FH
+                and fused_kernels(xp) is None):
             w = xp.reshape(self._w2, (FN, C, FH, FW))
-            dxt = _dx_stride1(xp, xp.reshape(d2, (FN, N, oh, ow)), w, self.pad, H, W,
-                              self._work)
+            dxt = _dx_full(xp, xp.reshape(d2, (FN, N, oh, ow)), w, self.pad, self._work)
         else:
             dcol_t = self._w2.T @ d2
             dxt = _col2im_t(xp, dcol_t, (C, N, H, W), FH, FW, self.stride, self.pad, oh, ow)
