@@ -159,11 +159,8 @@ def _dx_full(xp: Namespace, d4: Array, w: Array, pad: int, work: _Workspace) -> 
     FH, FW = w.shape[2], w.shape[3]
     N, oh, ow = d4.shape[1], d4.shape[2], d4.shape[3]
     H, W = oh + FH - 1 - 2 * pad, ow + FW - 1 - 2 * pad  # stride 1: OH = H + 2*pad - FH + 1
-    ph, pw = FH - 1 - pad, FW - 1 - pad
-    if ph != pw:  # square padding only (the layer has one pad); kept general below
-        msg = "internal: _dx_full needs FH == FW"
-        raise ValueError(msg)
-    cols = _cols_t(xp, d4, FH, FW, 1, ph, H, W, work, tag="d")
+    # One padding for both axes (the caller makes sure that FH == FW).
+    cols = _cols_t(xp, d4, FH, FW, 1, FH - 1 - pad, H, W, work, tag="d")
     flipped = xp.flip(w, axis=(2, 3))
     wt = xp.reshape(xp.permute_dims(flipped, (1, 0, 2, 3)), (w.shape[1], -1))
     return xp.reshape(wt @ cols, (w.shape[1], N, H, W))
@@ -308,7 +305,9 @@ class Convolution:
             return None
         _, C, H, W = self.x.shape
         FH, FW = self.W.shape[2], self.W.shape[3]
-        if (self.stride == 1 and FH == FW and self.pad < FH
+        # The full convolution's columns have FN*FH*FW rows, col2im's product C*FH*FW: take
+        # it unless the filters outnumber the input channels (a first layer on a gray image).
+        if (self.stride == 1 and FH == FW and self.pad < FH and FN <= 2 * C
                 and fused_kernels(xp) is None):
             w = xp.reshape(self._w2, (FN, C, FH, FW))
             dxt = _dx_full(xp, xp.reshape(d2, (FN, N, oh, ow)), w, self.pad, self._work)
