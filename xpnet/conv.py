@@ -120,8 +120,22 @@ def _cols_t(xp: Namespace, xt: Array, fh: int, fw: int, stride: int, pad: int,
     fused = fused_kernels(xp)
     if fused is not None:
         return fused.im2col_t(xt, fh, fw, stride, pad, oh, ow)
-    img = _padded(xp, xt, pad, work, tag)
     shape = (C, fh, fw, N, oh, ow)
+    if work is not None and stride == 1 and pad:
+        # Straight from xt, no padded copy: tap (i, j) of output (y, x) reads input
+        # (y + i - pad, x + j - pad); only the outputs whose input lies inside are written,
+        # every step the same ones, so the rest of the reused buffer keeps its zeros.
+        H, W = xt.shape[2], xt.shape[3]
+        col = work.get(xp, tag + "col_unpadded", shape, xt, zeros=True)
+        for i in range(fh):
+            y0, y1 = max(0, pad - i), min(oh, H + pad - i)
+            for j in range(fw):
+                x0, x1 = max(0, pad - j), min(ow, W + pad - j)
+                if y1 > y0 and x1 > x0:
+                    col[:, i, j, :, y0:y1, x0:x1] = xt[:, :, y0 + i - pad:y1 + i - pad,
+                                                       x0 + j - pad:x1 + j - pad]
+        return xp.reshape(col, (C * fh * fw, N * oh * ow))
+    img = _padded(xp, xt, pad, work, tag)
     col = (xp.empty(shape, dtype=xt.dtype, device=device(xt)) if work is None
            else work.get(xp, tag + "col", shape, xt))
     for i in range(fh):
