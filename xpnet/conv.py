@@ -13,6 +13,12 @@ memory order, handed back as an ``(N, FN, OH, OW)`` view; elementwise layers kee
 the next layer reads ``(C, N, H, W)`` for free, and ``dW`` comes out in ``W``'s own layout. On
 NumPy with one thread this is ~4x faster to build than the book's row layout for one input
 channel. ``Convolution.col`` is ``colT``'s transpose: the book's ``col``, value for value.
+
+Speed on NumPy (DeepConvNet's 3x3 pad-1 layers): each layer reuses its column buffers from
+step to step (fresh arrays of tens of megabytes cost more in page faults than in copying),
+builds padded stride-1 columns straight from the input (the out-of-image entries of the reused
+buffer stay zero), and computes a stride-1 input gradient as the full convolution of ``dout``
+with the flipped filters, one matmul with no ``col2im``.
 """
 
 from __future__ import annotations
@@ -91,9 +97,6 @@ class _Workspace:
             make = xp.zeros if zeros else xp.empty
             buf = self._arrays[name] = make(shape, dtype=like.dtype, device=dev)
         return buf
-
-    def clear(self) -> None:
-        self._arrays.clear()
 
 
 def _padded(xp: Namespace, xt: Array, pad: int, work: _Workspace | None = None,
