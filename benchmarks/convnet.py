@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import statistics
 import subprocess
@@ -416,6 +417,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         if "xpnet-numpy" in med:
             entry["ratios"] = {f"xpnet/{other}": med["xpnet-numpy"] / med[other]
                                for other in ("book-im2col", "torch-eager") if other in med}
+            # Block by block (each round ran the contenders back to back): the spread.
+            entry["ratio_per_block"] = {}
+            for other in ("book-im2col", "torch-eager"):
+                if other in med:
+                    pairs = sorted(a / b for a, b in zip(times["xpnet-numpy"], times[other],
+                                                         strict=True))
+                    entry["ratio_per_block"][f"xpnet/{other}"] = {
+                        "median": statistics.median(pairs), "min": pairs[0], "max": pairs[-1]}
         if args.memory:
             entry["memory"] = {}
             for name in steps:
@@ -427,6 +436,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 except (IndexError, json.JSONDecodeError):
                     entry["memory"][name] = {"error": out.stderr.strip()[-500:]}
         report["models"][model] = entry
+    report["load_average_at_end"] = list(os.getloadavg())
     return report
 
 
@@ -447,7 +457,12 @@ def print_report(report: dict[str, Any]) -> None:
                   f"{'' if tm is None else f'{tm:.1f}':>15} "
                   f"{'' if rss is None else f'{rss:.1f}':>14}")
         for key, value in entry.get("ratios", {}).items():
-            print(f"  {key}: {value:.2f}x")
+            spread = entry.get("ratio_per_block", {}).get(key)
+            extra = f" (per block {spread['min']:.2f} to {spread['max']:.2f})" if spread else ""
+            print(f"  {key}: {value:.2f}x{extra}")
+    if "load_average_at_end" in report:
+        start, end = report["machine"]["load_average_at_start"], report["load_average_at_end"]
+        print(f"\nload average (1 min) at start {start[0]:.2f}, at end {end[0]:.2f}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -168,6 +168,38 @@ def test_convolution_gradients(be, rng, stride, pad, channels):
     be.assert_close(layer.db, _numeric(lambda v: loss(x, W, v), b), rtol=1e-6, atol=1e-8)
 
 
+# (filters, channels, filter size, stride, pad): the stride-1 input gradient as a full
+# convolution (FN <= 2C, pad < F, pad 2 as DeepConvNet's conv4), its col2im fallback (FN > 2C,
+# pad >= F) and stride 2.
+BACKWARD_CASES = [(2, 3, 3, 1, 0), (4, 2, 3, 1, 1), (3, 3, 3, 1, 2), (5, 1, 3, 1, 1),
+                  (2, 2, 3, 1, 3), (3, 2, 5, 1, 2), (2, 3, 3, 2, 1)]
+
+
+@pytest.mark.parametrize(("fn", "channels", "size", "stride", "pad"), BACKWARD_CASES)
+def test_convolution_backward_matches_torch_across_batches(be, rng, fn, channels, size,
+                                                           stride, pad):
+    """dx, dW and db against PyTorch autograd, for two batches of different data and one of
+    another size through the same layer (whose buffers are reused between steps)."""
+    torch = pytest.importorskip("torch", reason="PyTorch autograd is the reference")
+    W = rng.standard_normal((fn, channels, size, size))
+    b = rng.standard_normal(fn)
+    layer = Convolution(be.asarray(W), be.asarray(b), stride, pad)
+    for n in (3, 3, 2):
+        x = rng.standard_normal((n, channels, 9, 9))
+        xt, wt = torch.tensor(x, requires_grad=True), torch.tensor(W, requires_grad=True)
+        bt = torch.tensor(b, requires_grad=True)
+        y = torch.nn.functional.conv2d(xt, wt, bt, stride=stride, padding=pad)
+        r = rng.standard_normal(tuple(y.shape))
+        (y * torch.from_numpy(r)).sum().backward()
+        out = layer.forward(be.asarray(x))
+        be.assert_close(out, y.detach().numpy(), rtol=1e-12, atol=1e-12)
+        dx = layer.backward(be.asarray(r))
+        be.assert_on(dx, "float64", x.shape)
+        be.assert_close(dx, xt.grad.numpy(), rtol=1e-12, atol=1e-12)
+        be.assert_close(layer.dW, wt.grad.numpy(), rtol=1e-12, atol=1e-12)
+        be.assert_close(layer.db, bt.grad.numpy(), rtol=1e-12, atol=1e-12)
+
+
 POOL_CASES = [(2, 2, 0, 1), (2, 2, 0, 3), (3, 3, 0, 2), (3, 1, 0, 2), (2, 1, 1, 1), (3, 2, 1, 3),
               (2, 2, 1, 2)]
 

@@ -556,3 +556,26 @@ def test_each_optimizer_reduces_the_loss(name):
         idx = rng.choice(200, 50, replace=False)
         opt.update(net.params, net.gradient(x[idx], t[idx]))
     assert float(net.loss(x, t)) < 0.7 * first
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_checks_still_run_after_a_good_update(be, rng, name):
+    """The per-update checks are cached for the same params dict holding the same arrays;
+    bad gradients, swapped arrays and other dicts are still refused after a good update."""
+    params, grads = _one_step(be, rng)
+    opt = get_optimizer(name)
+    opt.update(params, grads)
+    opt.update(params, grads)  # the cached path
+    with pytest.raises(ValueError, match=r"grads\['W'\] has shape"):
+        opt.update(params, {"W": be.asarray(np.ones((3, 4))), "b": grads["b"]})
+    with pytest.raises(KeyError, match="lacks"):
+        opt.update(params, {"W": grads["W"]})
+    with pytest.raises(TypeError, match=r"grads\['b'\] must be real floating"):
+        opt.update(params, {"W": grads["W"], "b": be.asarray([1, 2, 3], "int64")})
+    if STATE[name]:  # state made for (4, 3) does not fit another network
+        other = {"W": be.asarray(np.ones((2, 2))), "b": params["b"]}
+        with pytest.raises(ValueError, match="use a new optimizer"):
+            opt.update(other, {"W": be.asarray(np.ones((2, 2))), "b": grads["b"]})
+        params["W"] = be.asarray(np.ones((5, 3)))  # the same dict, another array
+        with pytest.raises(ValueError, match="use a new optimizer"):
+            opt.update(params, {"W": be.asarray(np.ones((5, 3))), "b": grads["b"]})

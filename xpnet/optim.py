@@ -154,8 +154,14 @@ class Optimizer:
         TypeError
             A gradient comes from another array library, or is not real floating point.
         """
-        xp = self._check(params, grads)
-        self._prepare(params, xp)
+        xp = self._checked_before(params, grads)
+        if xp is None:
+            xp = self._check(params, grads)
+            self._prepare(params, xp)
+            # What the checks above have vouched for: the same dict holding the same arrays
+            # (an array's shape, dtype and device never change), the same state.
+            self._seen = (params, tuple(params.values()), self._state_objects(), xp)
+        self._advance(xp)
         fused = fused_kernels(xp)
         for key in params:
             p, g = params[key], grads[key]
@@ -170,10 +176,45 @@ class Optimizer:
               xp: Namespace) -> None:
         raise NotImplementedError
 
+    def _advance(self, xp: Namespace) -> None:
+        """Per-update bookkeeping after the checks (Adam counts its steps)."""
+
+    def _state_objects(self) -> tuple[Any, ...]:
+        """The state containers whose identity the cached checks rely on."""
+        return tuple(getattr(self, name) for name in self._state_names)
+
     def _fused_step(self, fused: Any, key: str, p: Array, g: Array) -> None:
         raise NotImplementedError
 
     # -- checks -------------------------------------------------------------------------------
+
+    _seen: tuple[Any, ...] | None = None  # what the last full check passed (see update)
+
+    def _checked_before(self, params: Mapping[str, Array],
+                        grads: Mapping[str, Array]) -> Namespace | None:
+        """The namespace if ``params`` is the dict the last full check passed, holding the
+        same arrays, with the same state, and ``grads`` matches it array for array (same type,
+        shape and dtype; same device off NumPy); else ``None`` (then :meth:`_check` runs and
+        says what is wrong, if anything). Costs a few attribute reads per parameter instead
+        of the full checks on every update of a training loop."""
+        seen = self._seen
+        if seen is None or seen[0] is not params or self._host_state:
+            return None
+        arrays, state, xp = seen[1], seen[2], seen[3]
+        if len(params) != len(arrays) or any(
+                a is not b for a, b in zip(self._state_objects(), state, strict=True)):
+            return None
+        if not isinstance(grads, Mapping) or grads.keys() != params.keys():
+            return None
+        many_devices = not is_numpy_namespace(xp)
+        for p, (key, current) in zip(arrays, params.items(), strict=True):
+            if current is not p:
+                return None
+            g = grads[key]
+            if type(g) is not type(p) or g.shape != p.shape or g.dtype != p.dtype or (
+                    many_devices and device_of(g) != device_of(p)):
+                return None
+        return xp
 
     def _check(self, params: Mapping[str, Array], grads: Mapping[str, Array]) -> Namespace:
         """Check names, backends, shapes, dtypes and devices before anything changes, so a bad
@@ -533,8 +574,13 @@ class Adam(Optimizer):
             msg = ("Adam's step count lives on another device or backend than the parameters; "
                    "a moved network needs a new optimizer or opt.load_state_dict(opt.state_dict())")
             raise ValueError(msg)
-        self.iter += 1.0
+
+    def _advance(self, xp: Namespace) -> None:
+        self.iter += 1.0  # in place: the 0-d array stays the one the cached checks know
         self._lr_t: dict[Any, Array] = {}
+
+    def _state_objects(self) -> tuple[Any, ...]:
+        return (*super()._state_objects(), self.iter)
 
     def _step(self, params: MutableMapping[str, Array], key: str, p: Array, g: Array,
               xp: Namespace) -> None:
