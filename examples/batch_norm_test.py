@@ -60,7 +60,7 @@ def train(weight_init_std, use_batchnorm):
 scales = np.logspace(0, -4, num=args.scales)
 cols = min(len(scales), 4)
 rows = -(-len(scales) // cols)
-fig, axes = plt.subplots(rows, cols, figsize=(3 * cols, 2.6 * rows), squeeze=False)
+fig, axes = plt.subplots(rows, cols, figsize=(2.6 * cols, 2.2 * rows), squeeze=False)
 faster = 0
 for k, w in enumerate(scales):
     with_bn, without_bn = train(float(w), True), train(float(w), False)
@@ -78,6 +78,6 @@ axes[0][0].legend(fontsize=7, loc="lower right")
 fig.supxlabel("epochs")
 fig.supylabel("training accuracy")
 fig.tight_layout()
-fig.savefig(args.out, dpi=100)
+fig.savefig(args.out, dpi=70)
 print(f"batch norm ahead at {faster} of {len(scales)} weight scales")
 print(f"wrote {args.out}")
