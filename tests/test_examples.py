@@ -43,3 +43,44 @@ def test_train_on_gpu_runs_or_says_why_not():
     if out is None:
         pytest.skip("a CUDA device is usable here: the full GPU run belongs to the GPU check")
     assert out.startswith("skipped: no usable CUDA device")
+
+
+def test_train_convnet_on_gpu_runs_or_says_why_not():
+    from xpnet.backend import cuda_available
+
+    if cuda_available():
+        pytest.skip("a CUDA device is usable here: the full GPU run belongs to the GPU check")
+    out = run_example("train_convnet_on_gpu.py", "--epochs", "1")
+    assert out.startswith("skipped: no usable CUDA device")
+    assert len(out.strip().splitlines()) == 1
+
+
+def test_visualize_filter_draws_saved_weights(tmp_path):
+    """Filters of a saved SimpleConvNet (no MNIST needed): the example reads the .npz back and
+    reports how far the weights moved from the seed-0 initial ones it draws itself."""
+    pytest.importorskip("matplotlib")
+    from xpnet import SimpleConvNet
+
+    net = SimpleConvNet(seed=1)  # another seed: W1 differs from the example's seed-0 start
+    params = net.save_params(tmp_path / "net.npz")
+    out_png = tmp_path / "filters.png"
+    out = run_example("visualize_filter.py", "--params", str(params), "--out", str(out_png))
+    # Two independent N(0, 0.01^2) draws: |a - b| / |b| is about sqrt(2).
+    change = float(out.split("relative change from the initial weights")[1].split()[0])
+    assert 1.2 < change < 1.6
+    assert out_png.stat().st_size > 5_000
+
+
+BOOK_PARAMS = Path("/work/book/ch07/params.pkl")
+
+
+@pytest.mark.skipif(not BOOK_PARAMS.is_file(),
+                    reason=f"the book's trained SimpleConvNet weights are not here ({BOOK_PARAMS})")
+def test_visualize_filter_reads_the_books_pickle(tmp_path):
+    pytest.importorskip("matplotlib")
+    out_png = tmp_path / "filters.png"
+    out = run_example("visualize_filter.py", "--params", str(BOOK_PARAMS), "--out", str(out_png))
+    assert "first-layer filters: 30" in out
+    change = float(out.split("relative change from the initial weights")[1].split()[0])
+    assert change > 3  # trained filters are far larger than the std-0.01 start
+    assert out_png.stat().st_size > 5_000
