@@ -258,6 +258,7 @@ class Checkpoint:
         settings in ``history.config`` must agree with the saved ones) and the batch-order
         generator ``rng``. Returns ``(next iteration, permutation in use or None, iteration
         it was drawn at)``."""
+        self._check_net(net)
         saved = self.meta["history"]["config"]
         conflicts = [f"{k} {history.config.get(k)!r} (the checkpoint has {saved.get(k)!r})"
                      for k in _SAME if _plain(history.config.get(k)) != _plain(saved.get(k))]
@@ -269,7 +270,6 @@ class Checkpoint:
             msg = (f"{self.path} is at iteration {self.iteration}, past the "
                    f"{history.config['iters']} iterations asked for")
             raise CheckpointError(msg)
-        self._check_net(net)
         if type(optimizer).__name__.lower() != str(self.optimizer_state["name"]).lower() and \
                 getattr(optimizer, "name", None) != self.optimizer_state["name"]:
             msg = (f"{self.path} holds the state of optimizer {self.optimizer_state['name']!r}, "
