@@ -396,3 +396,87 @@ def test_trainer_resume_finishes_the_run(tmp_path, capsys):
     assert again.final_test_acc is not None
     for name, value in want.items():
         assert np.array_equal(value, np.asarray(net.params[name])), name
+
+
+# --------------------------------------------------------------------------- the command line
+
+CLI_CHILD = textwrap.dedent('''
+    import functools, os, signal, sys
+    sys.path.insert(0, {root!r})
+    import xpnet.datasets
+    from tests.test_cli import fake_mnist
+    from xpnet.cli import main
+    from xpnet.nets import MultiLayerNetExtend
+
+    xpnet.datasets.load_mnist = fake_mnist
+    kill_at = int(os.environ.get("KILL_AT", "0"))
+    calls = [0]
+    gradient = MultiLayerNetExtend.gradient
+
+    @functools.wraps(gradient)
+    def killing(self, *args, **kwargs):
+        calls[0] += 1
+        if calls[0] == kill_at:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return gradient(self, *args, **kwargs)
+
+    MultiLayerNetExtend.gradient = killing
+    sys.exit(main(sys.argv[1:]))
+''')
+
+MLP_RUN = ["--model", "mlp", "--batchnorm", "--dropout", "0.2", "--hidden", "30,30",
+           "--optimizer", "adam", "--dtype", "float64", "--epochs", "3", "--batch-size", "50",
+           "--seed", "4", "--no-plot", "-q"]
+
+
+def _cli(tmp_path, *argv, kill_at=0):
+    script = tmp_path / "cli_child.py"
+    script.write_text(CLI_CHILD.format(root=str(ROOT)))
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
+           "KILL_AT": str(kill_at)}
+    return subprocess.run([sys.executable, str(script), "train", *argv], env=env,
+                          capture_output=True, text=True, timeout=120, check=False)
+
+
+def test_cli_run_killed_mid_epoch_resumes_with_the_same_parameters(tmp_path):
+    # 600 fake images in batches of 50: 12 steps an epoch, checkpoints after steps 1, 13, 25.
+    ref = _cli(tmp_path, *MLP_RUN, "--out", str(tmp_path / "ref"))
+    assert ref.returncode == 0, ref.stderr
+    run = tmp_path / "run"
+    killed = _cli(tmp_path, *MLP_RUN, "--out", str(run), kill_at=20)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert load_checkpoint(run).iteration == 13
+    assert not (run / "params.npz").exists()
+    resumed = _cli(tmp_path, "--resume", str(run), "-q")
+    assert resumed.returncode == 0, resumed.stderr
+    with np.load(tmp_path / "ref" / "params.npz") as want, np.load(run / "params.npz") as got:
+        for name in want.files:
+            if name != "__metadata__":
+                assert np.array_equal(want[name], got[name]), name
+    full = json.loads((tmp_path / "ref" / "history.json").read_text())
+    joined = json.loads((run / "history.json").read_text())
+    assert joined["loss"] == full["loss"]
+    assert joined["final_test_acc"] == full["final_test_acc"]
+    assert joined["iterations"] == 36
+
+
+def test_cli_resume_refuses_options_that_change_the_run(tmp_path, monkeypatch, capsys):
+    from tests.test_cli import fake_mnist
+    from xpnet import datasets
+    from xpnet.cli import main
+
+    monkeypatch.setattr(datasets, "load_mnist", fake_mnist)
+    run = tmp_path / "run"
+    assert main(["train", "--iters", "5", "--batch-size", "50", "--out", str(run), "-q",
+                 "--no-plot"]) == 0
+    for extra in (["--seed", "0"], ["--model", "mlp"], ["--dtype=float64"], ["--lr", "1"],
+                  ["--batch-s", "20"]):
+        capsys.readouterr()
+        assert main(["train", "--resume", str(run), *extra]) == 2
+        err = capsys.readouterr().err
+        assert "--resume continues the run with its own settings" in err
+        assert extra[0].split("=")[0] in err or "--batch-size" in err
+    assert main(["train", "--resume", str(tmp_path / "nowhere")]) == 2
+    (run / CHECKPOINT_NAME).write_bytes(b"PK\x03\x04 torn")
+    assert main(["train", "--resume", str(run), "-q"]) == 1
+    assert "corrupt or truncated" in capsys.readouterr().err
