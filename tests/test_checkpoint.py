@@ -480,3 +480,16 @@ def test_cli_resume_refuses_options_that_change_the_run(tmp_path, monkeypatch, c
     (run / CHECKPOINT_NAME).write_bytes(b"PK\x03\x04 torn")
     assert main(["train", "--resume", str(run), "-q"]) == 1
     assert "corrupt or truncated" in capsys.readouterr().err
+
+
+def test_the_checkpoint_benchmark_runs(tmp_path, capsys):
+    from benchmarks import checkpoint as bench
+
+    assert bench.main(["--train-size", "300", "--writes", "2", "--dir", str(tmp_path),
+                       "--json", str(tmp_path / "b.json")]) == 0
+    rows = json.loads((tmp_path / "b.json").read_text())["rows"]
+    assert [(r["model"], r["dtype"]) for r in rows] == [
+        ("two-layer", "float32"), ("two-layer", "float64"), ("mlp-bn", "float32"),
+        ("mlp-bn", "float64")]
+    assert all(r["write_s"] > 0 and r["bytes"] > 0 for r in rows)
+    assert "share" in capsys.readouterr().out

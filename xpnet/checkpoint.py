@@ -122,7 +122,9 @@ def save_checkpoint(path: str | os.PathLike[str], *, net: Any, optimizer: Any, h
         else:
             opt_meta[key] = value
     if order is not None:
-        arrays["order"] = np.asarray(order, dtype=np.int64)
+        # int32 where it fits: half the bytes (60000 MNIST indices: 240 kB instead of 480)
+        small = order.shape[0] < 2**31
+        arrays["order"] = np.asarray(order, dtype=np.int32 if small else np.int64)
     first = next(iter(net.params.values()))
     meta = {
         "format": FORMAT,
@@ -377,6 +379,10 @@ def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
         else:
             state[key] = value
     order = arrays.get("order")
+    if order is not None and order.dtype.kind not in "iu":
+        raise CheckpointError(f"{path}: the batch order entry holds {order.dtype}, not integers")
+    if order is not None:
+        order = order.astype(np.int64)  # as rng.permutation gives it
     used = meta["loop"]["order_used"]
     if used is not None and (order is None or order.ndim != 1 or not
                              0 <= int(used) <= order.shape[0]):
