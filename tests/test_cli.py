@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 
@@ -264,7 +265,7 @@ def test_train_never_loses_a_finished_run_to_an_output_error(mnist, tmp_path, ca
     def train_then_break_out(*args, **kwargs):
         history = real_train(*args, **kwargs)
         if out.is_dir():  # checked (and made) before training; now it becomes a file
-            out.rmdir()
+            shutil.rmtree(out)  # it holds the run's checkpoint
         out.write_text("someone else's file")
         return history
 
@@ -299,7 +300,7 @@ def test_rescue_goes_to_the_temp_folder_when_runs_is_taken(mnist, tmp_path, caps
 
     def train_then_break_out(*args, **kwargs):
         history = real_train(*args, **kwargs)
-        out.rmdir()
+        shutil.rmtree(out)  # it holds the run's checkpoint
         out.write_text("taken")
         return history
 

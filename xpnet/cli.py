@@ -185,10 +185,81 @@ def _schedule(args: argparse.Namespace, train_size: int) -> tuple[int, str]:
     return iters, f"{iters} iterations"
 
 
+# Options that describe the run: --resume takes them from the checkpoint instead.
+RESUME_FIXED = ("--model", "--hidden-size", "--hidden", "--activation", "--weight-init",
+                "--batchnorm", "--dropout", "--weight-decay", "--batch-size", "--optimizer",
+                "--lr", "--seed", "--dtype", "--out")
+
+
+def _given(argv: Sequence[str], flags: Sequence[str]) -> list[str]:
+    """Which of ``flags`` appear on the command line (abbreviations included, as argparse
+    accepts them); the parser's defaults cannot tell ``--seed 0`` from no ``--seed``."""
+    probe = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS)
+    for flag in flags:
+        probe.add_argument(flag, nargs="?")
+    found, _ = probe.parse_known_args(list(argv))
+    return [flag for flag in flags if flag.lstrip("-").replace("-", "_") in vars(found)]
+
+
+def _resume_train(args: argparse.Namespace) -> int:
+    """``xpnet train --resume RUN_DIR``: continue the run from its checkpoint."""
+    from .checkpoint import CHECKPOINT_NAME, CheckpointError, load_checkpoint
+    from .train import train
+
+    fixed = _given(getattr(args, "argv", None) or [], RESUME_FIXED)
+    if fixed:
+        raise CLIError(f"--resume continues the run with its own settings (from its "
+                       f"checkpoint); drop {', '.join(fixed)}, or start a new run", EXIT_USAGE)
+    out = Path(args.resume)
+    if not out.is_dir():
+        raise CLIError(f"--resume {out}: no such run directory", EXIT_USAGE)
+    try:
+        ckpt = load_checkpoint(out / CHECKPOINT_NAME)
+    except CheckpointError as exc:
+        raise CLIError(str(exc)) from None
+    config = ckpt.config
+    model = {"TwoLayerNet": "two-layer", "MultiLayerNetExtend": "mlp",
+             "SimpleConvNet": "simple-convnet", "DeepConvNet": "deep-convnet"}.get(
+                 ckpt.meta["network"]["class"])
+    if model is None:
+        raise CLIError(f"{ckpt.path} holds a {ckpt.meta['network']['class']}, which "
+                       "`xpnet train` does not train")
+    args.seed, args.batch_size, args.model = config["seed"], config["batch_size"], model
+    xp, device = _namespace_and_device(args)
+    _check_out(out)
+    (x_train, t_train), (x_test, t_test) = _load_mnist(
+        args, flatten=model not in CONV_MODELS)
+    iters = config["iters"]
+    if args.iters is not None or args.epochs is not None:  # a longer (or shorter) run
+        iters = _schedule(args, x_train.shape[0])[0]
+    try:
+        net = ckpt.build_net(xp=xp, device=device)
+        optimizer = ckpt.build_optimizer()
+    except (CheckpointError, ValueError, TypeError) as exc:
+        raise CLIError(f"cannot resume {out}: {exc}") from None
+    _say(args, f"xpnet {__version__}: resuming {out} at iteration {ckpt.iteration} of "
+               f"{iters}: {net!r}, {optimizer!r}")
+    try:
+        history = train(net, x_train, t_train, x_test, t_test, iters=iters,
+                        batch_size=config["batch_size"], optimizer=optimizer,
+                        seed=config["seed"], eval_every=config["eval_every"],
+                        eval_samples=config["eval_samples"],
+                        eval_at_end=config.get("eval_at_end", True),
+                        progress=not args.quiet and sys.stderr.isatty(),
+                        log=None if args.quiet else print,
+                        checkpoint=out / CHECKPOINT_NAME, resume_from=ckpt)
+    except CheckpointError as exc:
+        raise CLIError(str(exc)) from None
+    return _finish_run(args, out, net, history)
+
+
 def cmd_train(args: argparse.Namespace) -> int:
+    from .checkpoint import CHECKPOINT_NAME
     from .optim import get_optimizer
     from .train import train
 
+    if args.resume is not None:
+        return _resume_train(args)
     _check_model_options(args)
     xp, device = _namespace_and_device(args)
     out = Path(args.out) if args.out else Path("runs") / (
@@ -212,7 +283,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     history = train(net, x_train, t_train, x_test, t_test, iters=iters,
                     batch_size=args.batch_size, optimizer=optimizer, seed=args.seed,
                     progress=not args.quiet and sys.stderr.isatty(),
-                    log=None if args.quiet else print)
+                    log=None if args.quiet else print, checkpoint=out / CHECKPOINT_NAME)
+    return _finish_run(args, out, net, history)
+
+
+def _finish_run(args: argparse.Namespace, out: Path, net: Any, history: Any) -> int:
+    """Write the run directory and report (the tail of a new run and of a resumed one)."""
     output_error = None
     try:
         written = _write_run(out, net, history, args)
@@ -464,6 +540,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, metavar="DIR",
                    help="run directory (default runs/<date>-<time>-<backend>)")
     p.add_argument("--no-plot", action="store_true", help="do not draw accuracy.png")
+    p.add_argument("--resume", default=None, metavar="RUN_DIR",
+                   help="continue the run in RUN_DIR from its checkpoint (written at every "
+                        "evaluation and on Ctrl-C), on any --backend/--device; its settings "
+                        "come from the checkpoint (--iters/--epochs may lengthen it)")
     _add_data_options(p)
     p.set_defaults(func=cmd_train)
 
@@ -520,6 +600,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``xpnet`` command; returns the exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # for --resume's checks
     try:
         return int(args.func(args))
     except CLIError as exc:

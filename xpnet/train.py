@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import inspect
 import math
+import os
 import platform
 import sys
 import time
@@ -33,6 +34,7 @@ from .backend import (
     to_numpy,
 )
 from .backend import device as device_of
+from .checkpoint import Checkpointer
 from .cuda import CudaGraphStep, fused_kernels
 from .functions import check_labels
 from .optim import SGD, Optimizer, get_optimizer
@@ -264,6 +266,8 @@ def train(
     progress: bool = False,
     log: Callable[[str], None] | None = None,
     cuda_graph: bool = False,
+    checkpoint: str | os.PathLike[str] | None = None,
+    resume_from: Any = None,
 ) -> History:
     """Train ``net`` on random mini-batches with an optimizer (SGD by default), as the book does.
 
@@ -303,6 +307,12 @@ def train(
         CuPy only: capture the training step into a CUDA graph after a few eager steps and
         replay it (one launch per step instead of one per kernel); the batch goes through a
         static index buffer refilled before each launch. Same updates as the eager loop.
+    checkpoint
+        Write the run's state there (:mod:`xpnet.checkpoint`) at every evaluation and on Ctrl-C.
+    resume_from
+        A :class:`~xpnet.checkpoint.Checkpoint` (``load_checkpoint(path)``) to continue: ``net``
+        and ``optimizer`` must match it, the other arguments must be its settings (``iters``
+        may be larger). The run then takes exactly the steps of the uninterrupted run.
 
     Returns the :class:`History`. A NaN/inf loss stops the run with ``status="diverged"``;
     Ctrl-C stops it with ``status="interrupted"``; both keep what was measured so far.
@@ -360,6 +370,14 @@ def train(
     rng = np.random.default_rng(seed)
     batches_per_perm = train_size // batch_size
     order = None
+    # Checkpoints: the run's state at every evaluation and on Ctrl-C; resume_from continues one.
+    first, order_host, perm_start = 0, None, 0
+    if resume_from is not None:
+        first, order_host, perm_start = resume_from.restore(net, optimizer, history, rng)
+        start -= history.wall_time
+    saver = Checkpointer(checkpoint, net=net, optimizer=optimizer, history=history, rng=rng,
+                         batches_per_perm=batches_per_perm, started=start,
+                         settings={"eval_at_end": eval_at_end})
     pending: list[Array] = []  # this epoch's losses, still on the device
     bar = _progress_bar(iters, progress)
     say = (bar.write if bar is not None else log) if log is not None else None
@@ -378,15 +396,18 @@ def train(
     n_eval = x_test.shape[0] if eval_samples is None else eval_samples
     evaluation = (x_train[:n_eval, ...], t_train[:n_eval, ...],
                   x_test[:n_eval, ...], t_test[:n_eval, ...])
-    train_start = time.perf_counter()
+    train_start = time.perf_counter() - history.train_time
     # A diverging run is caught and reported below with its iteration; NumPy's own overflow
     # warnings on the way there would only be noise.
-    with np.errstate(over="ignore", invalid="ignore", divide="ignore"), context:
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"), context, saver:
         try:
-            for i in range(iters):
+            for i in range(first, iters):
+                saver.poll()  # a Ctrl-C takes effect between steps
                 slot = i % batches_per_perm
-                if slot == 0:
-                    order = asarray(rng.permutation(train_size), xp, device=device)
+                if order_host is None or (slot == 0 and i > first):
+                    order_host, perm_start = rng.permutation(train_size), i
+                if slot == 0 or i == first:
+                    order = asarray(order_host, xp, device=device)
                 pending.append(step(order[slot * batch_size:(slot + 1) * batch_size]))
                 history.iterations = i + 1
                 if bar is not None:
@@ -394,6 +415,7 @@ def train(
                 if i % iter_per_epoch == 0 or (eval_at_end and i + 1 == iters):
                     _end_epoch(net, history, pending, *evaluation,
                                time.perf_counter() - train_start, say, bar)
+                    saver.save(order_host, perm_start, time.perf_counter() - train_start)
             _sync_losses(history, pending)
             if not eval_at_end:  # the book's Trainer: the whole test set, once, at the end
                 history.final_test_acc = net.accuracy(x_test, t_test)
@@ -403,6 +425,7 @@ def train(
             # The run is over either way; a NaN among these losses shows in history.loss.
             with contextlib.suppress(NonFiniteLossError):
                 _sync_losses(history, pending)
+                saver.save(order_host, perm_start, time.perf_counter() - train_start)
         except NonFiniteLossError as exc:
             history.status = "diverged"
             history.message = str(exc)

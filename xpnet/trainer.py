@@ -11,6 +11,7 @@ NaN loss stops the run, Ctrl-C keeps what was measured, and a progress bar shows
 from __future__ import annotations
 
 import math
+import os
 import sys
 from collections.abc import Mapping
 from typing import Any
@@ -45,6 +46,9 @@ class Trainer:
         Seeds the host generator that orders the mini-batches (keyword only).
     progress
         Show a progress bar (default: when ``verbose`` and standard error is a terminal).
+    checkpoint
+        Write the run's state to this file at every epoch and on Ctrl-C (keyword only;
+        :meth:`resume` continues from it).
 
     After :meth:`train`, ``train_loss_list`` holds the loss of every step (the loss of the
     forward pass each gradient came from), ``train_acc_list`` and ``test_acc_list`` one value
@@ -67,6 +71,7 @@ class Trainer:
         *,
         seed: int | None = 0,
         progress: bool | None = None,
+        checkpoint: str | os.PathLike[str] | None = None,
     ) -> None:
         if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
             msg = f"epochs must be a positive integer, got {epochs!r}"
@@ -96,6 +101,7 @@ class Trainer:
             self.optimizer = optimizer
         self.seed = seed
         self.progress = progress
+        self.checkpoint = checkpoint
         self.train_size = int(x_train.shape[0])
         self.iter_per_epoch = max(self.train_size / mini_batch_size, 1)
         self.max_iter = int(epochs * self.iter_per_epoch)
@@ -107,6 +113,23 @@ class Trainer:
 
     def train(self) -> History:
         """Run all ``max_iter`` steps, then measure the test accuracy on the whole test set."""
+        return self._run(None)
+
+    def resume(self, path: str | os.PathLike[str]) -> History:
+        """Continue a run from its checkpoint (a file, or a run directory holding
+        ``checkpoint.npz``) and finish it as :meth:`train` would: the network and the optimizer
+        get the checkpoint's state and take exactly the steps the uninterrupted run takes.
+        This trainer's network, optimizer and settings must be the run's (else
+        :class:`~xpnet.checkpoint.CheckpointError`); the network may live on another backend or
+        device. Further checkpoints go to ``checkpoint`` (default: ``path``)."""
+        from .checkpoint import load_checkpoint
+
+        state = load_checkpoint(path)
+        if self.checkpoint is None:
+            self.checkpoint = state.path
+        return self._run(state)
+
+    def _run(self, resume_from: Any) -> History:
         progress = self.progress
         if progress is None:
             progress = self.verbose and sys.stderr.isatty()
@@ -116,6 +139,7 @@ class Trainer:
             seed=self.seed, eval_every=max(math.ceil(self.iter_per_epoch), 1),
             eval_samples=self.evaluate_sample_num_per_epoch, eval_at_end=False,
             progress=progress, log=print if self.verbose else None,
+            checkpoint=self.checkpoint, resume_from=resume_from,
         )
         self.history = history
         self.train_loss_list = list(history.loss)

@@ -1,0 +1,495 @@
+"""Checkpoints (xpnet.checkpoint): a killed run resumes to the very parameters of an
+uninterrupted one; a kill during a write never leaves a checkpoint that crashes the loader;
+checkpoints that cannot be honoured are refused clearly."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from xpnet.checkpoint import (
+    CHECKPOINT_NAME,
+    CheckpointError,
+    CheckpointWarning,
+    load_checkpoint,
+)
+from xpnet.nets import MultiLayerNetExtend, TwoLayerNet
+from xpnet.optim import SGD, Adam
+from xpnet.train import train
+from xpnet.trainer import Trainer
+
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs POSIX SIGKILL")
+
+# 230 samples in batches of 20: 11 batches per permutation; evaluations (and checkpoints)
+# every 7 steps, so most checkpoints fall in the middle of a permutation.
+SETUP = dict(iters=57, batch_size=20, eval_every=7, seed=5)
+
+# The child process: builds the data and network from its arguments, trains with checkpoints,
+# optionally kills itself (SIGKILL, in the middle of a step) at a given gradient call, or resumes.
+CHILD = textwrap.dedent('''
+    import functools, json, os, signal, sys
+    import numpy as np
+    sys.path.insert(0, {root!r})
+    from tests.test_checkpoint import data, make
+    from xpnet.checkpoint import load_checkpoint
+    from xpnet.train import train
+
+    spec = json.loads(sys.argv[1])
+    net, opt = make(spec["kind"], spec["dtype"])
+    resume = load_checkpoint(spec["checkpoint"]) if spec.get("resume") else None
+    if spec.get("kill_at"):
+        calls = [0]
+        gradient = net.gradient
+
+        @functools.wraps(gradient)
+        def killing(*args, **kwargs):
+            calls[0] += 1
+            if calls[0] == spec["kill_at"]:
+                os.kill(os.getpid(), signal.SIGKILL)
+            return gradient(*args, **kwargs)
+
+        net.gradient = killing
+    train(net, *data(), **spec["setup"], optimizer=opt, checkpoint=spec["checkpoint"],
+          resume_from=resume)
+    np.savez(spec["out"], **{{k: np.asarray(v) for k, v in net.params.items()}})
+''')
+
+
+def data():
+    rng = np.random.default_rng(1)
+    return (rng.random((230, 20)), rng.integers(0, 5, 230),
+            rng.random((50, 20)), rng.integers(0, 5, 50))
+
+
+def make(kind, dtype, **where):
+    """TwoLayerNet with SGD, or MultiLayerNetExtend with batch norm, dropout and Adam."""
+    if kind == "two-layer":
+        return TwoLayerNet(20, 8, 5, dtype=dtype, seed=3, **where), SGD(lr=0.1)
+    if kind == "mlp-nodrop":
+        return MultiLayerNetExtend(20, [16, 16], 5, use_batchnorm=True, dtype=dtype, seed=3,
+                                   **where), Adam()
+    return MultiLayerNetExtend(20, [16, 16], 5, use_batchnorm=True, use_dropout=True,
+                               dropout_ration=0.2, dtype=dtype, seed=3, **where), Adam()
+
+
+def _child(tmp_path, **spec):
+    script = tmp_path / "child.py"
+    script.write_text(CHILD.format(root=str(ROOT)))
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
+           "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, str(script), json.dumps(spec)], env=env,
+                          capture_output=True, text=True, timeout=120, check=False)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("kind", ["two-layer", "mlp"])
+def test_sigkill_mid_epoch_then_resume_gives_the_uninterrupted_parameters(tmp_path, kind, dtype):
+    common = {"kind": kind, "dtype": dtype, "setup": SETUP}
+    ref = _child(tmp_path, **common, checkpoint=str(tmp_path / "ref.npz"),
+                 out=str(tmp_path / "ref-params.npz"))
+    assert ref.returncode == 0, ref.stderr
+    ckpt = str(tmp_path / "run" / CHECKPOINT_NAME)
+    # Gradient call 31 is step 30, the 9th batch of the third permutation; the last checkpoint
+    # is from the evaluation after step 29 (29 = 2 * 11 + 7: also mid-permutation).
+    killed = _child(tmp_path, **common, checkpoint=ckpt, kill_at=31,
+                    out=str(tmp_path / "never.npz"))
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert not (tmp_path / "never.npz").exists()
+    assert load_checkpoint(ckpt).iteration == 29
+    resumed = _child(tmp_path, **common, checkpoint=ckpt, resume=True,
+                     out=str(tmp_path / "resumed.npz"))
+    assert resumed.returncode == 0, resumed.stderr
+    with np.load(tmp_path / "ref-params.npz") as want, np.load(tmp_path / "resumed.npz") as got:
+        assert sorted(want.files) == sorted(got.files)
+        for name in want.files:
+            assert got[name].dtype == np.dtype(dtype)
+            assert np.array_equal(want[name], got[name]), name
+    # The history reads as one run: every step's loss, evaluations at the same iterations.
+    full = load_checkpoint(tmp_path / "ref.npz").meta["history"]
+    joined = load_checkpoint(ckpt).meta["history"]
+    assert joined["iterations"] == full["iterations"] == 57
+    assert joined["loss"] == full["loss"]
+    assert [e["iteration"] for e in joined["epochs"]] == [e["iteration"] for e in full["epochs"]]
+    assert [e["test_acc"] for e in joined["epochs"]] == [e["test_acc"] for e in full["epochs"]]
+    assert [r["iteration"] for r in joined["config"]["resumed"]] == [29]
+
+
+def _interrupting(net, at):
+    """Make ``net.gradient`` raise KeyboardInterrupt (as Ctrl-C would) at call ``at``."""
+    calls = [0]
+    gradient = net.gradient
+
+    @functools.wraps(gradient)
+    def wrapped(*args, **kwargs):
+        calls[0] += 1
+        if calls[0] == at:
+            raise KeyboardInterrupt
+        return gradient(*args, **kwargs)
+
+    net.gradient = wrapped
+
+
+@pytest.mark.parametrize("at", [1, 12, 23, 30])  # incl. the first step of a new permutation
+def test_ctrl_c_writes_a_checkpoint_that_resumes_exactly(tmp_path, at):
+    net, opt = make("mlp", "float64")
+    train(net, *data(), **SETUP, optimizer=opt)
+    want = {k: np.asarray(v) for k, v in net.params.items()}
+    net, opt = make("mlp", "float64")
+    _interrupting(net, at)
+    history = train(net, *data(), **SETUP, optimizer=opt, checkpoint=tmp_path / "c.npz")
+    assert history.status == "interrupted"
+    state = load_checkpoint(tmp_path / "c.npz")
+    assert state.iteration == at - 1
+    net, opt = make("mlp", "float64")
+    history = train(net, *data(), **SETUP, optimizer=opt, resume_from=state)
+    assert history.status == "finished"
+    for name, value in want.items():
+        assert np.array_equal(value, np.asarray(net.params[name])), name
+
+
+def test_a_real_sigint_stops_between_steps_and_resumes_exactly(tmp_path):
+    net, opt = make("two-layer", "float64")
+    train(net, *data(), **SETUP, optimizer=opt)
+    want = {k: np.asarray(v) for k, v in net.params.items()}
+    net, opt = make("two-layer", "float64")
+    calls = [0]
+    gradient = net.gradient
+
+    @functools.wraps(gradient)
+    def signalling(*args, **kwargs):  # the signal arrives in the middle of step 17
+        calls[0] += 1
+        if calls[0] == 17:
+            os.kill(os.getpid(), signal.SIGINT)
+        return gradient(*args, **kwargs)
+
+    net.gradient = signalling
+    history = train(net, *data(), **SETUP, optimizer=opt, checkpoint=tmp_path / "c.npz")
+    assert history.status == "interrupted"
+    assert history.iterations == 17  # step 17 was finished, step 18 never began
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    net, opt = make("two-layer", "float64")
+    train(net, *data(), **SETUP, optimizer=opt, resume_from=load_checkpoint(tmp_path / "c.npz"))
+    for name, value in want.items():
+        assert np.array_equal(value, np.asarray(net.params[name])), name
+
+
+# --------------------------------------------------------------------------- kills during writes
+
+WRITER = textwrap.dedent('''
+    import sys
+    sys.path.insert(0, {root!r})
+    import numpy as np
+    from xpnet.nets import MultiLayerNetExtend
+    from xpnet.optim import Adam
+    from xpnet.train import train
+
+    # Big parameters, tiny batches and a checkpoint after every step: nearly all the time goes
+    # into writing checkpoints.
+    rng = np.random.default_rng(0)
+    x, t = rng.random((40, 784)), rng.integers(0, 10, 40)
+    net = MultiLayerNetExtend(784, [100] * 4, 10, use_batchnorm=True, use_dropout=True, seed=1)
+    print("ready", flush=True)
+    train(net, x, t, x, t, iters=10**6, batch_size=5, eval_every=1, eval_samples=5,
+          optimizer=Adam(), checkpoint=sys.argv[1])
+''')
+
+
+def test_kills_at_random_moments_of_writing_never_break_the_loader(tmp_path):
+    script = tmp_path / "writer.py"
+    script.write_text(WRITER.format(root=str(ROOT)))
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+    ckpt = tmp_path / "run" / CHECKPOINT_NAME
+    chance = random.Random(12)
+    outcomes = []
+    for _ in range(10):
+        child = subprocess.Popen([sys.executable, str(script), str(ckpt)], env=env,
+                                 stdout=subprocess.PIPE, text=True)
+        assert child.stdout.readline() == "ready\n"
+        time.sleep(chance.uniform(0.0, 0.4))
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+        child.stdout.close()
+        try:
+            state = load_checkpoint(ckpt.parent)
+        except CheckpointError as exc:  # refused clearly: nothing else may escape the loader
+            outcomes.append(f"refused: {exc}")
+            continue
+        # It resumes: a few more steps from where the killed writer left off.
+        rng = np.random.default_rng(0)
+        x, t = rng.random((40, 784)), rng.integers(0, 10, 40)
+        net = MultiLayerNetExtend(784, [100] * 4, 10, use_batchnorm=True, use_dropout=True)
+        history = train(net, x, t, x, t, iters=state.iteration + 3, batch_size=5, eval_every=1,
+                        eval_samples=5, optimizer=Adam(), resume_from=state)
+        assert history.status == "finished"
+        assert history.iterations == len(history.loss) == state.iteration + 3
+        outcomes.append("resumed")
+    assert "resumed" in outcomes, outcomes
+    # Temporary files of killed writers are cleared by the next writer of that checkpoint.
+    train(*make("two-layer", "float64")[:1], *data(), iters=1, batch_size=20,
+          checkpoint=tmp_path / "other.npz")
+    leftovers = list(ckpt.parent.glob(f".{CHECKPOINT_NAME}.*.tmp"))
+    net, opt = make("two-layer", "float64")
+    with pytest.raises(CheckpointError):  # a TwoLayerNet cannot continue that run
+        train(net, *data(), **SETUP, optimizer=opt, checkpoint=ckpt,
+              resume_from=load_checkpoint(ckpt))
+    from xpnet.checkpoint import Checkpointer
+
+    Checkpointer(ckpt, net=None, optimizer=None, history=None, rng=None, batches_per_perm=1,
+                 started=0.0)
+    assert not list(ckpt.parent.glob(f".{CHECKPOINT_NAME}.*.tmp")), leftovers
+
+
+def test_every_truncation_and_many_bit_flips_are_refused(tmp_path):
+    net, opt = make("mlp", "float32")
+    train(net, *data(), iters=9, batch_size=20, eval_every=4, optimizer=opt,
+          checkpoint=tmp_path / "c.npz")
+    whole = (tmp_path / "c.npz").read_bytes()
+    bad = tmp_path / "bad.npz"
+    for size in [0, 1, 21, *range(100, len(whole), max(len(whole) // 97, 1)), len(whole) - 1]:
+        bad.write_bytes(whole[:size])
+        with pytest.raises(CheckpointError, match="corrupt or truncated"):
+            load_checkpoint(bad)
+    chance = random.Random(3)
+    for _ in range(150):
+        damaged = bytearray(whole)
+        at = chance.randrange(len(damaged))
+        damaged[at] ^= 1 << chance.randrange(8)
+        bad.write_bytes(bytes(damaged))
+        with contextlib.suppress(CheckpointError):  # a flip in an unused field is harmless
+            load_checkpoint(bad)
+
+
+# --------------------------------------------------------------------------- refusals
+
+
+@pytest.fixture
+def saved(tmp_path):
+    net, opt = make("mlp", "float64")
+    _interrupting(net, 20)
+    train(net, *data(), **SETUP, optimizer=opt, checkpoint=tmp_path / "c.npz")
+    return tmp_path / "c.npz"
+
+
+def _rewrite(path, change_meta=None, drop=()):
+    with np.load(path, allow_pickle=False) as data_:
+        arrays = {k: data_[k] for k in data_.files if k not in drop}
+    meta = json.loads(str(arrays["__checkpoint__"]))
+    if change_meta:
+        change_meta(meta)
+    arrays["__checkpoint__"] = np.asarray(json.dumps(meta))
+    np.savez(path, **arrays)
+
+
+def test_another_model_sizes_settings_or_dtype_are_refused(saved):
+    state = load_checkpoint(saved)
+    cases = [
+        (make("two-layer", "float64"), {}, "holds a MultiLayerNetExtend"),
+        ((MultiLayerNetExtend(20, [16, 8], 5, use_batchnorm=True, use_dropout=True,
+                              dropout_ration=0.2), Adam()), {}, r"sizes \[20, 16, 8, 5\]"),
+        ((MultiLayerNetExtend(20, [16, 16], 5, use_batchnorm=True), Adam()), {},
+         "use_dropout"),
+        (make("mlp", "float32"), {}, "float64 parameters but the network is float32"),
+        (make("mlp", "float64"), {"batch_size": 10}, "batch_size 10"),
+        (make("mlp", "float64"), {"seed": 6}, "seed 6"),
+        ((make("mlp", "float64")[0], SGD()), {}, "optimizer"),
+        (make("mlp", "float64"), {"iters": 10}, "past the 10 iterations"),
+    ]
+    for (net, opt), change, match in cases:
+        with pytest.raises(CheckpointError, match=match):
+            train(net, *data(), **{**SETUP, **change}, optimizer=opt, resume_from=state)
+
+
+def test_another_major_version_format_or_missing_entries_are_refused(saved):
+    _rewrite(saved, lambda m: m.update(xpnet="1.0.0"))
+    with pytest.raises(CheckpointError, match=r"written by xpnet 1\.0\.0; .* another major"):
+        load_checkpoint(saved)
+    _rewrite(saved, lambda m: m.update(xpnet="0.1.0", format_version=99))
+    with pytest.raises(CheckpointError, match="format 99"):
+        load_checkpoint(saved)
+    _rewrite(saved, lambda m: m.update(format_version=1))
+    load_checkpoint(saved)  # intact again
+    with pytest.raises(CheckpointError, match="no checkpoint at"):
+        load_checkpoint(saved.parent / "nothing-here")
+    with zipfile.ZipFile(saved.parent / "other.npz", "w") as archive:
+        archive.writestr("W1.npy", b"")
+    with pytest.raises(CheckpointError):
+        load_checkpoint(saved.parent / "other.npz")
+
+
+@pytest.mark.parametrize("entry", ["param.W2", "buffer.running_var1", "optim.m.W1", "order",
+                                   "__checkpoint__"])
+def test_each_missing_entry_is_named(saved, entry):
+    with np.load(saved) as data_:
+        arrays = {k: data_[k] for k in data_.files if k != entry}
+    np.savez(saved, **arrays)
+    with pytest.raises(CheckpointError, match=f"lacks the entry {entry}|batch order"):
+        load_checkpoint(saved)
+
+
+@pytest.mark.parametrize("drop_key", [("network", "config"), ("loop", "rng"),
+                                      ("history", "loss")])
+def test_each_missing_json_entry_is_named(saved, drop_key):
+    _rewrite(saved, lambda m: m[drop_key[0]].pop(drop_key[1]))
+    with pytest.raises(CheckpointError, match=f"lacks the entry {'.'.join(drop_key)}"):
+        load_checkpoint(saved)
+
+
+# --------------------------------------------------------------------------- other backends
+
+
+@pytest.mark.parametrize("kind", ["two-layer", "mlp-nodrop", "mlp"])
+def test_a_numpy_run_resumes_on_another_backend(be, tmp_path, kind):
+    net, opt = make(kind, "float64")
+    train(net, *data(), **SETUP, optimizer=opt)
+    want = {k: np.asarray(v) for k, v in net.params.items()}
+    net, opt = make(kind, "float64")
+    _interrupting(net, 26)
+    train(net, *data(), **SETUP, optimizer=opt, checkpoint=tmp_path / "c.npz")
+    state = load_checkpoint(tmp_path / "c.npz")
+    if be.name in ("torch", "cupy") and kind == "mlp":  # another library's generator
+        with pytest.warns(CheckpointWarning, match="dropout masks continue from a new"):
+            state.build_net(xp=be.xp, device=be.device)
+        return
+    moved = state.build_net(xp=be.xp, device=be.device)
+    opt = state.build_optimizer()
+    train(moved, *data(), **SETUP, optimizer=opt, resume_from=state,
+          checkpoint=tmp_path / "c.npz")
+    for name, value in want.items():
+        be.assert_on(moved.params[name], "float64")
+        # atol: the biases ahead of batch norm get no gradient, they hold rounding noise
+        np.testing.assert_allclose(be.to_numpy(moved.params[name]), value, rtol=1e-9,
+                                   atol=1e-9, err_msg=name)
+
+
+def test_trainer_resume_finishes_the_run(tmp_path, capsys):
+    x, t, xt, tt = data()
+    net, _ = make("mlp", "float32")
+    Trainer(net, x, t, xt, tt, epochs=3, mini_batch_size=20, optimizer="adam",
+            optimizer_param={"lr": 0.01}, verbose=False).train()
+    want = {k: np.asarray(v) for k, v in net.params.items()}
+    net, _ = make("mlp", "float32")
+    _interrupting(net, 20)
+    first = Trainer(net, x, t, xt, tt, epochs=3, mini_batch_size=20, optimizer="adam",
+                    optimizer_param={"lr": 0.01}, verbose=False, checkpoint=tmp_path / "c.npz")
+    assert first.train().status == "interrupted"
+    net, _ = make("mlp", "float32")
+    again = Trainer(net, x, t, xt, tt, epochs=3, mini_batch_size=20, optimizer="adam",
+                    optimizer_param={"lr": 0.01}, verbose=False)
+    history = again.resume(tmp_path / "c.npz")
+    assert history.status == "finished"
+    assert history.iterations == again.max_iter
+    assert len(again.train_loss_list) == again.max_iter
+    assert again.final_test_acc is not None
+    for name, value in want.items():
+        assert np.array_equal(value, np.asarray(net.params[name])), name
+
+
+# --------------------------------------------------------------------------- the command line
+
+CLI_CHILD = textwrap.dedent('''
+    import functools, os, signal, sys
+    sys.path.insert(0, {root!r})
+    import xpnet.datasets
+    from tests.test_cli import fake_mnist
+    from xpnet.cli import main
+    from xpnet.nets import MultiLayerNetExtend
+
+    xpnet.datasets.load_mnist = fake_mnist
+    kill_at = int(os.environ.get("KILL_AT", "0"))
+    calls = [0]
+    gradient = MultiLayerNetExtend.gradient
+
+    @functools.wraps(gradient)
+    def killing(self, *args, **kwargs):
+        calls[0] += 1
+        if calls[0] == kill_at:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return gradient(self, *args, **kwargs)
+
+    MultiLayerNetExtend.gradient = killing
+    sys.exit(main(sys.argv[1:]))
+''')
+
+MLP_RUN = ["--model", "mlp", "--batchnorm", "--dropout", "0.2", "--hidden", "30,30",
+           "--optimizer", "adam", "--dtype", "float64", "--epochs", "3", "--batch-size", "50",
+           "--seed", "4", "--no-plot", "-q"]
+
+
+def _cli(tmp_path, *argv, kill_at=0):
+    script = tmp_path / "cli_child.py"
+    script.write_text(CLI_CHILD.format(root=str(ROOT)))
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
+           "KILL_AT": str(kill_at)}
+    return subprocess.run([sys.executable, str(script), "train", *argv], env=env,
+                          capture_output=True, text=True, timeout=120, check=False)
+
+
+def test_cli_run_killed_mid_epoch_resumes_with_the_same_parameters(tmp_path):
+    # 600 fake images in batches of 50: 12 steps an epoch, checkpoints after steps 1, 13, 25.
+    ref = _cli(tmp_path, *MLP_RUN, "--out", str(tmp_path / "ref"))
+    assert ref.returncode == 0, ref.stderr
+    run = tmp_path / "run"
+    killed = _cli(tmp_path, *MLP_RUN, "--out", str(run), kill_at=20)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert load_checkpoint(run).iteration == 13
+    assert not (run / "params.npz").exists()
+    resumed = _cli(tmp_path, "--resume", str(run), "-q")
+    assert resumed.returncode == 0, resumed.stderr
+    with np.load(tmp_path / "ref" / "params.npz") as want, np.load(run / "params.npz") as got:
+        for name in want.files:
+            if name != "__metadata__":
+                assert np.array_equal(want[name], got[name]), name
+    full = json.loads((tmp_path / "ref" / "history.json").read_text())
+    joined = json.loads((run / "history.json").read_text())
+    assert joined["loss"] == full["loss"]
+    assert joined["final_test_acc"] == full["final_test_acc"]
+    assert joined["iterations"] == 36
+
+
+def test_cli_resume_refuses_options_that_change_the_run(tmp_path, monkeypatch, capsys):
+    from tests.test_cli import fake_mnist
+    from xpnet import datasets
+    from xpnet.cli import main
+
+    monkeypatch.setattr(datasets, "load_mnist", fake_mnist)
+    run = tmp_path / "run"
+    assert main(["train", "--iters", "5", "--batch-size", "50", "--out", str(run), "-q",
+                 "--no-plot"]) == 0
+    for extra in (["--seed", "0"], ["--model", "mlp"], ["--dtype=float64"], ["--lr", "1"],
+                  ["--batch-s", "20"]):
+        capsys.readouterr()
+        assert main(["train", "--resume", str(run), *extra]) == 2
+        err = capsys.readouterr().err
+        assert "--resume continues the run with its own settings" in err
+        assert extra[0].split("=")[0] in err or "--batch-size" in err
+    assert main(["train", "--resume", str(tmp_path / "nowhere")]) == 2
+    (run / CHECKPOINT_NAME).write_bytes(b"PK\x03\x04 torn")
+    assert main(["train", "--resume", str(run), "-q"]) == 1
+    assert "corrupt or truncated" in capsys.readouterr().err
+
+
+def test_the_checkpoint_benchmark_runs(tmp_path, capsys):
+    from benchmarks import checkpoint as bench
+
+    assert bench.main(["--train-size", "300", "--writes", "2", "--dir", str(tmp_path),
+                       "--json", str(tmp_path / "b.json")]) == 0
+    rows = json.loads((tmp_path / "b.json").read_text())["rows"]
+    assert [(r["model"], r["dtype"]) for r in rows] == [
+        ("two-layer", "float32"), ("two-layer", "float64"), ("mlp-bn", "float32"),
+        ("mlp-bn", "float64")]
+    assert all(r["write_s"] > 0 and r["bytes"] > 0 for r in rows)
+    assert "share" in capsys.readouterr().out
