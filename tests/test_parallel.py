@@ -71,6 +71,20 @@ def _run_equal(comm, out: Path) -> None:
         arrays["loss"] = np.asarray(history.loss)
         arrays["acc"] = np.asarray([e.test_acc for e in history.epochs])
         np.savez(out / f"{name}-rank{comm.Get_rank()}.npz", **arrays)
+    net, trainer = _trainer(x, t, comm)
+    trainer.train()
+    np.savez(out / f"trainer-rank{comm.Get_rank()}.npz", **{k: np.asarray(v) for k, v in
+                                                           net.params.items()})
+
+
+def _trainer(x, t, comm):
+    """The book's Trainer (its MultiLayerNet, momentum) on the same data."""
+    from xpnet import MultiLayerNet
+    from xpnet.trainer import Trainer
+
+    net = MultiLayerNet(20, [16], 4, dtype="float64", seed=0)
+    return net, Trainer(net, x[:300], t[:300], x[300:], t[300:], epochs=4, mini_batch_size=BATCH,
+                        optimizer="momentum", verbose=False, comm=comm)
 
 
 def _bn_data():
@@ -167,6 +181,12 @@ def test_two_processes_equal_one_process(tmp_path):
                                            err_msg=f"{name} rank {rank} {key}")
             np.testing.assert_allclose(got["loss"], history.loss, rtol=1e-10, err_msg=name)
             assert got["acc"].tolist() == [e.test_acc for e in history.epochs], name
+    net, trainer = _trainer(x, t, None)
+    trainer.train()
+    for rank in (0, 1):
+        got = np.load(tmp_path / f"trainer-rank{rank}.npz")
+        for key, value in net.params.items():
+            np.testing.assert_allclose(got[key], value, rtol=1e-10, atol=1e-12, err_msg=key)
 
 
 @needs_mpi

@@ -185,17 +185,57 @@ def _schedule(args: argparse.Namespace, train_size: int) -> tuple[int, str]:
     return iters, f"{iters} iterations"
 
 
+def _mpi_communicator() -> Any:
+    """The communicator when ``mpiexec`` started this process with several ranks, else None."""
+    import os
+
+    if not any(k in os.environ for k in ("PMI_RANK", "PMIX_RANK", "OMPI_COMM_WORLD_SIZE")):
+        return None  # the common case: nothing of MPI imported
+    from .parallel import from_environment
+
+    try:
+        return from_environment()
+    except ImportError as exc:
+        raise CLIError(str(exc), EXIT_USAGE) from None
+
+
+def _root_first(comm: Any, work: Any) -> Any:
+    """Run ``work()`` on rank 0 first (it makes the run directory, fetches MNIST into the
+    cache), then on the others; a CLIError on rank 0 stops every rank with its message."""
+    if comm is None:
+        return work()
+    result, error = None, None
+    if comm.is_root:
+        try:
+            result = work()
+        except CLIError as exc:
+            error = (str(exc), exc.code)
+    error = comm.bcast_object(error, "the start of the run")
+    if error is not None:
+        raise CLIError(*error) if comm.is_root else CLIError(f"rank 0 failed: {error[0]}",
+                                                              error[1])
+    return result if comm.is_root else work()
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from .optim import get_optimizer
     from .train import train
 
     _check_model_options(args)
+    comm = _mpi_communicator()
+    root = comm is None or comm.is_root
+    if not root:  # only rank 0 prints and writes the run directory
+        args.quiet = True
     xp, device = _namespace_and_device(args)
     out = Path(args.out) if args.out else Path("runs") / (
         _dt.datetime.now().strftime("%Y%m%d-%H%M%S") + f"-{args.backend}")
-    _check_out(out)
-    (x_train, t_train), (x_test, t_test) = _load_mnist(
-        args, flatten=args.model not in CONV_MODELS)
+
+    def prepare() -> Any:
+        if root:
+            _check_out(out)
+        return _load_mnist(args, flatten=args.model not in CONV_MODELS)
+
+    (x_train, t_train), (x_test, t_test) = _root_first(comm, prepare)
     try:
         net = _build_net(args, xp, device)
         # The book's chapter-5 run: SGD with lr 0.1; otherwise each optimizer's book default.
@@ -209,10 +249,21 @@ def cmd_train(args: argparse.Namespace) -> int:
     _say(args, f"xpnet {__version__}: training {net!r}")
     _say(args, f"  {schedule}, batch {args.batch_size}, {optimizer!r}, "
                f"seed {args.seed}; run directory {out}")
-    history = train(net, x_train, t_train, x_test, t_test, iters=iters,
-                    batch_size=args.batch_size, optimizer=optimizer, seed=args.seed,
-                    progress=not args.quiet and sys.stderr.isatty(),
-                    log=None if args.quiet else print)
+    if comm is not None:
+        _say(args, f"  data parallel: {comm.size} processes, batch {args.batch_size} split "
+                   "across them")
+    try:
+        history = train(net, x_train, t_train, x_test, t_test, iters=iters,
+                        batch_size=args.batch_size, optimizer=optimizer, seed=args.seed,
+                        progress=not args.quiet and sys.stderr.isatty(),
+                        log=None if args.quiet else print, comm=comm)
+    except ValueError as exc:
+        if comm is None:
+            raise
+        raise CLIError(str(exc), EXIT_USAGE) from None
+    if not root:
+        return {"diverged": EXIT_FAILED, "interrupted": EXIT_INTERRUPTED}.get(history.status,
+                                                                             EXIT_OK)
     output_error = None
     try:
         written = _write_run(out, net, history, args)
