@@ -206,6 +206,8 @@ def _resume_train(args: argparse.Namespace) -> int:
     from .checkpoint import CHECKPOINT_NAME, CheckpointError, load_checkpoint
     from .train import train
 
+    if _mpi_communicator() is not None:
+        raise CLIError("--resume runs in one process; resume without mpiexec", EXIT_USAGE)
     fixed = _given(getattr(args, "argv", None) or [], RESUME_FIXED)
     if fixed:
         raise CLIError(f"--resume continues the run with its own settings (from its "
@@ -253,6 +255,38 @@ def _resume_train(args: argparse.Namespace) -> int:
     return _finish_run(args, out, net, history)
 
 
+def _mpi_communicator() -> Any:
+    """The communicator when ``mpiexec`` started this process with several ranks, else None."""
+    import os
+
+    if not any(k in os.environ for k in ("PMI_RANK", "PMIX_RANK", "OMPI_COMM_WORLD_SIZE")):
+        return None  # the common case: nothing of MPI imported
+    from .parallel import from_environment
+
+    try:
+        return from_environment()
+    except ImportError as exc:
+        raise CLIError(str(exc), EXIT_USAGE) from None
+
+
+def _root_first(comm: Any, work: Any) -> Any:
+    """Run ``work()`` on rank 0 first (it makes the run directory, fetches MNIST into the
+    cache), then on the others; a CLIError on rank 0 stops every rank with its message."""
+    if comm is None:
+        return work()
+    result, error = None, None
+    if comm.is_root:
+        try:
+            result = work()
+        except CLIError as exc:
+            error = (str(exc), exc.code)
+    error = comm.bcast_object(error, "the start of the run")
+    if error is not None:
+        raise CLIError(*error) if comm.is_root else CLIError(f"rank 0 failed: {error[0]}",
+                                                              error[1])
+    return result if comm.is_root else work()
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from .checkpoint import CHECKPOINT_NAME
     from .optim import get_optimizer
@@ -261,12 +295,20 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.resume is not None:
         return _resume_train(args)
     _check_model_options(args)
+    comm = _mpi_communicator()
+    root = comm is None or comm.is_root
+    if not root:  # only rank 0 prints and writes the run directory
+        args.quiet = True
     xp, device = _namespace_and_device(args)
     out = Path(args.out) if args.out else Path("runs") / (
         _dt.datetime.now().strftime("%Y%m%d-%H%M%S") + f"-{args.backend}")
-    _check_out(out)
-    (x_train, t_train), (x_test, t_test) = _load_mnist(
-        args, flatten=args.model not in CONV_MODELS)
+
+    def prepare() -> Any:
+        if root:
+            _check_out(out)
+        return _load_mnist(args, flatten=args.model not in CONV_MODELS)
+
+    (x_train, t_train), (x_test, t_test) = _root_first(comm, prepare)
     try:
         net = _build_net(args, xp, device)
         # The book's chapter-5 run: SGD with lr 0.1; otherwise each optimizer's book default.
@@ -280,10 +322,23 @@ def cmd_train(args: argparse.Namespace) -> int:
     _say(args, f"xpnet {__version__}: training {net!r}")
     _say(args, f"  {schedule}, batch {args.batch_size}, {optimizer!r}, "
                f"seed {args.seed}; run directory {out}")
-    history = train(net, x_train, t_train, x_test, t_test, iters=iters,
-                    batch_size=args.batch_size, optimizer=optimizer, seed=args.seed,
-                    progress=not args.quiet and sys.stderr.isatty(),
-                    log=None if args.quiet else print, checkpoint=out / CHECKPOINT_NAME)
+    if comm is not None:
+        _say(args, f"  data parallel: {comm.size} processes, batch {args.batch_size} split "
+                   "across them")
+    try:
+        history = train(net, x_train, t_train, x_test, t_test, iters=iters,
+                        batch_size=args.batch_size, optimizer=optimizer, seed=args.seed,
+                        progress=not args.quiet and sys.stderr.isatty(),
+                        log=None if args.quiet else print, comm=comm,
+                        # every rank holds the same state: rank 0 alone writes the checkpoint
+                        checkpoint=out / CHECKPOINT_NAME if root else None)
+    except ValueError as exc:
+        if comm is None:
+            raise
+        raise CLIError(str(exc), EXIT_USAGE) from None
+    if not root:
+        return {"diverged": EXIT_FAILED, "interrupted": EXIT_INTERRUPTED}.get(history.status,
+                                                                             EXIT_OK)
     return _finish_run(args, out, net, history)
 
 

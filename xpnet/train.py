@@ -268,6 +268,7 @@ def train(
     cuda_graph: bool = False,
     checkpoint: str | os.PathLike[str] | None = None,
     resume_from: Any = None,
+    comm: Any = None,
 ) -> History:
     """Train ``net`` on random mini-batches with an optimizer (SGD by default), as the book does.
 
@@ -313,6 +314,12 @@ def train(
         A :class:`~xpnet.checkpoint.Checkpoint` (``load_checkpoint(path)``) to continue: ``net``
         and ``optimizer`` must match it, the other arguments must be its settings (``iters``
         may be larger). The run then takes exactly the steps of the uninterrupted run.
+    comm
+        Data parallelism (:mod:`xpnet.parallel`): an mpi4py communicator (or
+        :class:`xpnet.parallel.Communicator`) over the processes that train together, each
+        with the same data and arguments. Every global batch of ``batch_size`` rows is split
+        across them and the gradients averaged: the updates are those of one process. Only
+        rank 0 logs and shows the progress bar. ``None``: one process, no MPI.
 
     Returns the :class:`History`. A NaN/inf loss stops the run with ``status="diverged"``;
     Ctrl-C stops it with ``status="interrupted"``; both keep what was measured so far.
@@ -327,6 +334,14 @@ def train(
         raise ValueError(msg)
     optimizer = _resolve_optimizer(optimizer, lr)
     start = time.perf_counter()
+    parallel = None
+    if comm is not None:  # data parallelism: the logic lives in xpnet.parallel
+        from .parallel import DataParallel
+
+        parallel = DataParallel(comm, batch_size=int(batch_size), cuda_graph=cuda_graph)
+        seed = parallel.common_seed(seed)
+        if not parallel.is_root:
+            progress, log = False, None
     xp, device, dtype = _net_setting(net)
     n_features, n_classes = _net_sizes(net)
     for name, x, t in (("train", x_train, t_train), ("test", x_test, t_test)):
@@ -367,6 +382,8 @@ def train(
         dtype=dtype_name(dtype if dtype is not None else next(iter(net.params.values())).dtype),
         versions=versions(xp),
     )
+    if parallel is not None:
+        history.config["processes"] = parallel.size
     rng = np.random.default_rng(seed)
     batches_per_perm = train_size // batch_size
     order = None
@@ -388,13 +405,17 @@ def train(
         last_layer = _NoLabelCheck()
     checked_labels, last_layer.check_labels = last_layer.check_labels, False
     try:
-        step, context = _make_step(net, xp, x_train, t_train, optimizer, batch_size,
-                                   cuda_graph)
+        step, context = (_make_step(net, xp, x_train, t_train, optimizer, batch_size,
+                                    cuda_graph) if parallel is None else
+                         parallel.make_step(net, xp, x_train, t_train, optimizer))
     except BaseException:
         last_layer.check_labels = checked_labels
         raise
+    accuracy = net.accuracy if parallel is None else parallel.accuracy(net)
+    if say is not None and parallel is not None and parallel.note:
+        say(parallel.note)
     n_eval = x_test.shape[0] if eval_samples is None else eval_samples
-    evaluation = (x_train[:n_eval, ...], t_train[:n_eval, ...],
+    evaluation = (accuracy, x_train[:n_eval, ...], t_train[:n_eval, ...],
                   x_test[:n_eval, ...], t_test[:n_eval, ...])
     train_start = time.perf_counter() - history.train_time
     # A diverging run is caught and reported below with its iteration; NumPy's own overflow
@@ -418,7 +439,7 @@ def train(
                     saver.save(order_host, perm_start, time.perf_counter() - train_start)
             _sync_losses(history, pending)
             if not eval_at_end:  # the book's Trainer: the whole test set, once, at the end
-                history.final_test_acc = net.accuracy(x_test, t_test)
+                history.final_test_acc = accuracy(x_test, t_test)
         except KeyboardInterrupt:
             history.status = "interrupted"
             history.message = f"interrupted by the user after {history.iterations} iterations"
@@ -496,12 +517,13 @@ def _sync_losses(history: History, pending: list[Array]) -> None:
             raise NonFiniteLossError(msg)
 
 
-def _end_epoch(net: Any, history: History, pending: list[Array], x_train: Array, t_train: Array,
+def _end_epoch(net: Any, history: History, pending: list[Array],
+               accuracy: Callable[[Array, Array], float], x_train: Array, t_train: Array,
                x_test: Array, t_test: Array, seconds: float,
                say: Callable[[str], None] | None, bar: Any) -> None:
     _sync_losses(history, pending)
-    train_acc = net.accuracy(x_train, t_train)
-    test_acc = net.accuracy(x_test, t_test)
+    train_acc = accuracy(x_train, t_train)
+    test_acc = accuracy(x_test, t_test)
     record = EpochRecord(epoch=len(history.epochs) + 1, iteration=history.iterations,
                          train_acc=train_acc, test_acc=test_acc, loss=history.loss[-1],
                          seconds=seconds)

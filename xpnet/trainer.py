@@ -49,6 +49,10 @@ class Trainer:
     checkpoint
         Write the run's state to this file at every epoch and on Ctrl-C (keyword only;
         :meth:`resume` continues from it).
+    comm
+        Data parallelism over MPI (keyword only): an mpi4py communicator such as
+        ``MPI.COMM_WORLD`` (see :mod:`xpnet.parallel`); each process passes the same data and
+        arguments, every mini-batch is split across them, and only rank 0 prints.
 
     After :meth:`train`, ``train_loss_list`` holds the loss of every step (the loss of the
     forward pass each gradient came from), ``train_acc_list`` and ``test_acc_list`` one value
@@ -72,6 +76,7 @@ class Trainer:
         seed: int | None = 0,
         progress: bool | None = None,
         checkpoint: str | os.PathLike[str] | None = None,
+        comm: Any = None,
     ) -> None:
         if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
             msg = f"epochs must be a positive integer, got {epochs!r}"
@@ -102,6 +107,7 @@ class Trainer:
         self.seed = seed
         self.progress = progress
         self.checkpoint = checkpoint
+        self.comm = comm
         self.train_size = int(x_train.shape[0])
         self.iter_per_epoch = max(self.train_size / mini_batch_size, 1)
         self.max_iter = int(epochs * self.iter_per_epoch)
@@ -133,13 +139,17 @@ class Trainer:
         progress = self.progress
         if progress is None:
             progress = self.verbose and sys.stderr.isatty()
+        comm = self.comm
+        rank = 0 if comm is None else getattr(comm, "rank", None)
+        root = (comm.Get_rank() if rank is None else rank) == 0
+        verbose = self.verbose and root
         history = train(
             self.network, self.x_train, self.t_train, self.x_test, self.t_test,
             iters=self.max_iter, batch_size=self.batch_size, optimizer=self.optimizer,
             seed=self.seed, eval_every=max(math.ceil(self.iter_per_epoch), 1),
             eval_samples=self.evaluate_sample_num_per_epoch, eval_at_end=False,
-            progress=progress, log=print if self.verbose else None,
-            checkpoint=self.checkpoint, resume_from=resume_from,
+            progress=progress, log=print if verbose else None, comm=comm,
+            checkpoint=self.checkpoint if root else None, resume_from=resume_from,
         )
         self.history = history
         self.train_loss_list = list(history.loss)
@@ -147,9 +157,9 @@ class Trainer:
         self.test_acc_list = history.test_acc_list
         if history.status == "finished":
             self.final_test_acc = history.final_test_acc
-            if self.verbose:
+            if verbose:
                 print("=============== Final Test Accuracy ===============")
                 print(f"test acc: {self.final_test_acc}")
-        elif self.verbose:
+        elif verbose:
             print(f"training stopped: {history.message}")
         return history

@@ -1,0 +1,246 @@
+"""Data parallelism over MPI: a 2-process run equals the 1-process run, batch norm still
+learns, a rank that dies or raises stops the others, single-process use imports no MPI.
+
+The multi-process tests launch this file under ``mpiexec -n 2`` (``python -m
+tests.test_parallel CASE OUT``); every launch is bounded by a subprocess timeout.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+MPIEXEC = shutil.which("mpiexec")
+try:
+    import mpi4py  # noqa: F401
+except ImportError:
+    HAVE_MPI4PY = False
+else:
+    HAVE_MPI4PY = True
+
+needs_mpi = pytest.mark.skipif(
+    not (HAVE_MPI4PY and MPIEXEC),
+    reason="needs mpi4py and mpiexec (pip install mpi4py mpich)")
+
+STEPS, BATCH = 50, 25  # 25 rows on 2 ranks: shares of 12 and 13, unequal weights
+
+
+def clusters(seed: int, n: int, features: int, classes: int, noise: float):
+    """Gaussian clusters; ``noise`` sets how much they overlap."""
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(0.0, 1.0, (classes, features))
+    labels = rng.integers(0, classes, n).astype(np.int64)
+    return centers[labels] + rng.normal(0.0, noise, (n, features)), labels
+
+
+def _equality_cases():
+    """``(name, net factory, optimizer factory)`` of the exact-equality test (float64)."""
+    from xpnet import MultiLayerNet, TwoLayerNet
+    from xpnet.optim import SGD, Adam
+
+    def two(seed):
+        return TwoLayerNet(20, 16, 4, weight_init_std=0.1, dtype="float64", seed=seed)
+
+    def mlp(seed):
+        return MultiLayerNet(20, [16, 12], 4, weight_decay_lambda=0.01, dtype="float64",
+                             seed=seed)
+
+    return [("two-sgd", two, lambda: SGD(lr=0.3)), ("two-adam", two, lambda: Adam(lr=0.01)),
+            ("mlp-sgd", mlp, lambda: SGD(lr=0.3)), ("mlp-adam", mlp, lambda: Adam(lr=0.01))]
+
+
+def _run_equal(comm, out: Path) -> None:
+    from xpnet.train import train
+
+    x, t = clusters(0, 400, 20, 4, 1.0)
+    for name, make_net, make_opt in _equality_cases():
+        # Rank 1 starts from other weights: the broadcast from rank 0 must replace them.
+        net = make_net(comm.Get_rank())
+        history = train(net, x[:300], t[:300], x[300:], t[300:], iters=STEPS,
+                        batch_size=BATCH, optimizer=make_opt(), seed=3, eval_every=20,
+                        comm=comm)
+        arrays = {k: np.asarray(v) for k, v in net.params.items()}
+        arrays["loss"] = np.asarray(history.loss)
+        arrays["acc"] = np.asarray([e.test_acc for e in history.epochs])
+        np.savez(out / f"{name}-rank{comm.Get_rank()}.npz", **arrays)
+    net, trainer = _trainer(x, t, comm)
+    trainer.train()
+    np.savez(out / f"trainer-rank{comm.Get_rank()}.npz", **{k: np.asarray(v) for k, v in
+                                                           net.params.items()})
+
+
+def _trainer(x, t, comm):
+    """The book's Trainer (its MultiLayerNet, momentum) on the same data."""
+    from xpnet import MultiLayerNet
+    from xpnet.trainer import Trainer
+
+    net = MultiLayerNet(20, [16], 4, dtype="float64", seed=0)
+    return net, Trainer(net, x[:300], t[:300], x[300:], t[300:], epochs=4, mini_batch_size=BATCH,
+                        optimizer="momentum", verbose=False, comm=comm)
+
+
+def _bn_data():
+    x, t = clusters(1, 6000, 30, 10, 1.3)
+    return x[:4000], t[:4000], x[4000:], t[4000:]
+
+
+def _bn_run(comm, out: Path | None = None):
+    from xpnet import MultiLayerNetExtend
+    from xpnet.train import train
+
+    net = MultiLayerNetExtend(30, [64, 64], 10, use_batchnorm=True, dtype="float32", seed=0)
+    history = train(net, *_bn_data(), iters=400, batch_size=100, optimizer="adam", seed=0,
+                    eval_every=400, comm=comm)
+    if out is not None:
+        arrays = {k: np.asarray(v) for k, v in net.params.items()}
+        for name, layer in net.layers.items():
+            if hasattr(layer, "running_mean"):
+                arrays[name + ".mean"] = np.asarray(layer.running_mean)
+                arrays[name + ".var"] = np.asarray(layer.running_var)
+        np.savez(out / f"bn-rank{comm.Get_rank()}.npz", **arrays)
+    return history.final_test_acc
+
+
+def _run_kill(comm, out: Path, how: str) -> None:
+    """Rank 1 dies (SIGKILL), raises or hangs at its 20th step."""
+    import signal
+
+    from xpnet import TwoLayerNet
+    from xpnet.train import train
+
+    x, t = clusters(0, 400, 20, 4, 1.0)
+    net = TwoLayerNet(20, 16, 4, seed=0)
+    if comm.Get_rank() == 1:
+        gradient, calls = net.gradient, [0]
+
+        def failing(*args, **kwargs):
+            calls[0] += 1
+            if calls[0] == 20:
+                if how == "kill":
+                    os.kill(os.getpid(), signal.SIGKILL)
+                if how == "hang":
+                    time.sleep(600)
+                raise RuntimeError("boom at step 20")
+            return gradient(*args, **kwargs)
+
+        net.gradient = failing
+    train(net, x[:300], t[:300], x[300:], t[300:], iters=100_000, batch_size=BATCH, comm=comm)
+    (out / f"finished-rank{comm.Get_rank()}").write_text("should not get here")
+
+
+def _worker(case: str, out: str) -> None:
+    from mpi4py import MPI
+
+    comm, out_dir = MPI.COMM_WORLD, Path(out)
+    if case == "equal":
+        _run_equal(comm, out_dir)
+    elif case == "bn":
+        acc = _bn_run(comm, out_dir)
+        if comm.Get_rank() == 0:
+            (out_dir / "bn.txt").write_text(f"{acc!r} {_bn_run(None)!r}")
+    else:
+        _run_kill(comm, out_dir, case)
+
+
+def _mpiexec(case: str, out: Path, timeout: float, *extra: str, env: dict | None = None):
+    cmd = [MPIEXEC, *extra, "-n", "2", sys.executable, "-m", "tests.test_parallel", case,
+           str(out)]
+    full_env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1",
+                "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", **(env or {})}
+    start = time.monotonic()
+    proc = subprocess.run(cmd, cwd=ROOT, env=full_env, capture_output=True, text=True,
+                          timeout=timeout)
+    return proc, time.monotonic() - start
+
+
+@needs_mpi
+def test_two_processes_equal_one_process(tmp_path):
+    from xpnet.train import train
+
+    proc, _ = _mpiexec("equal", tmp_path, 120)
+    assert proc.returncode == 0, proc.stderr
+    x, t = clusters(0, 400, 20, 4, 1.0)
+    for name, make_net, make_opt in _equality_cases():
+        net = make_net(0)
+        history = train(net, x[:300], t[:300], x[300:], t[300:], iters=STEPS,
+                        batch_size=BATCH, optimizer=make_opt(), seed=3, eval_every=20)
+        for rank in (0, 1):
+            got = np.load(tmp_path / f"{name}-rank{rank}.npz")
+            for key, value in net.params.items():
+                # The run moved the parameters: equality is not that of the start.
+                assert not np.allclose(value, make_net(0).params[key], rtol=1e-3), (name, key)
+                np.testing.assert_allclose(got[key], value, rtol=1e-10, atol=1e-12,
+                                           err_msg=f"{name} rank {rank} {key}")
+            np.testing.assert_allclose(got["loss"], history.loss, rtol=1e-10, err_msg=name)
+            assert got["acc"].tolist() == [e.test_acc for e in history.epochs], name
+    net, trainer = _trainer(x, t, None)
+    trainer.train()
+    for rank in (0, 1):
+        got = np.load(tmp_path / f"trainer-rank{rank}.npz")
+        for key, value in net.params.items():
+            np.testing.assert_allclose(got[key], value, rtol=1e-10, atol=1e-12, err_msg=key)
+
+
+@needs_mpi
+def test_batch_norm_reaches_single_process_accuracy(tmp_path):
+    proc, _ = _mpiexec("bn", tmp_path, 120)
+    assert proc.returncode == 0, proc.stderr
+    two, one = map(float, (tmp_path / "bn.txt").read_text().split())
+    # The ranks hold one model: same parameters, same (averaged) running statistics.
+    rank0, rank1 = (np.load(tmp_path / f"bn-rank{r}.npz") for r in (0, 1))
+    assert any(key.endswith(".mean") for key in rank0.files)
+    for key in rank0.files:
+        np.testing.assert_array_equal(rank0[key], rank1[key], err_msg=key)
+    assert one > 0.8  # a run that learned: the comparison means something
+    assert abs(two - one) <= 0.005, (two, one)
+
+
+@needs_mpi
+@pytest.mark.parametrize("how", ["kill", "raise"])
+def test_a_failing_rank_stops_the_other(tmp_path, how):
+    proc, seconds = _mpiexec(how, tmp_path, 90)
+    assert proc.returncode != 0
+    assert seconds < 60
+    assert not list(tmp_path.glob("finished-*"))
+    text = proc.stdout + proc.stderr
+    if how == "kill":  # mpiexec reports the dead rank and ends the other
+        assert "BAD TERMINATION" in text or "rank" in text, text
+    else:
+        assert "rank 1 of 2: failed: RuntimeError: boom at step 20; aborting all ranks" in text
+
+
+@needs_mpi
+def test_watchdog_stops_a_rank_waiting_for_a_hung_one(tmp_path):
+    # Rank 1 hangs (alive, so the launcher sees nothing): rank 0 waits in the allreduce until
+    # the watchdog aborts every rank after XPNET_MPI_TIMEOUT seconds.
+    proc, seconds = _mpiexec("hang", tmp_path, 90, env={"XPNET_MPI_TIMEOUT": "3"})
+    assert proc.returncode != 0
+    assert 3 < seconds < 60
+    assert ("rank 0 of 2: no answer from the other ranks for 3 s in the gradient allreduce"
+            in proc.stderr), proc.stderr
+
+
+def test_single_process_use_imports_no_mpi():
+    code = ("import sys, numpy as np\n"
+            "from xpnet import TwoLayerNet\n"
+            "from xpnet.train import train\n"
+            "x = np.random.default_rng(0).normal(size=(40, 4)); t = np.arange(40) % 2\n"
+            "train(TwoLayerNet(4, 3, 2, seed=0), x, t, x, t, iters=3, batch_size=10)\n"
+            "print(sorted(m for m in sys.modules if m.startswith(('mpi4py', 'xpnet.parallel',"
+            " 'cupy'))))\n")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                          text=True, timeout=60, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"
+
+
+if __name__ == "__main__":
+    _worker(*sys.argv[1:3])
