@@ -1,0 +1,135 @@
+"""Data parallelism over MPI: 1 vs N processes on the compute-bound MLP step.
+
+``python -m benchmarks.parallel [--procs 1,2] [--json PATH]`` launches
+``mpiexec -n P python -m benchmarks.parallel --worker`` for each process count (1 BLAS thread
+per process), alternating the counts over ``--reps`` rounds; each run times ``--steps`` training
+steps of the 784-4096-10 TwoLayerNet (NumPy float32, SGD) at global batch 4096, the
+configuration of ``python -m benchmarks --config compute``, and the fused gradient allreduce
+inside them. Reports the median step time, the speed-up and the scaling efficiency
+``t1 / (P * tP)``, and the allreduce time per step.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+SIZES, BATCH = (784, 4096, 10), 4096
+
+
+def worker(steps: int, warmup: int) -> None:
+    """One run under mpiexec: time ``steps`` steps; rank 0 prints one JSON line."""
+    from mpi4py import MPI
+
+    from xpnet import TwoLayerNet
+    from xpnet.optim import SGD
+    from xpnet.parallel import DataParallel
+
+    comm = MPI.COMM_WORLD
+    rng = np.random.default_rng(0)
+    n = 2 * BATCH
+    x = rng.random((n, SIZES[0]), dtype=np.float32)
+    t = rng.integers(0, SIZES[2], n)
+    net = TwoLayerNet(*SIZES, dtype="float32", seed=0)
+    parallel = DataParallel(comm, batch_size=BATCH)
+    step, context = parallel.make_step(net, np, x, t, SGD(lr=0.01))
+    spent = [0.0]
+    allreduce = parallel.comm.allreduce_
+
+    def timed(buf: Any, what: str = "the gradient allreduce") -> Any:
+        start = time.perf_counter()
+        out = allreduce(buf, what)
+        spent[0] += time.perf_counter() - start
+        return out
+
+    parallel.comm.allreduce_ = timed
+    order = np.arange(BATCH)
+    with context:
+        for _ in range(warmup):
+            step(order)
+        comm.Barrier()
+        spent[0] = 0.0
+        times = []
+        for _ in range(steps):
+            start = time.perf_counter()
+            step(order)
+            times.append(time.perf_counter() - start)
+    # The slowest rank sets the pace.
+    step_time = comm.allreduce(statistics.median(times), op=MPI.MAX)
+    reduce_time = comm.allreduce(spent[0] / steps, op=MPI.MAX)
+    if comm.rank == 0:
+        print(json.dumps({"procs": comm.size, "step_s": step_time, "allreduce_s": reduce_time,
+                          "buffer_mb": sum(v.size for v in net.params.values()) * 4 / 1e6}))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--procs", default="1,2", help="process counts (default 1,2)")
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--reps", type=int, default=3, help="rounds over the process counts")
+    parser.add_argument("--json", default=None, metavar="PATH", help="also write the results")
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.worker:
+        worker(args.steps, args.warmup)
+        return 0
+    mpiexec = shutil.which("mpiexec")
+    if mpiexec is None:
+        print("mpiexec not found: pip install mpi4py mpich", file=sys.stderr)
+        return 1
+    procs = [int(p) for p in args.procs.split(",")]
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1",
+           "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    runs: dict[int, list[dict[str, Any]]] = {p: [] for p in procs}
+    for _ in range(args.reps):  # interleaved: machine noise hits every count alike
+        for p in procs:
+            cmd = [mpiexec, "-n", str(p), sys.executable, "-m", "benchmarks.parallel",
+                   "--worker", "--steps", str(args.steps), "--warmup", str(args.warmup)]
+            proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True,
+                                  timeout=600, check=True)
+            runs[p].append(json.loads(proc.stdout.strip().splitlines()[-1]))
+    base = statistics.median(r["step_s"] for r in runs[procs[0]]) * procs[0]
+    rows = []
+    print(f"TwoLayerNet {'-'.join(map(str, SIZES))}, global batch {BATCH}, NumPy float32, SGD, "
+          f"1 BLAS thread per process, {os.cpu_count()} cores; medians of {args.reps} runs x "
+          f"{args.steps} steps")
+    print(f"{'procs':>5} {'step ms':>9} {'speed-up':>9} {'efficiency':>10} {'allreduce ms':>13}")
+    for p in procs:
+        step = statistics.median(r["step_s"] for r in runs[p])
+        reduce = statistics.median(r["allreduce_s"] for r in runs[p])
+        row = {"procs": p, "step_ms": step * 1e3, "speedup": base / step,
+               "efficiency": base / (p * step), "allreduce_ms": reduce * 1e3,
+               "buffer_mb": runs[p][0]["buffer_mb"],
+               "runs_step_ms": [r["step_s"] * 1e3 for r in runs[p]]}
+        rows.append(row)
+        print(f"{p:>5} {row['step_ms']:>9.1f} {row['speedup']:>9.2f} {row['efficiency']:>10.2f} "
+              f"{row['allreduce_ms']:>13.2f}")
+    if args.json:
+        import mpi4py
+
+        report = {"config": {"sizes": list(SIZES), "batch_size": BATCH, "dtype": "float32",
+                             "optimizer": "SGD", "steps": args.steps, "reps": args.reps,
+                             "threads_per_process": 1},
+                  "machine": {"host": platform.node(), "cpus": os.cpu_count(),
+                              "python": platform.python_version(), "numpy": np.__version__,
+                              "mpi4py": mpi4py.__version__},
+                  "date": time.strftime("%Y-%m-%d"), "rows": rows}
+        Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
