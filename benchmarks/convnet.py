@@ -15,6 +15,17 @@ book-im2col   the book's im2col implementation, restated here in its style (NumP
 torch-eager   ``nn.Conv2d``/``max_pool2d``/``nn.Linear`` (+ dropout), ``cross_entropy``,
               ``loss.backward()`` and ``torch.optim.Adam``: what a PyTorch user writes
 
+Two floors run in the same rounds, for the convolutions alone (float32, buffers made once):
+
+matmul-floor  the three matmuls per convolution that an im2col implementation does (forward,
+              weight gradient, input gradient as the full convolution; none for the first
+              layer's input), on operands built beforehand
+im2col-floor  the same plus building the two column matrices (window copies of the input and
+              of the padded ``dout``)
+
+Everything else of a step (ReLU, pooling, bias, the affine layers, the loss, Adam) is left out
+of both, so a step of any im2col implementation costs more than ``im2col-floor``.
+
 All start from the same weights. Threads are pinned (``--threads``, default 1). Peak memory of
 one step is measured per contender in a fresh child process (``--no-memory`` skips it):
 ``tracemalloc`` peak (NumPy allocations; PyTorch's allocator is invisible to it) and the growth
@@ -22,6 +33,11 @@ of the process's max RSS over the state after setup.
 
     python -m benchmarks.convnet                  # prints a table
     python -m benchmarks.convnet --json out.json  # and writes the numbers
+    python -m benchmarks.convnet --gpu            # xpnet-cupy against torch-cuda
+
+``--gpu`` runs two other contenders, each block ending with a device synchronisation:
+``xpnet-cupy`` (the same xpnet networks on CuPy, eager, data on the device) and ``torch-cuda``
+(the PyTorch contender on ``cuda``); one without its device is skipped with the reason.
 """
 
 from __future__ import annotations
@@ -268,9 +284,13 @@ def book_step(model: str, x: np.ndarray, t: np.ndarray, batch: int,
 # --- PyTorch ----------------------------------------------------------------------------------
 
 def torch_step(model: str, x: np.ndarray, t: np.ndarray, batch: int,
-               seed: int) -> Callable[[int], Any]:
+               seed: int, device: str = "cpu") -> Callable[[int], Any]:
     import torch
     from torch import nn
+
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        msg = "torch reports no CUDA device"
+        raise RuntimeError(msg)
 
     p = {k: torch.from_numpy(v.astype(np.float32)) for k, v in initial_params(model, seed).items()}
     torch.manual_seed(seed)
@@ -302,22 +322,131 @@ def torch_step(model: str, x: np.ndarray, t: np.ndarray, batch: int,
                 mods.append(nn.MaxPool2d(2))
         net = nn.Sequential(*mods, nn.Flatten(), linear("7"), nn.ReLU(), nn.Dropout(0.5),
                             linear("8"), nn.Dropout(0.5))
-    net.train()
+    net.to(device).train()
     opt = torch.optim.Adam(net.parameters(), lr=LR)
-    xt, tt = torch.from_numpy(x), torch.from_numpy(t.astype(np.int64))
+    xt = torch.from_numpy(x).to(device)
+    tt = torch.from_numpy(t.astype(np.int64)).to(device)
     order = batches(x.shape[0], batch, seed)
 
     def step(i: int) -> Any:
-        idx = torch.from_numpy(order(i))
+        idx = torch.from_numpy(order(i)).to(device)
         loss = nn.functional.cross_entropy(net(xt.index_select(0, idx)), tt.index_select(0, idx))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         return loss.detach()
+    if device.startswith("cuda"):
+        step.sync = torch.cuda.synchronize  # type: ignore[attr-defined]
     return step
 
 
+# --- the GPU contenders (--gpu) -----------------------------------------------------------------
+
+def xpnet_cupy_step(model: str, x: np.ndarray, t: np.ndarray, batch: int,
+                    seed: int) -> Callable[[int], Any]:
+    """xpnet on CuPy, eager: the data moves to the device once, each step's rows go as a
+    device index array; ``step.sync`` waits for the device."""
+    from xpnet.backend import cuda_status
+
+    ok, why = cuda_status()
+    if not ok:
+        raise RuntimeError(why)
+    import cupy
+
+    from xpnet.nets import DeepConvNet, SimpleConvNet
+    from xpnet.optim import Adam
+
+    cls = SimpleConvNet if model == "simple" else DeepConvNet
+    net = cls.from_params(initial_params(model, seed), xp="cupy", dtype="float32",
+                          **cls(seed=seed).config())
+    opt = Adam(lr=LR)
+    xd, td = cupy.asarray(x), cupy.asarray(t.astype(np.int64))
+    order = batches(x.shape[0], batch, seed)
+
+    def step(i: int) -> Any:
+        idx = cupy.asarray(order(i))
+        opt.update(net.params, net.gradient(xd[idx], td[idx]))
+        return net.last_loss
+    step.sync = lambda: cupy.cuda.Device().synchronize()  # type: ignore[attr-defined]
+    return step
+
+
+GPU_CONTENDERS = {
+    "xpnet-cupy": xpnet_cupy_step,
+    "torch-cuda": lambda model, x, t, batch, seed: torch_step(model, x, t, batch, seed, "cuda"),
+}
+
+
 CONTENDERS = {"xpnet-numpy": xpnet_step, "book-im2col": book_step, "torch-eager": torch_step}
+
+
+# --- what any im2col implementation pays: the floors ---------------------------------------------
+
+def conv_shapes(model: str) -> list[tuple[int, int, int, int, int, bool]]:
+    """``(C, F, H, k, pad, needs dx)`` of each convolution of ``model`` (stride 1, square)."""
+    if model == "simple":
+        return [(1, 30, 28, 5, 0, False)]
+    shapes, c, h = [], 1, 28
+    for i, (f, pad) in enumerate(zip((16, 16, 32, 32, 64, 64), DEEP_PADS, strict=True)):
+        shapes.append((c, f, h, 3, pad, i > 0))
+        c, h = f, h + 2 * pad - 2
+        if i % 2 == 1:
+            h //= 2
+    return shapes
+
+
+def floor_step(model: str, batch: int, seed: int, with_columns: bool) -> Callable[[int], Any]:
+    """The convolutions' share of a step that no im2col implementation avoids, in float32
+    with buffers made once: per layer the forward matmul ``W @ colT``, the weight gradient
+    ``dout @ colT.T`` and (all but the first layer) the input gradient as one matmul of the
+    flipped filters with the columns of ``dout`` padded by ``k-1-pad``; ``with_columns`` adds
+    building both column matrices (only the windows' in-image parts: the zeros of the reused
+    buffers are written once). Everything else of the step (ReLU, pooling, bias, affine
+    layers, loss, Adam) is left out."""
+    rng = np.random.default_rng(seed)
+
+    def layout(c: int, size: int, k: int, pad: int, out: int) -> tuple[Any, ...]:
+        src = rng.standard_normal((c, batch, size, size), dtype=np.float32)
+        col = np.zeros((c, k, k, batch, out, out), np.float32)
+        taps = []
+        for i in range(k):
+            y0, y1 = max(0, pad - i), min(out, size + pad - i)
+            for j in range(k):
+                x0, x1 = max(0, pad - j), min(out, size + pad - j)
+                if y1 > y0 and x1 > x0:
+                    taps.append((i, j, y0, y1, x0, x1, y0 + i - pad, x0 + j - pad))
+        return src, col, taps
+
+    work = []
+    for c, f, h, k, pad, needs_dx in conv_shapes(model):
+        o = h + 2 * pad - k + 1
+        fwd = layout(c, h, k, pad, o)
+        bwd = layout(f, o, k, k - 1 - pad, h) if needs_dx else None
+        work.append((rng.standard_normal((f, c * k * k), dtype=np.float32), fwd,
+                     rng.standard_normal((f, batch * o * o), dtype=np.float32),
+                     rng.standard_normal((c, f * k * k), dtype=np.float32), bwd))
+
+    def build(src: np.ndarray, col: np.ndarray, taps: list[tuple[int, ...]]) -> np.ndarray:
+        if with_columns:
+            for i, j, y0, y1, x0, x1, sy, sx in taps:
+                col[:, i, j, :, y0:y1, x0:x1] = src[:, :, sy:sy + y1 - y0, sx:sx + x1 - x0]
+        return col.reshape(col.shape[0] * col.shape[1] * col.shape[2], -1)
+
+    def step(i: int) -> Any:
+        for w, fwd, d2, wflip, bwd in work:
+            cols = build(*fwd)
+            _ = w @ cols
+            _ = d2 @ cols.T
+            if bwd is not None:
+                _ = wflip @ build(*bwd)
+        return None
+    return step
+
+
+FLOORS = {
+    "matmul-floor": lambda model, x, t, batch, seed: floor_step(model, batch, seed, False),
+    "im2col-floor": lambda model, x, t, batch, seed: floor_step(model, batch, seed, True),
+}
 
 
 def load(quick: bool, n_random: int = 2000) -> tuple[np.ndarray, np.ndarray, str]:
@@ -384,16 +513,20 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "config": {"batch": args.batch, "optimizer": "adam", "lr": LR, "data": source,
                    "dtypes": {"xpnet-numpy": "float32", "book-im2col": "float64 (float32 x)",
                               "torch-eager": "float32"},
-                   "steps_per_block": args.steps, "reps": args.reps, "warmup": args.warmup},
+                   "steps_per_block": args.steps, "reps": args.reps, "warmup": args.warmup,
+                   "gpu": args.gpu},
         "machine": machine(), "threads": threads, "models": {},
     }
     for model in args.models:
         steps, skipped = {}, {}
-        for name, make in CONTENDERS.items():
+        pool = GPU_CONTENDERS if args.gpu else {**CONTENDERS, **FLOORS}
+        for name, make in pool.items():
             try:
                 steps[name] = make(model, x, t, args.batch, args.seed)
                 for i in range(args.warmup):
                     steps[name](i)
+                if hasattr(steps[name], "sync"):
+                    steps[name].sync()
             except Exception as exc:  # a contender that cannot run is reported
                 skipped[name] = f"{type(exc).__name__}: {exc}"
                 print(f"skipped {model}/{name}: {skipped[name]}")
@@ -406,6 +539,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 for _ in range(n_steps):
                     step(counter[name])
                     counter[name] += 1
+                if hasattr(step, "sync"):  # a device runs ahead of the host: wait for it
+                    step.sync()
                 times[name].append((time.perf_counter() - t0) / n_steps)
         med = {name: statistics.median(v) for name, v in times.items()}
         entry: dict[str, Any] = {
@@ -414,6 +549,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                                "max": 1e3 * max(times[name])} for name, m in med.items()},
             "skipped": skipped,
         }
+        if "xpnet-cupy" in med and "torch-cuda" in med:
+            entry["ratios"] = {"xpnet-cupy/torch-cuda": med["xpnet-cupy"] / med["torch-cuda"]}
         if "xpnet-numpy" in med:
             entry["ratios"] = {f"xpnet/{other}": med["xpnet-numpy"] / med[other]
                                for other in ("book-im2col", "torch-eager") if other in med}
@@ -425,9 +562,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                                                          strict=True))
                     entry["ratio_per_block"][f"xpnet/{other}"] = {
                         "median": statistics.median(pairs), "min": pairs[0], "max": pairs[-1]}
-        if args.memory:
+        if "torch-eager" in med:
+            entry["floor_ratios"] = {f"{name}/torch-eager": med[name] / med["torch-eager"]
+                                     for name in FLOORS if name in med}
+        if args.memory and not args.gpu:
             entry["memory"] = {}
-            for name in steps:
+            for name in (n for n in steps if n in CONTENDERS):
                 cmd = [sys.executable, "-m", "benchmarks.convnet", "--probe", model, name,
                        "--threads", str(args.threads), "--batch", str(args.batch)]
                 out = subprocess.run(cmd, capture_output=True, text=True, check=False)
@@ -452,7 +592,7 @@ def print_report(report: dict[str, Any]) -> None:
         for name, s in entry["step_ms"].items():
             mem = entry.get("memory", {}).get(name, {})
             tm, rss = mem.get("tracemalloc_peak_mb"), mem.get("max_rss_growth_mb")
-            dtype = cfg["dtypes"][name].split()[0]
+            dtype = cfg["dtypes"].get(name, "float32").split()[0]
             print(f"{name:<13} {dtype:<8} {s['median']:>9.2f} {s['min']:>8.2f} {s['max']:>8.2f} "
                   f"{'' if tm is None else f'{tm:.1f}':>15} "
                   f"{'' if rss is None else f'{rss:.1f}':>14}")
@@ -460,6 +600,8 @@ def print_report(report: dict[str, Any]) -> None:
             spread = entry.get("ratio_per_block", {}).get(key)
             extra = f" (per block {spread['min']:.2f} to {spread['max']:.2f})" if spread else ""
             print(f"  {key}: {value:.2f}x{extra}")
+        for key, value in entry.get("floor_ratios", {}).items():
+            print(f"  {key}: {value:.2f}x")
     if "load_average_at_end" in report:
         start, end = report["machine"]["load_average_at_start"], report["load_average_at_end"]
         print(f"\nload average (1 min) at start {start[0]:.2f}, at end {end[0]:.2f}")
@@ -477,6 +619,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--models", default="simple,deep", help="comma-separated: simple, deep")
     p.add_argument("--no-memory", dest="memory", action="store_false")
     p.add_argument("--quick", action="store_true", help="random data, few steps")
+    p.add_argument("--gpu", action="store_true",
+                   help="xpnet on CuPy against PyTorch on CUDA (no memory probe); a contender "
+                        "without its device is skipped with the reason")
     p.add_argument("--json", default=None, metavar="PATH")
     p.add_argument("--probe", nargs=2, metavar=("MODEL", "CONTENDER"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)

@@ -31,6 +31,6 @@ def test_gpu_check_dry_run_passes(tmp_path):
     steps = [line.split()[1].rstrip(":") for line in summary.splitlines()
              if line.startswith("PASS ")]
     for name in ("env", "compare", "pytest_cupy", "pytest_torch", "gradcheck", "train",
-                 "train_graph", "example", "bench"):
+                 "train_graph", "train_deep", "example", "bench", "bench_convnet"):
         assert name in steps, summary
     assert "FAIL" not in summary
