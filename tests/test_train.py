@@ -47,6 +47,19 @@ def test_learns_on_every_backend(be, data):
         be.assert_on(value, "float32")
 
 
+def test_log_names_epochs_and_the_evaluation_after_the_last_step(data):
+    x, t, xt, tt = data
+    lines: list[str] = []
+    net = TwoLayerNet(20, 16, 3, dtype="float32", seed=0)
+    train(net, x, t, xt, tt, iters=25, batch_size=30, lr=0.5, seed=1, log=lines.append)
+    rows = [line for line in lines if " iter " in line]
+    # Epochs of 10 steps start at steps 1, 11, 21; the extra evaluation after step 25 is no
+    # epoch 4 (a 20-epoch run used to print "epoch 21").
+    assert [row.split("  iter")[0].strip() for row in rows] == [
+        "epoch  1", "epoch  2", "epoch  3", "end"]
+    assert rows[-1].split()[2] == "25"
+
+
 def test_accepts_device_arrays_and_one_hot_labels(be, data):
     x, t, xt, tt = data
     one_hot = np.eye(3, dtype=np.float32)

@@ -433,9 +433,11 @@ def train(
                 history.iterations = i + 1
                 if bar is not None:
                     bar.update(1)
-                if i % iter_per_epoch == 0 or (eval_at_end and i + 1 == iters):
+                on_schedule = i % iter_per_epoch == 0
+                if on_schedule or (eval_at_end and i + 1 == iters):
                     _end_epoch(net, history, pending, *evaluation,
-                               time.perf_counter() - train_start, say, bar)
+                               time.perf_counter() - train_start, say, bar,
+                               label=None if on_schedule else "end")
                     saver.save(order_host, perm_start, time.perf_counter() - train_start)
             _sync_losses(history, pending)
             if not eval_at_end:  # the book's Trainer: the whole test set, once, at the end
@@ -520,7 +522,9 @@ def _sync_losses(history: History, pending: list[Array]) -> None:
 def _end_epoch(net: Any, history: History, pending: list[Array],
                accuracy: Callable[[Array, Array], float], x_train: Array, t_train: Array,
                x_test: Array, t_test: Array, seconds: float,
-               say: Callable[[str], None] | None, bar: Any) -> None:
+               say: Callable[[str], None] | None, bar: Any, label: str | None = None) -> None:
+    """Evaluate and record; the printed line names the epoch, or ``label`` (the extra
+    evaluation after the last step, which is not the start of an epoch)."""
     _sync_losses(history, pending)
     train_acc = accuracy(x_train, t_train)
     test_acc = accuracy(x_test, t_test)
@@ -531,5 +535,6 @@ def _end_epoch(net: Any, history: History, pending: list[Array],
     if bar is not None:
         bar.set_postfix(loss=f"{record.loss:.3f}", train=f"{train_acc:.4f}", test=f"{test_acc:.4f}")
     if say is not None:
-        say(f"epoch {record.epoch:>2}  iter {record.iteration:>6}  loss {record.loss:.4f}  "
+        name = f"epoch {record.epoch:>2}" if label is None else f"{label:<8}"
+        say(f"{name}  iter {record.iteration:>6}  loss {record.loss:.4f}  "
             f"train acc {train_acc:.4f}  test acc {test_acc:.4f}  ({seconds:.1f} s)")
