@@ -136,6 +136,35 @@ def _run_kill(comm, out: Path, how: str) -> None:
     (out / f"finished-rank{comm.Get_rank()}").write_text("should not get here")
 
 
+def _run_ctrl_c(comm, out: Path, who: str) -> None:
+    """A Ctrl-C (a real SIGINT) during step 20, on rank 0 only or on both ranks (as mpiexec
+    forwards one), with a checkpoint: every rank stops after the same step, rank 0 writes the
+    state of that step."""
+    import signal
+
+    from xpnet import MultiLayerNet
+    from xpnet.optim import Adam
+    from xpnet.train import train
+
+    x, t = clusters(0, 400, 20, 4, 1.0)
+    net = MultiLayerNet(20, [16, 12], 4, dtype="float64", seed=0)
+    if who == "both" or comm.Get_rank() == 0:
+        gradient, calls = net.gradient, [0]
+
+        def signalling(*args, **kwargs):
+            calls[0] += 1
+            if calls[0] == 20:
+                os.kill(os.getpid(), signal.SIGINT)
+            return gradient(*args, **kwargs)
+
+        net.gradient = signalling
+    history = train(net, x[:300], t[:300], x[300:], t[300:], iters=STEPS, batch_size=BATCH,
+                    optimizer=Adam(lr=0.01), seed=3, eval_every=20, comm=comm,
+                    checkpoint=out / "c.npz" if comm.Get_rank() == 0 else None)
+    (out / f"ctrl-c-rank{comm.Get_rank()}.txt").write_text(
+        f"{history.status} {history.iterations} {len(history.loss)}")
+
+
 def _worker(case: str, out: str) -> None:
     from mpi4py import MPI
 
@@ -146,6 +175,8 @@ def _worker(case: str, out: str) -> None:
         acc = _bn_run(comm, out_dir)
         if comm.Get_rank() == 0:
             (out_dir / "bn.txt").write_text(f"{acc!r} {_bn_run(None)!r}")
+    elif case.startswith("ctrl-c-"):
+        _run_ctrl_c(comm, out_dir, case.removeprefix("ctrl-c-"))
     else:
         _run_kill(comm, out_dir, case)
 
@@ -215,6 +246,37 @@ def test_a_failing_rank_stops_the_other(tmp_path, how):
         assert "BAD TERMINATION" in text or "rank" in text, text
     else:
         assert "rank 1 of 2: failed: RuntimeError: boom at step 20; aborting all ranks" in text
+
+
+@needs_mpi
+@pytest.mark.parametrize("who", ["rank0", "both"])
+def test_ctrl_c_stops_every_rank_after_one_step_and_the_checkpoint_resumes(tmp_path, who):
+    from xpnet import MultiLayerNet
+    from xpnet.checkpoint import load_checkpoint
+    from xpnet.optim import Adam
+    from xpnet.train import train
+
+    proc, seconds = _mpiexec(f"ctrl-c-{who}", tmp_path, 90)
+    assert proc.returncode == 0, proc.stderr
+    assert seconds < 60
+    # Both ranks stopped after step 20 (the one the Ctrl-C came in) and counted it.
+    for rank in (0, 1):
+        assert (tmp_path / f"ctrl-c-rank{rank}.txt").read_text() == "interrupted 20 20", rank
+    state = load_checkpoint(tmp_path / "c.npz")
+    assert state.iteration == 20
+    # Resumed in one process, the run ends where the uninterrupted one does (2 processes equal
+    # 1 up to rounding): a step applied but not counted would be applied twice.
+    x, t = clusters(0, 400, 20, 4, 1.0)
+
+    def run(**kw):
+        net = MultiLayerNet(20, [16, 12], 4, dtype="float64", seed=0)
+        train(net, x[:300], t[:300], x[300:], t[300:], iters=STEPS, batch_size=BATCH,
+              optimizer=Adam(lr=0.01), seed=3, eval_every=20, **kw)
+        return net.params
+
+    want, got = run(), run(resume_from=state)
+    for key, value in want.items():
+        np.testing.assert_allclose(got[key], value, rtol=1e-10, atol=1e-12, err_msg=key)
 
 
 @needs_mpi

@@ -275,7 +275,8 @@ class DataParallel:
         self.batch_size = batch_size
         self.is_root = self.comm.is_root
         self.size = self.comm.size
-        self._stop = False
+        self._stop = False  # this rank saw a Ctrl-C
+        self._agreed = False  # the last allreduce said some rank did
         #: A line for the log (rank 0): how the arrays travel, when it costs a host copy.
         self.note: str | None = None
 
@@ -338,12 +339,19 @@ class DataParallel:
                     params[key] -= summed[key]
             else:
                 optimizer.update(params, summed)
-            stop = float(buf[-1]) > 0 if host else self._stop_elsewhere()
-            if stop:
-                raise KeyboardInterrupt
+            # The update is applied: the step is whole. poll() stops the loop before the next
+            # one, on every rank alike, once train() has counted this one.
+            self._agreed = float(buf[-1]) > 0 if host else self._stop_elsewhere()
             return buf[buf.shape[0] - (2 if host else 1)]
 
         return step, self.guard()
+
+    def poll(self) -> None:
+        """Raise ``KeyboardInterrupt`` if the last step's allreduce carried a Ctrl-C from any
+        rank (every rank got the same flag, so all stop at the same step)."""
+        if self._agreed:
+            self._agreed = False
+            raise KeyboardInterrupt
 
     def _stop_elsewhere(self) -> bool:
         """Device transports: the Ctrl-C flag goes through a small host allreduce."""

@@ -424,6 +424,8 @@ def train(
         try:
             for i in range(first, iters):
                 saver.poll()  # a Ctrl-C takes effect between steps
+                if parallel is not None:
+                    parallel.poll()  # ... on every rank, when any rank had one
                 slot = i % batches_per_perm
                 if order_host is None or (slot == 0 and i > first):
                     order_host, perm_start = rng.permutation(train_size), i
