@@ -116,3 +116,23 @@ def test_gradcheck_of_the_new_models_passes(capsys, model):
     table = capsys.readouterr().out
     assert "gamma1" in table or "(30, 1, 5, 5)" in table
     assert "FAIL" not in table
+
+
+@pytest.mark.usefixtures("mnist")
+def test_eval_samples_evaluates_epochs_on_a_subset_and_the_end_on_the_whole_test_set(tmp_path):
+    code, out = _train(tmp_path, "--model", "mlp", "--hidden", "20", "--iters", "30",
+                       "--batch-size", "50", "--eval-samples", "40")
+    assert code == 0
+    history = json.loads((out / "history.json").read_text())
+    assert history["config"]["eval_samples"] == 40
+    # Epoch evaluations (after steps 1, 13, 25; none after the last step) on 40 images...
+    assert [e["iteration"] for e in history["epochs"]] == [1, 13, 25]
+    for e in history["epochs"]:
+        assert round(e["test_acc"] * 40, 9) == round(e["test_acc"] * 40)
+        assert round(e["train_acc"] * 40, 9) == round(e["train_acc"] * 40)
+    # ...the final accuracy on the whole test set, that of the saved parameters.
+    import xpnet.datasets
+    from xpnet.io import load_net
+
+    _, (x_test, t_test) = xpnet.datasets.load_mnist()
+    assert history["final_test_acc"] == load_net(out / "params.npz").accuracy(x_test, t_test)

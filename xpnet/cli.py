@@ -188,7 +188,7 @@ def _schedule(args: argparse.Namespace, train_size: int) -> tuple[int, str]:
 # Options that describe the run: --resume takes them from the checkpoint instead.
 RESUME_FIXED = ("--model", "--hidden-size", "--hidden", "--activation", "--weight-init",
                 "--batchnorm", "--dropout", "--weight-decay", "--batch-size", "--optimizer",
-                "--lr", "--seed", "--dtype", "--out")
+                "--lr", "--seed", "--dtype", "--out", "--eval-samples")
 
 
 def _given(argv: Sequence[str], flags: Sequence[str]) -> list[str]:
@@ -328,6 +328,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     try:
         history = train(net, x_train, t_train, x_test, t_test, iters=iters,
                         batch_size=args.batch_size, optimizer=optimizer, seed=args.seed,
+                        eval_samples=args.eval_samples, eval_at_end=args.eval_samples is None,
                         progress=not args.quiet and sys.stderr.isatty(),
                         log=None if args.quiet else print, comm=comm,
                         # every rank holds the same state: rank 0 alone writes the checkpoint
@@ -585,6 +586,10 @@ def build_parser() -> argparse.ArgumentParser:
     length.add_argument("--epochs", type=_positive_int, default=None,
                         help="training epochs of N / batch-size steps (instead of --iters)")
     p.add_argument("--batch-size", type=_positive_int, default=100)
+    p.add_argument("--eval-samples", type=_positive_int, default=None, metavar="N",
+                   help="evaluate each epoch on the first N training and test images, then "
+                        "the whole test set once at the end (the book's Trainer, "
+                        "evaluate_sample_num_per_epoch; default: the whole sets every epoch)")
     p.add_argument("--optimizer", default="sgd", type=str.lower,
                    choices=("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam"),
                    help="update rule (default sgd)")
