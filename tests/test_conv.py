@@ -289,6 +289,18 @@ def test_mixed_dtypes_promote_like_numpy(be, rng):
     be.assert_on(layer.dW, "float64", W.shape)
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_a_number_as_bias_is_every_filters_bias(be, rng, dtype):
+    # The book's ch07/apply_filter.py: Convolution(w, 0).
+    x = be.asarray(rng.standard_normal((2, 1, 6, 6)), dtype)
+    W = be.asarray(rng.standard_normal((3, 1, 3, 3)), dtype)
+    for number in (0, 1.5):
+        out = Convolution(W, number, pad=1).forward(x)
+        be.assert_on(out, dtype, (2, 3, 6, 6))
+        want = Convolution(W, be.asarray(np.full(3, number), dtype), pad=1).forward(x)
+        be.assert_close(out, be.to_numpy(want), rtol=0)
+
+
 # --------------------------------------------------------------------------- errors
 
 

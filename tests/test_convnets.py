@@ -433,11 +433,21 @@ def test_load_params_refuses_code_and_wrong_files(tmp_path):
         net.load_params(tmp_path / "missing.pkl")
 
 
-def test_save_params_refuses_pickle_names(tmp_path):
+def test_save_params_under_a_pickle_name_writes_npz_that_load_params_reads(tmp_path):
+    # The book's train_convnet.py ends with save_params("params.pkl"), visualize_filter.py
+    # starts with load_params("params.pkl"): both must work, and no pickle be written.
     net = SimpleConvNet(**SMALL_SIMPLE, seed=0)
-    with pytest.raises(ValueError, match=r"writes \.npz files \(no pickle\).*params\.npz"):
-        net.save_params(tmp_path / "params.pkl")
-    assert not (tmp_path / "params.pkl").exists()
+    path = tmp_path / "params.pkl"
+    with pytest.warns(UserWarning, match=r"\.npz contents \(no pickle\).*params\.npz"):
+        assert net.save_params(path) == path
+    with np.load(path, allow_pickle=False) as data:  # a zip of plain arrays
+        np.testing.assert_array_equal(data["W1"], np.asarray(net.params["W1"]))
+    with pytest.raises(pickle.UnpicklingError):
+        pickle.loads(path.read_bytes())
+    other = SimpleConvNet(**SMALL_SIMPLE, seed=1)
+    other.load_params(path)
+    for key, value in net.params.items():
+        np.testing.assert_array_equal(np.asarray(other.params[key]), np.asarray(value))
 
 
 def test_save_net_load_net_round_trip(be, tmp_path, rng):
@@ -565,3 +575,13 @@ def test_book_deep_convnet_weights_reach_the_books_accuracy():
     net.load_params(path)
     assert net.accuracy(x, t) >= 0.97
     assert net.accuracy(x[:200].reshape(200, 784), t[:200], 50) == net.accuracy(x[:200], t[:200])
+
+
+def test_labels_as_a_column_like_the_books_gradient_check(be, rng):
+    # ch07/gradient_check.py: T = np.array([1]).reshape((1, 1)) for one image.
+    net = SimpleConvNet(**SMALL_SIMPLE, xp=be.xp, device=be.device, seed=0)
+    x = be.asarray(rng.random((1, *SMALL_SIMPLE["input_dim"])))
+    column = net.gradient(x, be.asarray(np.array([[1]])))
+    flat = net.gradient(x, be.asarray(np.array([1])))
+    for key, value in flat.items():
+        be.assert_close(column[key], be.to_numpy(value), rtol=0)

@@ -335,6 +335,18 @@ def test_softmax_with_loss_single_sample(be, rng, labels_as):
     be.assert_close(dx, numeric, rtol=RTOL, atol=ATOL)
 
 
+@pytest.mark.parametrize("n", [1, 3])
+def test_softmax_with_loss_takes_a_column_of_class_indices(be, rng, n):
+    # The book's ch07/gradient_check.py passes T = np.array([1]).reshape((1, 1)).
+    xh, th = rng.standard_normal((n, 4)), rng.integers(0, 4, n)
+    flat, column = SoftmaxWithLoss(), SoftmaxWithLoss()
+    want = flat.forward(be.asarray(xh), be.asarray(th, "int64"))
+    got = column.forward(be.asarray(xh), be.asarray(th.reshape(n, 1), "int64"))
+    be.assert_close(got, be.to_numpy(want), rtol=0)
+    be.assert_close(column.backward(1.0), be.to_numpy(flat.backward(1.0)), rtol=0)
+    be.assert_close(got, _ce_ref(xh, th), rtol=1e-13)
+
+
 def test_softmax_with_loss_dout_array_untouched(be, rng):
     layer = SoftmaxWithLoss()
     layer.forward(be.asarray(rng.standard_normal((2, 3))), be.asarray([0, 2], "uint8"))

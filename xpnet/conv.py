@@ -276,6 +276,11 @@ class Convolution:
 
     def forward(self, x: Array) -> Array:
         W, b = self.W, self.b
+        if isinstance(b, (int, float)) and not isinstance(b, bool):
+            # A number for every filter, as in the book's ch07/apply_filter.py (b = 0); like
+            # NumPy's `col @ col_W + 0`, it takes the weights' dtype.
+            xp = namespace(x, W)
+            b = xp.full((W.shape[0],), b, dtype=W.dtype, device=device(W))
         xp = self.xp = namespace(x, W, b)
         _check_4d(x, "Convolution")
         if W.ndim != 4:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -173,16 +174,23 @@ class ConvNetMixin:
 
     def save_params(self, file_name: str | os.PathLike[str] = "params.npz") -> Path:
         """Save the parameters, with what :func:`xpnet.io.load_net` needs to rebuild the
-        network, as ``.npz`` (read back with ``allow_pickle=False``). The book's ``.pkl`` is
-        not written: a pickle can carry code; :meth:`load_params` still reads the book's."""
+        network, as ``.npz`` (read back with ``allow_pickle=False``), atomically.
+
+        No pickle is ever written (a pickle can carry code). A name ending in ``.pkl``, as in
+        the book's scripts (``save_params("params.pkl")`` after training), still gets the
+        ``.npz`` contents under that exact name, with a warning: the book's next script's
+        ``load_params("params.pkl")`` then reads the weights just trained (it tells the two
+        formats apart by their first bytes), where Python's ``pickle`` would refuse the file.
+        """
         from ..io import save_net
 
         path = Path(file_name)
         if path.suffix.lower() in (".pkl", ".pickle"):
-            msg = (f"save_params writes .npz files (no pickle), got {str(file_name)!r}; "
-                   f"use e.g. {str(path.with_suffix('.npz'))!r} (load_params reads both the "
-                   "book's .pkl and .npz)")
-            raise ValueError(msg)
+            warnings.warn(
+                f"save_params writes .npz contents (no pickle) to {str(file_name)!r}: "
+                "load_params reads it back, pickle.load does not; name it "
+                f"{str(path.with_suffix('.npz'))!r} to say what it holds",
+                UserWarning, stacklevel=2)
         return save_net(path, self)
 
     def load_params(self, file_name: str | os.PathLike[str] = "params.pkl") -> None:
