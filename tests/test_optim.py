@@ -352,6 +352,33 @@ def test_bad_gradients_are_refused_and_change_nothing(be, rng, name):
         np.testing.assert_array_equal(be.to_numpy(v), before[k])
 
 
+@pytest.mark.parametrize("name", NAMES)
+def test_plain_numbers_follow_the_book_rules_and_are_rebound(name):
+    # The book's optimizer_compare_naive.py: params = {'x': -7.0, 'y': 2.0}, x_history keeps
+    # params['x'] after each update, so each update must bind a new number, not mutate one.
+    params, ref_params = {"x": -7.0, "y": 2}, {"x": np.array(-7.0), "y": np.array(2.0)}
+    opt, ref = get_optimizer(name, **HYPER[name]), Reference(name, **HYPER[name])
+    history = [params["x"]]
+    for _ in range(4):
+        grads = {"x": params["x"] / 10.0, "y": 2.0 * params["y"]}
+        opt.update(params, grads)
+        ref.update(ref_params, {k: np.asarray(v) for k, v in grads.items()})
+        history.append(params["x"])
+        for key in params:
+            assert type(params[key]) is float
+            assert params[key] == pytest.approx(float(ref_params[key]), rel=1e-12)
+    assert len(set(history)) == len(history)  # five different values: nothing aliased
+
+
+def test_plain_numbers_beside_arrays(rng):
+    w = rng.standard_normal(3)
+    params = {"w": w, "s": 1.0}
+    optim.SGD(lr=0.5).update(params, {"w": np.ones(3), "s": 2.0})
+    assert params["w"] is w  # the array still changes in place
+    np.testing.assert_allclose(w, params["w"])
+    assert params["s"] == 0.0
+
+
 def test_integer_params_are_refused(be):
     opt = optim.SGD()
     with pytest.raises(TypeError, match=r"params\['n'\] must be real floating"):

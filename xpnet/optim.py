@@ -127,6 +127,11 @@ def _add(params: MutableMapping[str, Array], key: str, p: Array, delta: Array) -
     return params[key]
 
 
+def _is_number(value: Any) -> bool:
+    """A plain Python real number (not bool); NumPy scalars go the arrays' way."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 class Optimizer:
     """Base class: checks, lazy state, the fused/portable split and ``state_dict``.
 
@@ -153,7 +158,17 @@ class Optimizer:
             state was made for other parameters.
         TypeError
             A gradient comes from another array library, or is not real floating point.
+
+        Plain numbers work too, as in the book's ``optimizer_compare_naive.py``
+        (``params = {'x': -7.0, 'y': 2.0}``): they are updated as float64 and each is
+        replaced by a new Python float, ``params[key] = new``, as the book's
+        ``params[key] -= ...`` does (a list holding the old values keeps them).
         """
+        numbers_in = [k for k in params if _is_number(params[k])] if isinstance(
+            params, Mapping) else []
+        if numbers_in:
+            self._update_numbers(params, grads, numbers_in)
+            return
         xp = self._checked_before(params, grads)
         if xp is None:
             xp = self._check(params, grads)
@@ -171,6 +186,22 @@ class Optimizer:
                 self._fused_step(fused, key, p, g)
             else:
                 self._step(params, key, p, g, xp)
+
+    def _update_numbers(self, params: MutableMapping[str, Any], grads: Mapping[str, Any],
+                        keys: list[str]) -> None:
+        """:meth:`update` for a dict holding plain numbers under ``keys``: through 0-d float64
+        NumPy arrays (the state stays 0-d arrays), written back as new Python floats."""
+        arrays = dict(params)
+        for key in keys:
+            arrays[key] = np.asarray(float(params[key]))
+        if isinstance(grads, Mapping):
+            grads = {k: np.asarray(float(g)) if _is_number(g) else g for k, g in grads.items()}
+        self.update(arrays, grads)
+        for key, value in arrays.items():
+            if key in keys:
+                params[key] = float(value)
+            elif value is not params[key]:  # an array that could not change in place
+                params[key] = value
 
     def _step(self, params: MutableMapping[str, Array], key: str, p: Array, g: Array,
               xp: Namespace) -> None:
