@@ -351,6 +351,17 @@ def test_input_from_another_backend(be):
         net.loss(be.asarray(np.zeros((2, 4))), _foreign(be, (2,)))
 
 
+def test_a_column_of_class_indices_counts_as_the_indices(be, rng):
+    net = _net(be, 4, 3, 3, seed=19)
+    x = be.asarray(rng.standard_normal((6, 4)))
+    t = np.array([0, 1, 2, 2, 1, 0])
+    flat, column = be.asarray(t, "int64"), be.asarray(t.reshape(6, 1), "int64")
+    assert net.accuracy(x, column) == net.accuracy(x, flat)
+    assert net.accuracy(x, column) > 0  # not all predictions are class 0 here...
+    assert net.accuracy(x, flat) != np.mean(t == 0)  # ...so argmax over the column would differ
+    be.assert_close(net.loss(x, column), be.to_numpy(net.loss(x, flat)), rtol=0)
+
+
 def test_bad_inputs(be):
     net = _net(be, 4, 3, 2, seed=19)
     x = be.asarray(np.zeros((2, 4)))
@@ -361,7 +372,7 @@ def test_bad_inputs(be):
     with pytest.raises(ValueError, match=r"labels must lie in \[0, 2\) for 2 classes"):
         net.loss(x, be.asarray([0, 2], "uint8"))
     with pytest.raises(ValueError, match=r"class indices must have shape \(2,\)"):
-        net.loss(x, be.asarray([[0], [1]], "int64"))
+        net.loss(x, be.asarray([[0, 1, 0], [1, 0, 1]], "int64"))
     with pytest.raises(ValueError, match=r"one-hot labels must have shape \(2, 2\)"):
         net.loss(x, be.asarray([0.0, 1.0]))
     with pytest.raises(TypeError, match="labels have dtype bool"):

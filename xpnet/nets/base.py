@@ -339,6 +339,8 @@ class Network:
         at a time (one host sync at the end)."""
         xp = self.xp
         t = self._labels(t)
+        if t.ndim == 2 and t.shape[1] == 1 and xp.isdtype(t.dtype, "integral"):
+            t = xp.reshape(t, (t.shape[0],))  # a column of class indices, as the loss takes
         n = x.shape[0]
         if t.shape[0] != n:
             msg = f"x has {n} rows but t has {t.shape[0]}"
