@@ -46,6 +46,7 @@ of the process's max RSS over the state after setup.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import resource
@@ -403,45 +404,37 @@ def floor_step(model: str, batch: int, seed: int, with_columns: bool) -> Callabl
     with buffers made once: per layer the forward matmul ``W @ colT``, the weight gradient
     ``dout @ colT.T`` and (all but the first layer) the input gradient as one matmul of the
     flipped filters with the columns of ``dout`` padded by ``k-1-pad``; ``with_columns`` adds
-    building both column matrices (only the windows' in-image parts: the zeros of the reused
-    buffers are written once). Everything else of the step (ReLU, pooling, bias, affine
-    layers, loss, Adam) is left out."""
+    building both column matrices with xpnet's own ``_cols_t`` (only the windows' in-image
+    parts: the zeros of the reused buffers are written once). Everything else of the step
+    (ReLU, pooling, bias, affine layers, loss, Adam) is left out."""
+    import array_api_compat.numpy as xnp
+
+    from xpnet.conv import _cols_t, _Workspace
+
     rng = np.random.default_rng(seed)
-
-    def layout(c: int, size: int, k: int, pad: int, out: int) -> tuple[Any, ...]:
-        src = rng.standard_normal((c, batch, size, size), dtype=np.float32)
-        col = np.zeros((c, k, k, batch, out, out), np.float32)
-        taps = []
-        for i in range(k):
-            y0, y1 = max(0, pad - i), min(out, size + pad - i)
-            for j in range(k):
-                x0, x1 = max(0, pad - j), min(out, size + pad - j)
-                if y1 > y0 and x1 > x0:
-                    taps.append((i, j, y0, y1, x0, x1, y0 + i - pad, x0 + j - pad))
-        return src, col, taps
-
-    work = []
+    layers = []
     for c, f, h, k, pad, needs_dx in conv_shapes(model):
         o = h + 2 * pad - k + 1
-        fwd = layout(c, h, k, pad, o)
-        bwd = layout(f, o, k, k - 1 - pad, h) if needs_dx else None
-        work.append((rng.standard_normal((f, c * k * k), dtype=np.float32), fwd,
-                     rng.standard_normal((f, batch * o * o), dtype=np.float32),
-                     rng.standard_normal((c, f * k * k), dtype=np.float32), bwd))
-
-    def build(src: np.ndarray, col: np.ndarray, taps: list[tuple[int, ...]]) -> np.ndarray:
-        if with_columns:
-            for i, j, y0, y1, x0, x1, sy, sx in taps:
-                col[:, i, j, :, y0:y1, x0:x1] = src[:, :, sy:sy + y1 - y0, sx:sx + x1 - x0]
-        return col.reshape(col.shape[0] * col.shape[1] * col.shape[2], -1)
+        x = rng.standard_normal((c, batch, h, h), dtype=np.float32)  # (C, N, H, W)
+        d = rng.standard_normal((f, batch, o, o), dtype=np.float32)  # dout, (F, N, OH, OW)
+        work = _Workspace()  # the layer's reused buffers, as a Convolution keeps them
+        # The columns exactly as xpnet's Convolution builds them: of the input (forward), and
+        # of dout padded by k-1-pad (the input gradient's full convolution).
+        x_cols = functools.partial(_cols_t, xnp, x, k, k, 1, pad, o, o, work)
+        d_cols = (functools.partial(_cols_t, xnp, d, k, k, 1, k - 1 - pad, h, h, work, tag="d")
+                  if needs_dx else None)
+        layers.append((rng.standard_normal((f, c * k * k), dtype=np.float32),
+                       xnp.reshape(d, (f, -1)),
+                       rng.standard_normal((c, f * k * k), dtype=np.float32),
+                       x_cols, d_cols, x_cols(), None if d_cols is None else d_cols()))
 
     def step(i: int) -> Any:
-        for w, fwd, d2, wflip, bwd in work:
-            cols = build(*fwd)
+        for w, d2, wflip, x_cols, d_cols, x_built, d_built in layers:
+            cols = x_cols() if with_columns else x_built
             _ = w @ cols
             _ = d2 @ cols.T
-            if bwd is not None:
-                _ = wflip @ build(*bwd)
+            if d_cols is not None:
+                _ = wflip @ (d_cols() if with_columns else d_built)
         return None
     return step
 
