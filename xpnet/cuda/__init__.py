@@ -14,7 +14,8 @@ from typing import Any
 
 import array_api_compat
 
-from .backend import Array, Namespace
+from ..backend import Array, Namespace
+from .kernels import KERNELS
 
 __all__ = ["CudaGraphStep", "CupyKernels", "fused_kernels", "graph_safe"]
 
@@ -51,44 +52,18 @@ class CupyKernels:
 
     def __init__(self, cupy: Any) -> None:
         self._cp = cupy
-        kernel = cupy.ElementwiseKernel
         self.calls = 0
-        self._relu_forward = kernel("T x", "T y, bool m", "m = x <= (T)0; y = m ? (T)0 : x;",
-                                    "xpnet_relu_forward")
-        self._relu_backward = kernel("T d, bool m", "T dx", "dx = m ? (T)0 : d;",
-                                     "xpnet_relu_backward")
-        self._softmax_grad_index = kernel(
-            "raw T y, raw I t, T scale, int64 C", "T dx",
-            "const long long n = i / C, c = i % C; "
-            "dx = (y[i] - (c == (long long)t[n] ? (T)1 : (T)0)) * scale;",
-            "xpnet_softmax_grad_index")
-        self._softmax_grad_rows = kernel("T y, T t, T scale", "T dx", "dx = (y - t) * scale;",
-                                         "xpnet_softmax_grad_rows")
-        self._sgd = kernel("T g, T lr", "T p", "p -= lr * g;", "xpnet_sgd_update")
-        # One thread per output element; strides in elements, so transposed views need no copy.
-        self._matmul = kernel(
-            "raw T a, raw T b, int64 K, int64 N, int64 sa0, int64 sa1, int64 sb0, int64 sb1",
-            "T c",
-            "const long long r = i / N, col = i % N; "
-            "const T* pa = &a[0] + r * sa0; const T* pb = &b[0] + col * sb1; "
-            "T acc = (T)0; "
-            "for (long long k = 0; k < K; ++k) acc += pa[k * sa1] * pb[k * sb0]; "
-            "c = acc;",
-            "xpnet_matmul")
+        self._kernels: dict[str, Any] = {}
 
-        # Counter-based uniform numbers: element i of a draw is splitmix64(key + (ctr + i) * phi)
-        # scaled to [0, 1) with the type's mantissa bits (24 for float, 53 for double), so the
-        # whole state is (key, ctr) and ctr lives on the device (a captured graph advances it).
-        self._uniform = kernel(
-            "uint64 key, raw uint64 ctr", "T u",
-            "unsigned long long z = key + (ctr[0] + (unsigned long long)i) "
-            "* 0x9E3779B97F4A7C15ULL; "
-            "z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL; "
-            "z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL; "
-            "z ^= z >> 31; "
-            "u = sizeof(T) == 4 ? (T)((float)(z >> 40) * (1.0f / 16777216.0f)) "
-            ": (T)((double)(z >> 11) * (1.0 / 9007199254740992.0));",
-            "xpnet_uniform")
+    def _kernel(self, key: str) -> Any:
+        """The ``ElementwiseKernel`` of :data:`~xpnet.cuda.kernels.KERNELS` ``[key]``, made on
+        first use (CuPy compiles it on its first launch per dtype and layout)."""
+        kernel = self._kernels.get(key)
+        if kernel is None:
+            src = KERNELS[key]
+            kernel = self._kernels[key] = self._cp.ElementwiseKernel(
+                src.in_params, src.out_params, src.body, src.name)
+        return kernel
 
     def uniform(self, shape: tuple[int, ...], dtype: Any, key: int, counter: Array) -> Array:
         """Uniform ``[0, 1)`` numbers of ``shape`` and ``dtype`` (float32/float64) drawn from the
@@ -97,7 +72,7 @@ class CupyKernels:
         self.calls += 1
         out = self._cp.empty(shape, dtype=dtype)
         if out.size:
-            self._uniform(self._cp.uint64(key), counter, out)
+            self._kernel("uniform")(self._cp.uint64(key), counter, out)
             counter += out.size
         return out
 
@@ -121,60 +96,37 @@ class CupyKernels:
         sa0, sa1 = (s // a.itemsize for s in a.strides)
         sb0, sb1 = (s // b.itemsize for s in b.strides)
         out = self._cp.empty((m, n), dtype=a.dtype)
-        return self._matmul(a, b, k, n, sa0, sa1, sb0, sb1, out)
+        return self._kernel("matmul")(a, b, k, n, sa0, sa1, sb0, sb1, out)
 
     def relu_forward(self, x: Array) -> tuple[Array, Array]:
         """``(max(x, 0), x <= 0)`` in one kernel."""
         self.calls += 1
-        return self._relu_forward(x)
+        return self._kernel("relu_forward")(x)
 
     def relu_backward(self, dout: Array, mask: Array) -> Array:
         """``dout`` with zeros where ``mask``, in one kernel (a new array)."""
         self.calls += 1
-        return self._relu_backward(dout, mask)
+        return self._kernel("relu_backward")(dout, mask)
 
     def softmax_grad(self, y: Array, t: Array, scale: float, *, rows: bool) -> Array:
         """``(y - one_hot(t)) * scale`` for class indices ``t`` (``rows=False``) or label rows."""
         self.calls += 1
         scale = y.dtype.type(scale)
         if rows:
-            return self._softmax_grad_rows(y, t, scale)
+            return self._kernel("softmax_grad_rows")(y, t, scale)
         y = self._cp.ascontiguousarray(y)
         out = self._cp.empty_like(y)
-        return self._softmax_grad_index(y, t, scale, y.shape[-1], out)
+        return self._kernel("softmax_grad_index")(y, t, scale, y.shape[-1], out)
 
     def sgd_update(self, p: Array, g: Array, lr: float) -> None:
         """``p -= lr * g`` in place, in one kernel (no ``lr * g`` temporary)."""
         self.calls += 1
-        self._sgd(g, p.dtype.type(lr), p)
+        self._kernel("sgd_update")(g, p.dtype.type(lr), p)
 
     def _optimizer_kernel(self, name: str) -> Any:
-        """The fused optimizer kernel ``name``, made on first use. Each updates one parameter
-        ``p`` and its state in place, element by element, in the parameter's dtype ``T``
-        (float32 or float64; ``sqrt`` and ``pow`` are the C overloads for either)."""
-        kernels = self.__dict__.setdefault("_optimizer_kernels", {})
-        if name not in kernels:
-            in_params, out_params, body = {
-                "momentum": ("T g, T lr, T momentum", "T p, T v",
-                             "v = momentum * v - lr * g; p += v;"),
-                "nesterov": ("T g, T lr, T momentum, T momentum_sq, T lr_ahead", "T p, T v",
-                             "p += momentum_sq * v; p -= lr_ahead * g; "
-                             "v = momentum * v - lr * g;"),
-                "adagrad": ("T g, T lr, T eps", "T p, T h",
-                            "h += g * g; p -= lr * g / (sqrt(h) + eps);"),
-                "rmsprop": ("T g, T lr, T decay, T mix, T eps", "T p, T h",
-                            "h *= decay; h += mix * g * g; p -= lr * g / (sqrt(h) + eps);"),
-                "adam": ("T g, float64 step, T lr, T beta1, T beta2, T eps", "T p, T m, T v",
-                         "const T lr_t = lr * sqrt((T)1 - pow(beta2, (T)step)) "
-                         "/ ((T)1 - pow(beta1, (T)step)); "
-                         "m += ((T)1 - beta1) * (g - m); "
-                         "v += ((T)1 - beta2) * (g * g - v); "
-                         "p -= lr_t * m / (sqrt(v) + eps);"),
-            }[name]
-            kernels[name] = self._cp.ElementwiseKernel(in_params, out_params, body,
-                                                       f"xpnet_{name}_update")
+        """The fused update kernel of optimizer ``name`` (counted as one fused launch)."""
         self.calls += 1
-        return kernels[name]
+        return self._kernel(f"{name}_update")
 
     def momentum_update(self, p: Array, v: Array, g: Array, lr: float, momentum: float) -> None:
         """``v = momentum * v - lr * g; p += v`` in place, in one kernel."""
@@ -210,17 +162,7 @@ class CupyKernels:
         t = p.dtype.type
         self._optimizer_kernel("adam")(g, step, t(lr), t(beta1), t(beta2), t(eps), p, m, v)
 
-    # --- convolution (chapter 7): one kernel each, compiled on first use. Layouts are those of
-    # xpnet.conv: images (C, N, H, W), transposed columns (C*FH*FW, N*OH*OW), pooled (C, N, OH,
-    # OW); zero padding is done by the index arithmetic, and the scatters are gathers (each
-    # output element sums what reads it), so no atomics and deterministic sums.
-
-    def _conv_kernel(self, name: str) -> Any:
-        found = self.__dict__.setdefault("_conv_kernels", {})
-        if name not in found:
-            params, outs, body = _CONV_KERNELS[name]
-            found[name] = self._cp.ElementwiseKernel(params, outs, body, f"xpnet_{name}")
-        return found[name]
+    # --- convolution (chapter 7): one kernel each (layouts: see xpnet.cuda.kernels).
 
     def im2col_t(self, xt: Array, fh: int, fw: int, stride: int, pad: int, oh: int,
                  ow: int) -> Array:
@@ -230,7 +172,7 @@ class CupyKernels:
         xt = cp.ascontiguousarray(xt)
         C, N, H, W = xt.shape
         col = cp.empty((C * fh * fw, N * oh * ow), dtype=xt.dtype)
-        self._conv_kernel("im2col_t")(xt, C, N, H, W, fh, fw, stride, pad, oh, ow, col)
+        self._kernel("im2col_t")(xt, C, N, H, W, fh, fw, stride, pad, oh, ow, col)
         return col
 
     def col2im_t(self, col_t: Array, shape_t: tuple[int, int, int, int], fh: int, fw: int,
@@ -241,7 +183,7 @@ class CupyKernels:
         col_t = cp.ascontiguousarray(col_t)
         C, N, H, W = shape_t
         img = cp.empty(shape_t, dtype=col_t.dtype)
-        self._conv_kernel("col2im_t")(col_t, C, N, H, W, fh, fw, stride, pad, oh, ow, img)
+        self._kernel("col2im_t")(col_t, C, N, H, W, fh, fw, stride, pad, oh, ow, img)
         return img
 
     def max_pool_forward(self, xt: Array, ph: int, pw: int, stride: int, pad: int, oh: int,
@@ -255,7 +197,7 @@ class CupyKernels:
         C, N, H, W = xt.shape
         out = cp.empty((C, N, oh, ow), dtype=xt.dtype)
         arg = cp.empty((C, N, oh, ow), dtype=cp.int32)
-        self._conv_kernel("max_pool_forward")(xt, C, N, H, W, ph, pw, stride, pad, oh, ow,
+        self._kernel("max_pool_forward")(xt, C, N, H, W, ph, pw, stride, pad, oh, ow,
                                               out, arg)
         return out, arg
 
@@ -267,7 +209,7 @@ class CupyKernels:
         dout_t = cp.ascontiguousarray(dout_t)
         C, N, H, W = shape_t
         dx = cp.empty(shape_t, dtype=dout_t.dtype)
-        self._conv_kernel("max_pool_backward")(dout_t, arg, C, N, H, W, ph, pw, stride, pad,
+        self._kernel("max_pool_backward")(dout_t, arg, C, N, H, W, ph, pw, stride, pad,
                                                oh, ow, dx)
         return dx
 
@@ -370,96 +312,3 @@ class CudaGraphStep:
             warnings.warn(msg, RuntimeWarning, stacklevel=3)
             return
         self.graph, self.output = graph, output
-
-# Kernel sources for CupyKernels' convolution methods: (params, outputs, body). Every body
-# finds its element's coordinates from the flat index ``i`` (row-major, last axis fastest).
-_SHAPE = "int32 C, int32 N, int32 H, int32 W, int32 fh, int32 fw, int32 s, int32 p, " \
-         "int32 oh, int32 ow"
-_CONV_KERNELS: dict[str, tuple[str, str, str]] = {
-    "im2col_t": (
-        "raw T x, " + _SHAPE, "T col",
-        """
-        long long r = i;
-        const int ox = (int)(r % ow); r /= ow;
-        const int oy = (int)(r % oh); r /= oh;
-        const int n = (int)(r % N); r /= N;
-        const int kx = (int)(r % fw); r /= fw;
-        const int ky = (int)(r % fh);
-        const int c = (int)(r / fh);
-        const int y = oy * s + ky - p, xx = ox * s + kx - p;
-        col = (y >= 0 && y < H && xx >= 0 && xx < W)
-            ? x[(((long long)c * N + n) * H + y) * W + xx] : (T)0;
-        """,
-    ),
-    "col2im_t": (
-        "raw T col, " + _SHAPE, "T img",
-        """
-        long long r = i;
-        const int xx = (int)(r % W); r /= W;
-        const int y = (int)(r % H); r /= H;
-        const int n = (int)(r % N);
-        const int c = (int)(r / N);
-        T acc = (T)0;
-        for (int ky = 0; ky < fh; ++ky) {
-            const int ty = y + p - ky;
-            if (ty < 0 || ty % s != 0 || ty / s >= oh) continue;
-            for (int kx = 0; kx < fw; ++kx) {
-                const int tx = xx + p - kx;
-                if (tx < 0 || tx % s != 0 || tx / s >= ow) continue;
-                acc += col[(((((long long)c * fh + ky) * fw + kx) * N + n) * oh + ty / s) * ow
-                           + tx / s];
-            }
-        }
-        img = acc;
-        """,
-    ),
-    "max_pool_forward": (
-        "raw T x, " + _SHAPE, "T out, int32 arg",
-        """
-        long long r = i;
-        const int ox = (int)(r % ow); r /= ow;
-        const int oy = (int)(r % oh); r /= oh;
-        const int n = (int)(r % N);
-        const int c = (int)(r / N);
-        T best = (T)0;
-        int where = -1;
-        for (int ky = 0; ky < fh; ++ky) {
-            const int y = oy * s + ky - p;
-            for (int kx = 0; kx < fw; ++kx) {
-                const int xx = ox * s + kx - p;
-                const T v = (y >= 0 && y < H && xx >= 0 && xx < W)
-                    ? x[(((long long)c * N + n) * H + y) * W + xx] : (T)0;
-                /* strictly greater keeps the first maximum; a NaN wins, as in argmax */
-                if (where < 0 || v > best || (v != v && best == best)) {
-                    best = v;
-                    where = ky * fw + kx;
-                }
-            }
-        }
-        out = best;
-        arg = where;
-        """,
-    ),
-    "max_pool_backward": (
-        "raw T dout, raw int32 arg, " + _SHAPE, "T dx",
-        """
-        long long r = i;
-        const int xx = (int)(r % W); r /= W;
-        const int y = (int)(r % H); r /= H;
-        const int n = (int)(r % N);
-        const int c = (int)(r / N);
-        T acc = (T)0;
-        for (int ky = 0; ky < fh; ++ky) {
-            const int ty = y + p - ky;
-            if (ty < 0 || ty % s != 0 || ty / s >= oh) continue;
-            for (int kx = 0; kx < fw; ++kx) {
-                const int tx = xx + p - kx;
-                if (tx < 0 || tx % s != 0 || tx / s >= ow) continue;
-                const long long o = (((long long)c * N + n) * oh + ty / s) * ow + tx / s;
-                if (arg[o] == ky * fw + kx) acc += dout[o];
-            }
-        }
-        dx = acc;
-        """,
-    ),
-}
