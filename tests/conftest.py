@@ -58,6 +58,13 @@ def pytest_configure(config: pytest.Config) -> None:
                f"choose from {', '.join(BACKEND_IDS)}")
         raise pytest.UsageError(msg)
     config.stash[_SELECTED] = tuple(n for n in BACKEND_IDS if n in names) if names else BACKEND_IDS
+    if "cupy" in names:
+        # Asked for by name (the fake-CuPy run, the GPU check): skipping every CuPy test would
+        # pass with nothing run, so an unusable CuPy is an error here.
+        usable, why = backend.cuda_status()
+        if not usable:
+            msg = f"--backend cupy: CuPy is not usable here, every cupy test would skip: {why}"
+            raise pytest.UsageError(msg)
 
 
 def pytest_report_header(config: pytest.Config) -> str:

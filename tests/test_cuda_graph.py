@@ -32,6 +32,17 @@ def _run(xp, cuda_graph, spy=None, **kw):
     return h, {k: to_numpy(v) for k, v in net.params.items()}
 
 
+def _run_extend(xp, cuda_graph, **kw):
+    """The chapter-6 network (batch norm, dropout) with Adam: state that a step updates in
+    place (optimizer moments, step count, dropout counter, running statistics)."""
+    x, t = _data()
+    net = xpnet.MultiLayerNetExtend(784, [40, 30], 10, use_batchnorm=True, use_dropout=True,
+                                    dropout_ration=0.2, xp=xp, dtype="float32", seed=0)
+    h = train(net, x, t, x[:50], t[:50], iters=ITERS, batch_size=100, cuda_graph=cuda_graph,
+              optimizer=xpnet.optim.Adam(lr=0.001), **kw)
+    return net, h
+
+
 @pytest.fixture
 def graph_steps(monkeypatch):
     """The CudaGraphStep objects train() makes, for inspection."""
@@ -79,8 +90,8 @@ def _inject(monkeypatch, what, cupy):
             self.params["W1"] @ self.params["W2"]
         elif what == "host_sync":
             float(self.last_loss)
-        elif what == "legacy_stream":
-            with cupy.cuda.Stream.null:
+        elif what == "blocking_stream":  # a step that hops to a blocking stream of its own
+            with cupy.cuda.Stream():
                 cupy.zeros(2, dtype=cupy.float32) * 2.0
         elif what == "stream_sync":
             cupy.cuda.get_current_stream().synchronize()
@@ -92,7 +103,7 @@ def _inject(monkeypatch, what, cupy):
 @pytest.mark.parametrize(("what", "error"), [
     ("cublas", "NotImplementedError: calling cuBLAS API during stream capture"),
     ("host_sync", "RuntimeError: the current stream is capturing, so D2H"),
-    ("legacy_stream", "CUDARuntimeError: cudaErrorStreamCaptureImplicit"),
+    ("blocking_stream", "RuntimeError: fake cupy: work queued on"),
     ("stream_sync", "CUDARuntimeError: cudaErrorStreamCaptureUnsupported"),
 ])
 def test_a_rule_broken_in_the_step_fails_the_capture(fake_cupy, graph_steps, monkeypatch, what,
@@ -110,6 +121,63 @@ def test_a_rule_broken_in_the_step_fails_the_capture(fake_cupy, graph_steps, mon
     np.testing.assert_allclose(h.loss, h_ref.loss, rtol=1e-5)  # eager fallback: same steps
     for key in p_ref:
         np.testing.assert_allclose(p[key], p_ref[key], rtol=1e-4, atol=1e-6)
+
+
+def test_legacy_stream_work_in_a_captured_step_runs_once_outside_the_graph(fake_cupy):
+    """CUDA's rule, modelled exactly: while a non-blocking stream captures (as the graph step's
+    does), work on the legacy stream is not refused: it runs once, at capture, and is not part
+    of the graph, so the replays silently skip it. xpnet must never depend on it (next test)."""
+    cp = fake_cupy
+    acc = cp.zeros(1, dtype=cp.float32)
+    legacy = cp.zeros(1, dtype=cp.float32)
+
+    def fn():
+        acc[...] += 1.0
+        with cp.cuda.Stream.null:
+            legacy[...] += 1.0  # runs now, on the legacy stream, outside the graph
+        return acc
+
+    step = CudaGraphStep(fn, warmup=1, cupy=cp)
+    before = cp._core.STATS["outside_graph"]
+    for _ in range(5):
+        with step.stream:
+            step()
+    step.stream.synchronize()
+    assert step.error is None
+    assert step.launches == 4
+    assert acc.get()[0] == 5  # warm-up + 4 replays
+    assert legacy.get()[0] == 2  # warm-up + the capture itself; no replay runs it
+    assert cp._core.STATS["outside_graph"] > before  # counted: it ran outside the graph
+
+
+def test_legacy_stream_work_fails_a_blocking_capture(fake_cupy):
+    cp = fake_cupy
+    s = cp.cuda.Stream()  # blocking: ordered with the legacy stream
+    a = cp.zeros(2, dtype=cp.float32)
+    s.wait_event(cp.cuda.Stream.null.record())
+    with s:
+        s.begin_capture()
+        with pytest.raises(cp.cuda.runtime.CUDARuntimeError,
+                           match="cudaErrorStreamCaptureImplicit"), cp.cuda.Stream.null:
+            a + 1
+        with pytest.raises(cp.cuda.runtime.CUDARuntimeError,
+                           match="cudaErrorStreamCaptureInvalidated"):
+            s.end_capture()
+
+
+@pytest.mark.parametrize("model", ["two_layer", "batchnorm_dropout_adam"])
+def test_graph_training_does_no_work_outside_the_graph(fake_cupy, graph_steps, model):
+    """Nothing of xpnet's captured step runs on the legacy stream (it would run once, at
+    capture, and never in a replay)."""
+    before = fake_cupy._core.STATS["outside_graph"]
+    if model == "two_layer":
+        _run("cupy", True)
+    else:
+        _run_extend("cupy", True)
+    (step,) = graph_steps
+    assert step.error is None
+    assert step.launches > 0
+    assert fake_cupy._core.STATS["outside_graph"] == before
 
 
 def test_graph_step_without_graph_safe_matmul_fails(fake_cupy, graph_steps, monkeypatch):
@@ -191,3 +259,23 @@ def test_capture_failure_reports_the_first_error_and_never_recaptures(fake_cupy)
     step()
     assert step.graph is None
     assert calls["n"] == 4
+
+
+def test_graph_batchnorm_running_statistics_match_eager(fake_cupy, graph_steps):
+    """Batch norm's running mean and variance accumulate over every replayed step, as in eager
+    steps with the same kernels (they must be updated in place: a captured step that rebinds
+    them keeps reading the warm-up arrays, whose memory later temporaries reuse)."""
+    with graph_safe():
+        eager, h_eager = _run_extend("cupy", False)
+    graph, h_graph = _run_extend("cupy", True)
+    (step,) = graph_steps
+    assert step.error is None
+    assert step.launches == ITERS - 3
+    stats_eager, stats_graph = eager.buffers(), graph.buffers()
+    assert stats_eager  # running_mean1, running_var1, ...
+    for name, value in stats_eager.items():
+        np.testing.assert_array_equal(to_numpy(stats_graph[name]), to_numpy(value), err_msg=name)
+    for key in eager.params:
+        np.testing.assert_array_equal(to_numpy(graph.params[key]), to_numpy(eager.params[key]),
+                                      err_msg=key)
+    assert h_graph.loss == h_eager.loss

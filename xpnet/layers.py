@@ -405,6 +405,20 @@ class Dropout:
         return dx
 
 
+def _moving_average(running: Array, batch: Array, m: float) -> Array:
+    """``m * running + (1 - m) * batch``, written into ``running`` itself where it can hold the
+    result (same dtype, writable): a captured CUDA graph replays the update on the same memory,
+    so the statistics accumulate over replays; a new array would leave the graph reading the
+    array of the capture. Otherwise a new array, as in the book (an in-place update would cast
+    float64 batch statistics down into float32 running ones). Same arithmetic either way."""
+    if running.dtype == batch.dtype and getattr(getattr(running, "flags", None), "writeable",
+                                                True):
+        running *= m
+        running += (1.0 - m) * batch
+        return running
+    return m * running + (1.0 - m) * batch
+
+
 class BatchNormalization:
     """Batch normalization (chapter 6): ``out = gamma * (x - mu) / sqrt(var + 1e-6) + beta``.
 
@@ -480,11 +494,8 @@ class BatchNormalization:
             xc = x2 - mu
             var = xp.sum(xc * xc, axis=0) / n
             std = xp.sqrt(var + self.EPS)
-            m = self.momentum
-            # New arrays, as in the book: an in-place update would cast float64 batch
-            # statistics down into float32 running ones.
-            self.running_mean = m * self.running_mean + (1.0 - m) * mu
-            self.running_var = m * self.running_var + (1.0 - m) * var
+            self.running_mean = _moving_average(self.running_mean, mu, self.momentum)
+            self.running_var = _moving_average(self.running_var, var, self.momentum)
         else:
             xc = x2 - self.running_mean
             std = xp.sqrt(self.running_var + self.EPS)

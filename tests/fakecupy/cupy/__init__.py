@@ -30,6 +30,18 @@ _SKIP = {"ndarray", "asarray", "array", "ascontiguousarray", "asnumpy", "get_arr
          "core", "distutils", "doc", "compat", "fromfile", "load", "save", "savez", "loadtxt",
          "savetxt", "genfromtxt", "frombuffer", "memmap", "set_printoptions",
          "get_printoptions", "printoptions"}
+# NumPy names that CuPy 14 lacks (checked against the real package by tests/test_cupy_api.py):
+# the fake must not offer what CuPy does not have.
+_NOT_IN_CUPY = {"asmatrix", "block", "bmat", "busday_count", "busday_offset", "busdaycalendar",
+                "bytes_", "character", "clongdouble", "complex256", "datetime64",
+                "datetime_as_string", "datetime_data", "einsum_path", "errstate", "flexible",
+                "float128", "frompyfunc", "fromregex", "geomspace", "get_include", "getbufsize",
+                "geterr", "geterrcall", "histogram_bin_edges", "insert", "is_busday", "isnat",
+                "little_endian", "longdouble", "matrix", "matvec", "nanpercentile",
+                "nanquantile", "ndenumerate", "nditer", "nested_iters", "object_", "polyder",
+                "polydiv", "polyint", "recarray", "record", "setbufsize", "seterr",
+                "seterrcall", "show_runtime", "spacing", "str_", "timedelta64", "unstack",
+                "vecdot", "vecmat", "void"}
 __all__: list[str] = []
 
 
@@ -43,7 +55,7 @@ def _wrapper(name: str, fn: _Any) -> _Any:
 
 
 for _name in dir(_np):
-    if _name.startswith("_") or _name in _SKIP:
+    if _name.startswith("_") or _name in _SKIP or _name in _NOT_IN_CUPY:
         continue
     _obj = getattr(_np, _name)
     if isinstance(_obj, type) or not callable(_obj):
@@ -68,8 +80,10 @@ def is_available() -> bool:
 
 def _h2d(obj: _Any, dtype: _Any, order: _Any = None) -> ndarray:
     stream = _core.h2d()
-    data = _np.array(obj, dtype=dtype, copy=True, order="C" if order is None else order)
-    buf = _core.Buffer(data.nbytes, stream)
+    host = _np.array(obj, dtype=dtype, copy=True, order="C" if order is None else order)
+    data, buf = _core.new_array(host.shape, host.dtype, stream,
+                                "F" if host.flags.f_contiguous and host.ndim > 1 else "C")
+    data[...] = host
     buf.writer = (stream, stream.last)
     return ndarray._wrap(data, buf)
 
@@ -138,6 +152,8 @@ class ElementwiseKernel:
             if isinstance(a, _np.ndarray):
                 msg = f"Unsupported type {type(a)} (kernel {self.name!r} got a host array)"
                 raise TypeError(msg)
+            if isinstance(a, ndarray):
+                _core.check_device(a._buf)
         ins, given = list(args[: self.nin]), list(args[self.nin:])
         values = [a._a if isinstance(a, ndarray) else a for a in args]
         values += [None] * (self.nin + self.nout - len(values))
@@ -160,20 +176,21 @@ class ElementwiseKernel:
             if p.raw:
                 msg = f"raw output {p.name!r} of {self.name!r} must be given"
                 raise ValueError(msg)
-            data = _np.empty(shape, dtype=p.dtype(types))
-            buf = _core.Buffer(data.nbytes, stream)
+            data, buf = _core.new_array(shape, p.dtype(types), stream)
             outs.append(ndarray._wrap(data, buf))
         for p, o in zip(spec.outs, outs, strict=True):
             if not p.raw and o.shape != shape:
                 msg = f"Out shape is mismatched: {o.shape} vs loop {shape} ({self.name!r})"
                 raise ValueError(msg)
+        # NumPy views only: a captured graph holds memory, not arrays.
+        in_values = [a._a if isinstance(a, ndarray) else a for a in ins]
+        out_values = [o._a for o in outs]
 
         def run() -> None:
-            spec.run([a._a if isinstance(a, ndarray) else a for a in ins], [o._a for o in outs],
-                     types, shape)
+            spec.run(in_values, out_values, types, shape)
 
         # While capturing nothing runs: the kernel is recorded and runs at each launch.
-        if not _core.record(run, [o._buf for o in outs]):
+        if not _core.record(run, [o._buf for o in outs], stream):
             run()
         for o in outs:
             o._buf.writer = (stream, stream.last)

@@ -3,13 +3,14 @@ turns every NumPy function into a "kernel" on the current stream."""
 
 from __future__ import annotations
 
+import contextlib
 import operator
 from typing import Any
 
 import numpy as np
 
 from . import _core
-from ._core import Buffer, check_access, enqueue, h2d, host_sync, record
+from ._core import Buffer, check_access, check_device, enqueue, h2d, host_sync, new_array, record
 
 # Floating matmul-like routines go through cuBLAS in CuPy (cupy/_core/_routines_linalg.pyx).
 CUBLAS = {"matmul", "dot", "tensordot", "inner", "vdot", "einsum", "outer", "__matmul__"}
@@ -44,9 +45,11 @@ def _flatten(r: Any) -> list:
 
 
 def _wrap_result(r: Any, inputs: list[ndarray], stream: _core.Stream) -> tuple[Any, list]:
-    """Wrap NumPy results as fake arrays: views share their input's buffer, new arrays allocate.
-    Returns ``(wrapped, new)``, ``new`` the ``(position, array)`` of each newly allocated one."""
+    """Wrap NumPy results as fake arrays: views share their input's buffer, new arrays get
+    memory from the pool (garbage while ``stream`` captures: the values come at replay).
+    Returns ``(wrapped, new)``, ``new`` the ``(position, array)`` of each new one."""
     new: list[tuple[int, ndarray]] = []
+    capturing = _core.capturing() is stream
 
     def one(pos: int, x: Any) -> Any:
         if isinstance(x, np.generic):
@@ -56,9 +59,12 @@ def _wrap_result(r: Any, inputs: list[ndarray], stream: _core.Stream) -> tuple[A
         for a in inputs:
             if np.may_share_memory(x, a._a):
                 return ndarray._wrap(x, a._buf)
-        buf = Buffer(x.nbytes, stream)
+        order = "F" if x.flags.f_contiguous and not x.flags.c_contiguous else "C"
+        data, buf = new_array(x.shape, x.dtype, stream, order)
+        if not capturing:
+            np.copyto(data, x)
         buf.writer = (stream, stream.last)
-        out = ndarray._wrap(x, buf)
+        out = ndarray._wrap(data, buf)
         new.append((pos, out))
         return out
 
@@ -66,6 +72,16 @@ def _wrap_result(r: Any, inputs: list[ndarray], stream: _core.Stream) -> tuple[A
         items = [one(pos, x) for pos, x in enumerate(r)]
         return (tuple(items) if isinstance(r, tuple) else items), new
     return one(0, r), new
+
+
+def _record_refill(new: list[tuple[int, ndarray]], fn: Any, uargs: Any, ukw: Any,
+                   stream: _core.Stream) -> None:
+    """While ``stream`` captures: compute ``new``'s values at each replay (on NumPy views only,
+    so the graph does not keep the arrays alive)."""
+    if not new:
+        return
+    targets = [(pos, o._a) for pos, o in new]
+    record(lambda: _refill(targets, fn(*uargs, **ukw)), [o._buf for _, o in new], stream)
 
 
 def launch(name: str, fn: Any, args: tuple, kwargs: dict) -> Any:
@@ -81,17 +97,15 @@ def launch(name: str, fn: Any, args: tuple, kwargs: dict) -> Any:
                 isinstance(r, (tuple, list)) and not any(isinstance(x, np.ndarray) for x in r)):
             return r  # a host-only helper (isdtype, result_type, finfo ...): no launch
         stream = enqueue()  # a creation routine (zeros, arange ...)
-        if _core.capturing() is None:
-            wrapped, _ = _wrap_result(r, [], stream)
-            return wrapped
         wrapped, new = _wrap_result(r, [], stream)
-        record(lambda: _refill(new, fn(*unwrap(args), **unwrap(kwargs))), [o._buf for _, o in new])
+        _record_refill(new, fn, uargs, ukw, stream)
         return wrapped
     if host:
         msg = f"Unsupported type {type(host[0])} (fake cupy: {name} got a host NumPy array)"
         raise TypeError(msg)
     stream = enqueue()
     for a in reads:
+        check_device(a._buf)
         check_access(a._buf, stream)
     if name in CUBLAS and any(a.dtype.kind in "fc" for a in reads):
         _core.STATS["cublas"] += 1
@@ -101,26 +115,30 @@ def launch(name: str, fn: Any, args: tuple, kwargs: dict) -> Any:
     if name in SYNCING or (name == "where" and len(args) == 1):
         host_sync(name)
     if isinstance(out, ndarray):
-        return _inplace(out, lambda: fn(*unwrap(args), **unwrap(kwargs)), stream)
-    r = fn(*uargs, **ukw)
+        return _inplace(out, lambda: fn(*uargs, **ukw), stream)
+    # While capturing the inputs may be garbage: compute only for the result's shape and dtype.
+    quiet = np.errstate(all="ignore") if _core.capturing() is stream else contextlib.nullcontext()
+    with quiet:
+        r = fn(*uargs, **ukw)
     wrapped, new = _wrap_result(r, reads, stream)
-    if new:
-        record(lambda: _refill(new, fn(*unwrap(args), **unwrap(kwargs))), [o._buf for _, o in new])
+    _record_refill(new, fn, uargs, ukw, stream)
     return wrapped
 
 
-def _refill(new: list[tuple[int, ndarray]], r: Any) -> None:
-    """Replay: write the recomputed results into the buffers allocated at capture."""
+def _refill(targets: list[tuple[int, np.ndarray]], r: Any) -> None:
+    """Replay: write the recomputed results into the memory allocated at capture."""
     flat = _flatten(r)
-    for pos, target in new:
-        np.copyto(target._a, np.asarray(flat[pos]), casting="unsafe")
+    for pos, target in targets:
+        np.copyto(target, np.asarray(flat[pos]), casting="unsafe")
 
 
 def _inplace(target: ndarray, apply: Any, stream: _core.Stream | None = None) -> ndarray:
-    """An in-place write into ``target``: run now, or only record it while capturing."""
+    """An in-place write into ``target``: run now, or only record it while capturing.
+    ``apply`` must hold NumPy views only (see :func:`_core.record`)."""
     stream = enqueue() if stream is None else stream
+    check_device(target._buf)
     check_access(target._buf, stream)
-    if not record(apply, [target._buf]):
+    if not record(apply, [target._buf], stream):
         apply()
     target._buf.writer = (stream, stream.last)
     return target
@@ -138,9 +156,15 @@ def _iop(fn: Any) -> Any:
             msg = f"Unsupported type {type(other)}"
             raise TypeError(msg)
         if isinstance(other, ndarray):
+            check_device(other._buf)
             check_access(other._buf, _core.current_stream())
-        return _inplace(self, lambda: fn(self._a, unwrap(other), out=self._a, casting="same_kind")
-                        if isinstance(fn, np.ufunc) else fn(self._a, unwrap(other)))
+        a, b = self._a, unwrap(other)
+
+        def apply() -> Any:
+            return (fn(a, b, out=a, casting="same_kind") if isinstance(fn, np.ufunc)
+                    else fn(a, b))
+
+        return _inplace(self, apply)
     return method
 
 
@@ -153,8 +177,8 @@ class ndarray:
 
     def __init__(self, shape: Any, dtype: Any = float, memptr: Any = None, strides: Any = None,
                  order: str = "C") -> None:
-        self._a = np.empty(shape, dtype=dtype, order=order)
-        self._buf = Buffer(self._a.nbytes, _core.current_stream())
+        stream = enqueue()
+        self._a, self._buf = new_array(shape, dtype, stream, order)
 
     @classmethod
     def _wrap(cls, a: np.ndarray, buf: Buffer) -> ndarray:
@@ -179,11 +203,11 @@ class ndarray:
     def device(self) -> Any:
         from .cuda import Device
 
-        return Device(0)
+        return Device(self._buf.device)
 
     @property
     def data(self) -> Any:
-        return _core.MemoryPointer(None, self._a.nbytes)
+        return self._buf.memptr
 
     def view(self, dtype: Any = None) -> ndarray:
         return ndarray._wrap(self._a.view() if dtype is None else self._a.view(dtype), self._buf)
@@ -253,10 +277,12 @@ class ndarray:
         unwrap((key, value), reads, host)
         stream = h2d() if host else enqueue()
         for r in reads:
+            check_device(r._buf)
             check_access(r._buf, stream)
+        a, k, v = self._a, unwrap(key), unwrap(value)
 
         def apply() -> None:
-            self._a[unwrap(key)] = unwrap(value)
+            a[k] = v
 
         _inplace(self, apply, stream)
 
@@ -272,7 +298,8 @@ class ndarray:
         return launch("reshape", np.reshape, (self, shape), {})
 
     def fill(self, value: Any) -> None:
-        _inplace(self, lambda: self._a.fill(value))
+        a = self._a
+        _inplace(self, lambda: a.fill(value))
 
     __add__, __radd__ = _binary("add", np.add), _binary("add", np.add, True)
     __sub__, __rsub__ = _binary("subtract", np.subtract), _binary("subtract", np.subtract, True)

@@ -13,9 +13,12 @@ real hardware lets pass silently are made loud:
   ``cudaErrorStreamCaptureUnsupported`` and the capture is invalidated, so ``end_capture()``
   raises ``cudaErrorStreamCaptureInvalidated`` (CuPy's ``test_stream_capture_failure1/6``).
   ``__array__`` always raises ``TypeError`` as CuPy does (no implicit conversion).
-* Work on the legacy stream while another stream captures: ``CUDARuntimeError``
-  ``cudaErrorStreamCaptureImplicit`` (invalidates). Work on any other stream: ``RuntimeError``
-  (stricter than CUDA, where that work silently stays out of the graph).
+* Work on the legacy stream while another stream captures: if the capturing stream is blocking,
+  ``CUDARuntimeError`` ``cudaErrorStreamCaptureImplicit`` (invalidates); if it is non-blocking
+  (as CuPy's examples and xpnet's graph step make it), the work runs once, now, outside the
+  graph, silently, exactly as CUDA does (counted in ``STATS["outside_graph"]``, so tests can
+  show it never happens). Work on any other stream: ``RuntimeError`` (stricter than CUDA, where
+  that work silently stays out of the graph).
 * Allocation during capture from the default memory pool (only an allocator installed with
   ``cupy.cuda.using_allocator`` may serve a capture): ``RuntimeError`` (stricter than CUDA, where
   it works but the pool may later hand the graph's buffers to other arrays).
@@ -23,16 +26,31 @@ real hardware lets pass silently are made loud:
   ``A.synchronize()`` or device sync in between (and no implicit legacy/blocking ordering) raises
   ``RuntimeError`` (a data race on hardware).
 
-While capturing, out-of-place operations compute into new buffers (their values are discarded
-like uninitialised memory would be) and in-place writes are only recorded; ``Graph.launch()``
-replays everything recorded, in order, on the same buffers, so a replay gives real values.
+While capturing, nothing runs: out-of-place operations get new buffers filled with garbage
+(0xFF bytes: NaN for floats, -1 for integers) and in-place writes are only recorded;
+``Graph.launch()`` replays everything recorded, in order, on the same memory, so a replay gives
+real values and only a replay does.
+
+Memory: every array lives in a block of a memory pool (the device's default pool, or the pool
+of ``using_allocator``), as in CuPy: a block freed (its last array gone) goes back to its pool
+and the next allocation of the same rounded size (512 bytes) gets the same memory. A graph holds
+raw memory, not arrays: what a captured step rebinds instead of updating in place is freed, and
+its memory is handed to later temporaries, which the replays then overwrite.
+
+Devices: two (``Device(0)``, ``Device(1)``), with CuPy's current-device rules: arrays live on the
+device that was current when they were allocated; an operation reading an array of another
+device raises CuPy's ``ValueError`` (peer access unavailable); ``with stream`` on another
+device's stream raises CuPy's ``RuntimeError``.
 """
 
 from __future__ import annotations
 
 import contextlib
 import threading
+import weakref
 from typing import Any
+
+import numpy as np
 
 
 class CUDARuntimeError(RuntimeError):
@@ -42,17 +60,32 @@ class CUDARuntimeError(RuntimeError):
         super().__init__(f"{name}: {detail}" if detail else name)
 
 
+DEVICE_COUNT = 2
+
+
 class _State(threading.local):
     def __init__(self) -> None:
         self.streams: list[Stream] = []
         self.allocators: list[Any] = []
+        self.device = 0
+
+
+def current_device() -> int:
+    """The id of the current device (thread-local, as in CUDA)."""
+    return _STATE.device
+
+
+def set_device(device_id: int) -> None:
+    if not 0 <= device_id < DEVICE_COUNT:
+        raise CUDARuntimeError("cudaErrorInvalidDevice", "invalid device ordinal")
+    _STATE.device = device_id
 
 
 _STATE = _State()
 _SEQ = [0]
 DEVICE_DONE = [0]  # seq up to which a device-wide sync has finished everything
 _CAPTURE: dict[str, Any] = {"stream": None}  # the one stream capturing now (process-wide)
-STATS = {"launches": 0, "cublas": 0, "host_syncs": 0, "compiled": 0}
+STATS = {"launches": 0, "cublas": 0, "host_syncs": 0, "compiled": 0, "outside_graph": 0}
 
 
 def _next_seq() -> int:
@@ -84,8 +117,11 @@ class Stream:
 
     null: Stream
 
-    def __init__(self, null: bool = False, non_blocking: bool = False, ptds: bool = False) -> None:
+    def __init__(self, null: bool = False, non_blocking: bool = False, ptds: bool = False,
+                 priority: Any = None) -> None:
         self.is_legacy = bool(null)
+        # CuPy: the stream belongs to the device current at its creation (-1: the legacy one).
+        self.device_id = -1 if null else current_device()
         self.non_blocking = bool(non_blocking)
         self.ptr = 0 if null else id(self)
         self.last = 0  # seq of the last work queued here
@@ -98,7 +134,14 @@ class Stream:
         kind = "legacy" if self.is_legacy else ("non-blocking" if self.non_blocking else "blocking")
         return f"<fake cupy Stream {kind} {self.ptr:#x}>"
 
+    def _check_device(self) -> None:
+        if self.device_id not in (-1, current_device()):
+            msg = (f"The device that the stream is created on ({self.device_id}) does not match "
+                   f"with the current device ({current_device()})")
+            raise RuntimeError(msg)
+
     def __enter__(self) -> Stream:
+        self._check_device()
         _STATE.streams.append(self)
         return self
 
@@ -106,6 +149,7 @@ class Stream:
         _STATE.streams.pop()
 
     def use(self) -> Stream:
+        self._check_device()
         _STATE.streams[:] = [self]
         return self
 
@@ -164,7 +208,12 @@ Stream.null = Stream(null=True)
 
 
 def current_stream() -> Stream:
-    return _STATE.streams[-1] if _STATE.streams else Stream.null
+    """The innermost ``with stream`` of the current device, else the legacy stream."""
+    device = current_device()
+    for stream in reversed(_STATE.streams):
+        if stream.device_id in (-1, device):
+            return stream
+    return Stream.null
 
 
 def capturing() -> Stream | None:
@@ -187,10 +236,13 @@ class Graph:
         stream = current_stream() if stream is None else stream
         enqueue(stream)
         seq = stream.last
-        for op, written in self._ops:
-            op()
-            for buf in written:
-                buf.writer = (stream, seq)
+        with np.errstate(all="ignore"):  # replays read what the GPU would: maybe garbage
+            for op, written in self._ops:
+                op()
+                for ref in written:
+                    buf = ref()
+                    if buf is not None:
+                        buf.writer = (stream, seq)
         self.launches += 1
 
     def upload(self, stream: Stream | None = None) -> None:
@@ -202,29 +254,68 @@ def enqueue(stream: Stream | None = None) -> Stream:
     stream = current_stream() if stream is None else stream
     cap = _CAPTURE["stream"]
     if cap is not None and stream is not cap:
-        if stream.is_legacy:
+        if stream.is_legacy and not cap.non_blocking:
             err = CUDARuntimeError(
                 "cudaErrorStreamCaptureImplicit",
                 f"work queued on the legacy stream while {cap!r} is capturing")
             cap.invalidated = cap.invalidated or err
             raise err
-        msg = (f"fake cupy: work queued on {stream!r} while {cap!r} is capturing; it would run "
-               "eagerly, outside the graph")
-        raise RuntimeError(msg)
+        if stream.is_legacy:  # CUDA: runs now, outside the graph, and never again
+            STATS["outside_graph"] += 1
+        else:
+            msg = (f"fake cupy: work queued on {stream!r} while {cap!r} is capturing; it would "
+                   "run eagerly, outside the graph")
+            raise RuntimeError(msg)
     STATS["launches"] += 1
     stream.last = _next_seq()
     return stream
 
 
 class Buffer:
-    """Device memory: what views share; ``writer`` is the last (stream, seq) that wrote it."""
+    """Device memory that views share: a block of a pool on one device. ``writer`` is the last
+    (stream, seq) that wrote it. When the last array using it is gone, the block goes back to
+    its pool (``__del__``), as CuPy's pooled memory does."""
 
-    __slots__ = ("nbytes", "writer")
+    __slots__ = ("__weakref__", "device", "memptr", "nbytes", "writer")
 
-    def __init__(self, nbytes: int, stream: Stream) -> None:
+    def __init__(self, nbytes: int, stream: Stream | None = None) -> None:
         self.nbytes = nbytes
         self.writer: tuple[Stream, int] | None = None
-        allocate(nbytes)
+        self.device = current_device()
+        self.memptr = allocate(nbytes)
+
+    def view(self, shape: Any, dtype: Any, order: str = "C") -> np.ndarray:
+        """The block as an array of ``shape`` and ``dtype``."""
+        dtype = np.dtype(dtype)
+        return np.ndarray(shape, dtype=dtype, buffer=self.memptr.block, order=order)
+
+    def __del__(self) -> None:
+        memptr = getattr(self, "memptr", None)
+        if memptr is not None:
+            memptr.release()
+
+
+def new_array(shape: Any, dtype: Any, stream: Stream, order: str = "C") -> tuple[np.ndarray,
+                                                                                   Buffer]:
+    """Memory for a new array on the current device, from the current pool; filled with
+    garbage while ``stream`` captures (nothing has run yet)."""
+    dtype = np.dtype(dtype)
+    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    buf = Buffer(nbytes, stream)
+    data = buf.view(shape, dtype, order)
+    if _CAPTURE["stream"] is stream and nbytes:
+        buf.memptr.block[:nbytes] = 0xFF
+    return data, buf
+
+
+def check_device(buf: Buffer) -> None:
+    """CuPy's peer-access check (``cupy/_core/_kernel.pyx``): an array of another device
+    than the current one; the fake models GPUs without peer access."""
+    device = current_device()
+    if buf.device != device:
+        msg = (f"The device where the array resides ({buf.device}) is different from the "
+               f"current device ({device}). Peer access is unavailable between these devices.")
+        raise ValueError(msg)
 
 
 def check_access(buf: Buffer, stream: Stream) -> None:
@@ -245,32 +336,66 @@ def check_access(buf: Buffer, stream: Stream) -> None:
 
 
 class MemoryPointer:
-    def __init__(self, pool: Any, size: int) -> None:
+    """A block of ``pool`` on ``device_id``; ``release()`` gives it back."""
+
+    def __init__(self, pool: MemoryPool | None, block: np.ndarray, size: int,
+                 device_id: int) -> None:
         self.mem = pool
+        self.block = block
         self.size = size
-        self.ptr = 0
+        self.device_id = device_id
+        self.ptr = block.ctypes.data
+
+    def release(self) -> None:
+        if self.mem is not None:
+            self.mem._give_back(self)
+            self.mem = None
+
+
+_ROUND = 512  # CuPy's pool rounds allocations up to multiples of 512 bytes
 
 
 class MemoryPool:
-    """Counts allocations; the default pool refuses to serve a capture."""
+    """A pool per device: freed blocks are kept and handed to the next allocation of the same
+    rounded size (CuPy reuses freed memory the same way, within a pool and a device)."""
 
     def __init__(self, allocator: Any = None) -> None:
         self.n_allocs = 0
-        self.bytes = 0
+        self.n_reused = 0
+        self._free: dict[tuple[int, int], list[np.ndarray]] = {}
+        self._used = 0
+        self._total = 0
 
     def malloc(self, size: int) -> MemoryPointer:
         self.n_allocs += 1
-        self.bytes += size
-        return MemoryPointer(self, size)
+        rounded = max(_ROUND, -(-int(size) // _ROUND) * _ROUND)
+        device = current_device()
+        free = self._free.get((device, rounded))
+        if free:
+            block = free.pop()
+            self.n_reused += 1
+        else:
+            block = np.empty(rounded, dtype=np.uint8)
+            self._total += rounded
+        self._used += rounded
+        return MemoryPointer(self, block, int(size), device)
+
+    def _give_back(self, ptr: MemoryPointer) -> None:
+        self._used -= ptr.block.nbytes
+        self._free.setdefault((ptr.device_id, ptr.block.nbytes), []).append(ptr.block)
 
     def used_bytes(self) -> int:
-        return self.bytes
+        return self._used
 
     def total_bytes(self) -> int:
-        return self.bytes
+        return self._total
+
+    def n_free_blocks(self) -> int:
+        return sum(len(v) for v in self._free.values())
 
     def free_all_blocks(self, stream: Any = None) -> None:
-        pass
+        self._total -= sum(b.nbytes for v in self._free.values() for b in v)
+        self._free.clear()
 
 
 _DEFAULT_POOL = MemoryPool()
@@ -289,24 +414,25 @@ def using_allocator(allocator: Any = None):
         _STATE.allocators.pop()
 
 
-def allocate(nbytes: int) -> None:
+def allocate(nbytes: int) -> MemoryPointer:
     allocator = _STATE.allocators[-1] if _STATE.allocators else None
     if allocator is None:
-        if _CAPTURE["stream"] is not None:
+        if _CAPTURE["stream"] is not None and current_stream() is _CAPTURE["stream"]:
             msg = ("fake cupy: allocation from the default memory pool during stream capture; "
                    "serve the capture from a private pool (cupy.cuda.using_allocator(pool.malloc))")
             raise RuntimeError(msg)
-        _DEFAULT_POOL.malloc(nbytes)
-    else:
-        allocator(nbytes)
+        return _DEFAULT_POOL.malloc(nbytes)
+    return allocator(nbytes)
 
 
-def record(op: Any, written: list[Buffer]) -> bool:
-    """While the current stream captures, keep ``op`` for replay; returns whether it did."""
+def record(op: Any, written: list[Buffer], stream: Stream) -> bool:
+    """If ``stream`` is capturing, keep ``op`` for replay (it does not run now); returns
+    whether it did. The graph keeps the memory ``op`` touches, not the arrays (``op`` must hold
+    NumPy views only), so freeing an array does not keep its block from being reused."""
     cap = _CAPTURE["stream"]
-    if cap is None:
+    if cap is None or stream is not cap:
         return False
-    cap.recorded.append((op, written))
+    cap.recorded.append((op, [weakref.ref(b) for b in written]))
     return True
 
 

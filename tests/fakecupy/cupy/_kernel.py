@@ -28,6 +28,9 @@ _CTYPES = {
 }
 
 _PRELUDE = r"""
+#if defined(__SSE__)
+#include <xmmintrin.h>
+#endif
 #include <cmath>
 #include <cstddef>
 #include <algorithm>
@@ -136,6 +139,13 @@ class KernelSpec:
         lines += [f"typedef {_CTYPES[dt.name]} {key};" for key, dt in sorted(types.items())]
         lines.append(f'extern "C" void {self.name}(long long _n, void** _args) {{')
         lines.append("  CIndexer _ind{_n};")
+        # CuPy compiles with -ftz=true: single-precision arithmetic flushes denormals (inputs
+        # and results) to zero. SSE's FTZ and DAZ bits do that on the CPU, for this kernel.
+        ftz = any(dt == np.float32 for dt in types.values())
+        if ftz:
+            lines.append("#if defined(__SSE__)")
+            lines.append("  const unsigned int _csr = _mm_getcsr(); _mm_setcsr(_csr | 0x8040);")
+            lines.append("#endif")
         for k, p in enumerate(self.ins + self.outs):
             ctype = p.type if p.placeholder else _CTYPES[p.type]
             if p.raw:
@@ -158,21 +168,42 @@ class KernelSpec:
                 lines.append(f"    {ctype}& {p.name} = _p{k}[i];")
         lines.append("    { " + self.operation + " }")
         lines.append("  }")
+        if ftz:
+            lines.append("#if defined(__SSE__)")
+            lines.append("  _mm_setcsr(_csr);")
+            lines.append("#endif")
         lines.append("}")
         return "\n".join(lines) + "\n"
 
     def resolve_types(self, values: list) -> dict[str, np.dtype]:
+        """The placeholder types, decided as CuPy's ``_decide_params_type_core`` does: by the
+        arrays only (outputs first, then inputs; scalars are cast to what the arrays decide),
+        with ``TypeError: Type is mismatched`` for an array whose dtype differs from its
+        parameter's type or from the placeholder's (no silent casts, as in CuPy)."""
         types: dict[str, np.dtype] = {}
-        for p, v in zip(self.ins + self.outs, values, strict=False):
-            if p.placeholder and isinstance(v, np.ndarray):
-                if p.type in types and types[p.type] != v.dtype:
-                    msg = (f"Type is mismatched. {p.name} {v.dtype} {types[p.type]} "
+        n_in = len(self.ins)
+        pairs = list(zip(self.outs, values[n_in:], strict=False))
+        pairs += list(zip(self.ins, values[:n_in], strict=False))
+        for p, v in pairs:
+            if not isinstance(v, np.ndarray):
+                continue
+            if not p.placeholder:
+                if v.dtype != np.dtype(p.type):
+                    msg = f"Type is mismatched. {p.name} {v.dtype} {p.type} (kernel {self.name})"
+                    raise TypeError(msg)
+            elif p.type in types:
+                if types[p.type] != v.dtype:
+                    msg = (f"Type is mismatched. {p.name} {v.dtype} {types[p.type]} {p.type} "
                            f"(kernel {self.name})")
                     raise TypeError(msg)
+            else:
                 types[p.type] = v.dtype
-        for p, v in zip(self.ins + self.outs, values, strict=False):
-            if p.placeholder and p.type not in types and v is not None:
-                types[p.type] = np.asarray(v).dtype  # scalars only
+        for p in self.ins + self.outs:
+            if p.placeholder and p.type not in types:
+                # CuPy looks the type up and fails with a KeyError: only arrays decide types.
+                msg = (f"{p.type!r}: no array argument decides the type {p.type} of {p.name} "
+                       f"(kernel {self.name})")
+                raise KeyError(msg)
         return types
 
     def run(self, args: list, outs: list[np.ndarray], types: dict[str, np.dtype],

@@ -2,7 +2,7 @@
 
 from .. import _core
 from .._core import Event, Graph, MemoryPool, Stream, using_allocator
-from . import device, graph, memory, runtime, stream  # noqa: F401
+from . import device, graph, memory, nccl, runtime, stream  # noqa: F401
 from .device import Device
 
 __all__ = [
@@ -24,7 +24,7 @@ def get_current_stream(device_id: int = -1) -> Stream:
 
 
 def get_device_id() -> int:
-    return 0
+    return _core.current_device()
 
 
 def is_available() -> bool:

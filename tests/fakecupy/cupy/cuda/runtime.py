@@ -10,7 +10,21 @@ _is_hip_environment = False
 
 
 def getDeviceCount() -> int:
-    return 1
+    from .._core import DEVICE_COUNT
+
+    return DEVICE_COUNT
+
+
+def getDevice() -> int:
+    from .._core import current_device
+
+    return current_device()
+
+
+def setDevice(device: int) -> None:
+    from .._core import set_device
+
+    set_device(int(device))
 
 
 def runtimeGetVersion() -> int:
