@@ -8,6 +8,7 @@ usable" without ever raising on a CPU-only machine.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import sys
 from types import ModuleType
@@ -31,6 +32,7 @@ __all__ = [
     "get_namespace",
     "is_available",
     "namespace",
+    "on_device",
     "parse_device",
     "resolve_dtype",
     "supports_float64",
@@ -225,6 +227,27 @@ def device(x: Array) -> Any:
     return array_api_compat.device(x)
 
 
+_NO_SCOPE = contextlib.nullcontext()
+
+
+def on_device(where: Any) -> contextlib.AbstractContextManager[Any]:
+    """A context in which ``where`` (a device, or an array: its device) is the current device.
+
+    CuPy allocates and launches on the *current* device, whatever device the arrays live on
+    (array-api-compat's ``zeros(..., device=)`` ignores ``device`` there), so work for a
+    network on ``cuda:1`` must run with device 1 current: xpnet enters this around its
+    networks' passes, the optimizers' updates, the training loop and the random generators.
+    On every other backend (arrays carry their device) it does nothing, at no cost."""
+    kind = type(where)
+    if kind.__module__.startswith("cupy"):
+        if hasattr(where, "synchronize") and hasattr(where, "id"):
+            return where  # a cupy.cuda.Device: a context manager that restores the previous
+        found = getattr(where, "device", None)
+        if found is not None and type(found).__module__.startswith("cupy"):
+            return found
+    return _NO_SCOPE
+
+
 def default_device(xp: Namespace) -> Any:
     """The device new arrays of ``xp`` land on when none is named."""
     info = getattr(xp, "__array_namespace_info__", None)
@@ -391,7 +414,8 @@ class RandomGenerator:
             # xpnet's counter-based kernel (xpnet.cuda): the state is a key and a counter that
             # lives on the device, so drawing never reads back and a CUDA graph advances it.
             self._key = int(self._seq.generate_state(1, np.uint64)[0])
-            self._counter = xp.zeros((), dtype=xp.uint64, device=self.device)
+            with on_device(self.device):
+                self._counter = xp.zeros((), dtype=xp.uint64, device=self.device)
         else:  # numpy, array_api_strict and any other namespace: NumPy on the host
             self._gen = np.random.default_rng(self._seq)
 
@@ -416,8 +440,9 @@ class RandomGenerator:
     def _cupy_random(self, shape: tuple[int, ...], name: str) -> Array:
         from .cuda import fused_kernels
 
-        return fused_kernels(self.xp).uniform(shape, getattr(self.xp, name), self._key,
-                                              self._counter)
+        with on_device(self.device):
+            return fused_kernels(self.xp).uniform(shape, getattr(self.xp, name), self._key,
+                                                  self._counter)
 
     def get_state(self) -> dict[str, Any]:
         """The generator's state as plain host data (JSON-compatible)."""
@@ -440,7 +465,8 @@ class RandomGenerator:
             self._gen.set_state(self._torch.tensor(state["state"], dtype=self._torch.uint8))
         elif self.backend == "cupy":
             self._key = int(state["state"]["key"])
-            self._counter[...] = int(state["state"]["counter"])
+            with on_device(self.device):
+                self._counter[...] = int(state["state"]["counter"])
         else:
             self._gen.bit_generator.state = state["state"]
 

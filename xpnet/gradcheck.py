@@ -34,6 +34,7 @@ from .backend import (
     device,
     dtype_name,
     namespace,
+    on_device,
     supports_float64,
     to_numpy,
 )
@@ -57,17 +58,18 @@ def numerical_gradient(f: Callable[[Array], Any], x: Array, *, h: float = 1e-4) 
     """
     namespace(x)
     grad = np.zeros(tuple(x.shape))
-    for idx in np.ndindex(*x.shape):
-        old = float(x[idx])  # a Python float: x[idx] may be a view that the writes below change
-        x[idx] = old + h
-        step_up = float(x[idx]) - old
-        f_up = float(f(x))
-        x[idx] = old - h
-        step_down = old - float(x[idx])
-        f_down = float(f(x))
-        x[idx] = old
-        grad[idx] = (f_up - f_down) / (step_up + step_down)
-    return asarray(grad, namespace(x), device=device(x), dtype=x.dtype)
+    with on_device(x):
+        for idx in np.ndindex(*x.shape):
+            old = float(x[idx])  # a Python float: x[idx] may be a view that the writes change
+            x[idx] = old + h
+            step_up = float(x[idx]) - old
+            f_up = float(f(x))
+            x[idx] = old - h
+            step_down = old - float(x[idx])
+            f_down = float(f(x))
+            x[idx] = old
+            grad[idx] = (f_up - f_down) / (step_up + step_down)
+        return asarray(grad, namespace(x), device=device(x), dtype=x.dtype)
 
 
 @dataclass
@@ -209,29 +211,31 @@ def gradient_check(
         msg = ("mode='fast' assigns params[name] and needs a network whose params rebind its "
                "layers (an xpnet network); use mode='full' for this one")
         raise ValueError(msg)
-    loss = _loss_fn(work)
-    wide = dtype == "float64"
-    h = (1e-4 if wide else 1e-2) if h is None else h
-    atol = (1e-8 if wide else 5e-5) if atol is None else atol
-    rtol = (1e-6 if wide else 1e-3) if rtol is None else rtol
-    x = work._input(x) if hasattr(work, "_input") else x
-    xp = work.xp if hasattr(work, "xp") else namespace(next(iter(work.params.values())))
-    report = GradcheckReport(mode=mode, dtype=dtype, backend=backend_name(xp),
-                             device=str(device(x)), h=h, atol=atol, rtol=rtol)
-    backprop = {k: to_numpy(v).astype(np.float64) for k, v in work.gradient(x, t).items()}
-    if mode == "full":
-        for name, bp in backprop.items():
-            numeric = numerical_gradient(lambda _: loss(x, t), work.params[name], h=h)
-            diff = np.abs(to_numpy(numeric).astype(np.float64) - bp)
-            scale = float(np.max(np.abs(bp))) if bp.size else 0.0
-            report.rows.append(_row(name, bp, bp.size, scale, diff, atol, rtol))
-    else:
-        rng = np.random.default_rng(seed)
-        for name, bp in backprop.items():
-            diffs = _directional(work, loss, name, bp, x, t, h, n_directions, rng)
-            scale = float(np.linalg.norm(bp))
-            report.rows.append(_row(name, bp, n_directions, scale, diffs, atol, rtol))
-    return report
+    # The work happens where the network lives (CuPy: with its device current).
+    with on_device(next(iter(work.params.values()))):
+        loss = _loss_fn(work)
+        wide = dtype == "float64"
+        h = (1e-4 if wide else 1e-2) if h is None else h
+        atol = (1e-8 if wide else 5e-5) if atol is None else atol
+        rtol = (1e-6 if wide else 1e-3) if rtol is None else rtol
+        x = work._input(x) if hasattr(work, "_input") else x
+        xp = work.xp if hasattr(work, "xp") else namespace(next(iter(work.params.values())))
+        report = GradcheckReport(mode=mode, dtype=dtype, backend=backend_name(xp),
+                                 device=str(device(x)), h=h, atol=atol, rtol=rtol)
+        backprop = {k: to_numpy(v).astype(np.float64) for k, v in work.gradient(x, t).items()}
+        if mode == "full":
+            for name, bp in backprop.items():
+                numeric = numerical_gradient(lambda _: loss(x, t), work.params[name], h=h)
+                diff = np.abs(to_numpy(numeric).astype(np.float64) - bp)
+                scale = float(np.max(np.abs(bp))) if bp.size else 0.0
+                report.rows.append(_row(name, bp, bp.size, scale, diff, atol, rtol))
+        else:
+            rng = np.random.default_rng(seed)
+            for name, bp in backprop.items():
+                diffs = _directional(work, loss, name, bp, x, t, h, n_directions, rng)
+                scale = float(np.linalg.norm(bp))
+                report.rows.append(_row(name, bp, n_directions, scale, diffs, atol, rtol))
+        return report
 
 
 def _row(name: str, bp: np.ndarray, compared: int, scale: float, diff: np.ndarray,

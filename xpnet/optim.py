@@ -23,7 +23,15 @@ from typing import Any, ClassVar
 import numpy as np
 from array_api_compat import is_numpy_namespace, is_writeable_array
 
-from .backend import Array, Namespace, asarray, namespace, supports_float64, to_numpy
+from .backend import (
+    Array,
+    Namespace,
+    asarray,
+    namespace,
+    on_device,
+    supports_float64,
+    to_numpy,
+)
 from .backend import device as device_of
 from .cuda import fused_kernels
 
@@ -169,6 +177,12 @@ class Optimizer:
         if numbers_in:
             self._update_numbers(params, grads, numbers_in)
             return
+        # State and kernels land on the current device: make the parameters' current (CuPy).
+        with on_device(next(iter(params.values()), None)):
+            self._update_arrays(params, grads)
+
+    def _update_arrays(self, params: MutableMapping[str, Array],
+                       grads: Mapping[str, Array]) -> None:
         xp = self._checked_before(params, grads)
         if xp is None:
             xp = self._check(params, grads)

@@ -13,6 +13,7 @@ and on the test set).
 from __future__ import annotations
 
 import contextlib
+import functools
 import inspect
 import math
 import os
@@ -31,6 +32,7 @@ from .backend import (
     backend_name,
     dtype_name,
     namespace,
+    on_device,
     to_numpy,
 )
 from .backend import device as device_of
@@ -248,6 +250,18 @@ def _progress_bar(total: int, enabled: bool) -> Any:
     return tqdm(total=total, unit="it", dynamic_ncols=True, leave=True)
 
 
+def _on_net_device(run: Callable[..., History]) -> Callable[..., History]:
+    """``run(net, ...)`` with the network's device current (CuPy allocates and launches on the
+    current device: the data, buffers, losses and CUDA-graph step all belong on the net's)."""
+    @functools.wraps(run)
+    def scoped(net: Any, *args: Any, **kwargs: Any) -> History:
+        with on_device(_net_setting(net)[1]):
+            return run(net, *args, **kwargs)
+
+    return scoped
+
+
+@_on_net_device
 def train(
     net: Any,
     x_train: Any,

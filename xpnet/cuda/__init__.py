@@ -244,12 +244,17 @@ class CudaGraphStep:
     graph and launches it; later calls only launch the graph. Every step runs inside
     :func:`graph_safe` (no cuBLAS: CuPy refuses it during capture), so warm-up and replays do
     the same arithmetic. Every array ``fn`` allocates comes from a private memory pool that
-    nothing else uses, so the graph's buffers are never handed to other arrays. The returned
-    array is overwritten by the next launch: copy it to keep it.
+    nothing else uses, so the graph's buffers are never handed to arrays outside the step.
+    Inside it, ``fn`` must update persistent state in place (parameters, optimizer state,
+    running statistics, counters): an array it rebinds is freed at capture and its memory
+    goes to later temporaries, which every replay overwrites. The returned array is
+    overwritten by the next launch: copy it to keep it.
 
     :attr:`stream` is non-blocking: run all other work of the loop on it (``with step.stream:``)
     so it is ordered with the graph, and synchronise it before reading the results on another
-    stream. The first call synchronises the device once, so that everything made before it on
+    stream. The stream, the pool and every call belong to the device that was current when the
+    step was made (``train()`` makes the network's current).
+    The first call synchronises the device once, so that everything made before it on
     other streams (data, parameters) is ready.
 
     If the capture fails, the first error is kept in :attr:`error`, one ``RuntimeWarning`` says
@@ -262,6 +267,9 @@ class CudaGraphStep:
         self._cp = cupy
         self._fn = fn
         self._warmup = int(warmup)
+        # The device current now (the network's, in train()) owns the stream and the pool;
+        # every call makes it current again.
+        self._device = cupy.cuda.Device()
         self.stream = cupy.cuda.Stream(non_blocking=True)
         self._pool = cupy.cuda.MemoryPool()
         self._ready = False
@@ -272,10 +280,14 @@ class CudaGraphStep:
         self.launches = 0
 
     def __call__(self) -> Array:
+        with self._device:
+            if not self._ready:
+                self._device.synchronize()
+                self._ready = True
+            return self._step()
+
+    def _step(self) -> Array:
         cp = self._cp
-        if not self._ready:
-            cp.cuda.Device().synchronize()
-            self._ready = True
         with self.stream, cp.cuda.using_allocator(self._pool.malloc), graph_safe():
             if self.graph is None and self.eager_calls >= self._warmup and self.error is None:
                 self._capture()

@@ -20,10 +20,11 @@ takes ``train_flg`` (Dropout, BatchNormalization) get it: ``False`` in ``predict
 
 from __future__ import annotations
 
+import functools
 import inspect
 import math
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
@@ -35,6 +36,7 @@ from ..backend import (
     dtype_name,
     get_namespace,
     namespace,
+    on_device,
     parse_device,
     resolve_dtype,
     to_numpy,
@@ -160,6 +162,36 @@ def takes_train_flg(layer: Any) -> bool:
     return known
 
 
+#: The passes a caller starts; each runs with the network's device current (CuPy: see
+#: :func:`xpnet.backend.on_device`), in whichever class defines or overrides it.
+_DEVICE_SCOPED = ("predict", "loss", "accuracy", "gradient", "numerical_gradient")
+
+
+def _device_scoped(method: Callable[..., Any]) -> Callable[..., Any]:
+    """``method`` run with ``self.device`` current."""
+    if getattr(method, "_device_scoped", False):
+        return method
+
+    @functools.wraps(method)
+    def scoped(self: Any, *args: Any, **kwargs: Any) -> Any:
+        with on_device(self.device):
+            return method(self, *args, **kwargs)
+
+    # The method's own signature (train() asks whether gradient takes scale=), without a
+    # __wrapped__ link: xpnet.graph's tracer marks its own wrappers that way.
+    scoped.__signature__ = inspect.signature(method)  # type: ignore[attr-defined]
+    del scoped.__wrapped__
+    scoped._device_scoped = True  # type: ignore[attr-defined]
+    return scoped
+
+
+def _scope_passes(cls: type) -> None:
+    for name in _DEVICE_SCOPED:
+        method = cls.__dict__.get(name)
+        if callable(method):
+            setattr(cls, name, _device_scoped(method))
+
+
 class Network:
     """Base class of xpnet's networks (see the module docstring for what a subclass adds).
 
@@ -177,6 +209,7 @@ class Network:
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         Network.registry[cls.__name__] = cls
+        _scope_passes(cls)
 
     # ----------------------------------------------------------------- what subclasses add
 
@@ -399,3 +432,6 @@ class Network:
 
     def _repr_sizes(self) -> tuple[Any, ...]:
         return self.sizes
+
+
+_scope_passes(Network)
