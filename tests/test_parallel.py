@@ -8,6 +8,7 @@ tests.test_parallel CASE OUT``); every launch is bounded by a subprocess timeout
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -165,11 +166,41 @@ def _run_ctrl_c(comm, out: Path, who: str) -> None:
         f"{history.status} {history.iterations} {len(history.loss)}")
 
 
+def _run_cupy(comm, out: Path, case: str) -> None:
+    """On the fake CuPy (two devices, no NCCL): each rank on its node-local GPU
+    (``cupy-devices``) or both on device 0 (``cupy-shared``); the run falls back to host copies
+    with one note, and its parameters equal one process's."""
+    import array_api_compat.cupy as xp
+
+    from xpnet import TwoLayerNet
+    from xpnet.backend import to_numpy
+    from xpnet.parallel import Communicator, local_device
+    from xpnet.train import train
+
+    x, t = clusters(0, 400, 20, 4, 1.0)
+    wrapped = Communicator(comm)
+    device = local_device(wrapped, xp) if case == "cupy-devices" else None
+    net = TwoLayerNet(20, 16, 4, xp="cupy", device=device, dtype="float64", seed=0)
+    lines: list[str] = []
+    train(net, x[:300], t[:300], x[300:], t[300:], iters=STEPS, batch_size=BATCH, seed=3,
+          comm=wrapped, log=lines.append)
+    params = {k: to_numpy(v) for k, v in net.params.items()}
+    np.savez(out / f"{case}-rank{comm.Get_rank()}.npz", device=np.asarray(net.device.id),
+             **params)
+    if comm.Get_rank() == 0:
+        alone = TwoLayerNet(20, 16, 4, xp="cupy", dtype="float64", seed=0)
+        train(alone, x[:300], t[:300], x[300:], t[300:], iters=STEPS, batch_size=BATCH, seed=3)
+        np.savez(out / f"{case}-alone.npz", **{k: to_numpy(v) for k, v in alone.params.items()})
+        (out / f"{case}-log.txt").write_text("\n".join(lines))
+
+
 def _worker(case: str, out: str) -> None:
     from mpi4py import MPI
 
     comm, out_dir = MPI.COMM_WORLD, Path(out)
-    if case == "equal":
+    if case.startswith("cupy-"):
+        _run_cupy(comm, out_dir, case)
+    elif case == "equal":
         _run_equal(comm, out_dir)
     elif case == "bn":
         acc = _bn_run(comm, out_dir)
@@ -288,6 +319,75 @@ def test_watchdog_stops_a_rank_waiting_for_a_hung_one(tmp_path):
     assert 3 < seconds < 60
     assert ("rank 0 of 2: no answer from the other ranks for 3 s in the gradient allreduce"
             in proc.stderr), proc.stderr
+
+
+FAKE_CUPY = ROOT / "tests" / "fakecupy"
+needs_gxx = pytest.mark.skipif(shutil.which("g++") is None,
+                               reason="the fake CuPy's kernels need g++")
+
+
+@needs_mpi
+@needs_gxx
+@pytest.mark.parametrize("case", ["cupy-devices", "cupy-shared"])
+def test_cupy_ranks_take_their_own_gpu_or_fall_back_to_host_copies(tmp_path, case):
+    """Two ranks on one node: ``local_device`` gives each the GPU of its node-local rank (both
+    on device 0 made NCCL refuse the duplicate GPU at init). The fake CuPy has no NCCL, and a
+    shared device cannot use it either: both runs say why in one line and take host copies,
+    with the one-process result."""
+    proc, _ = _mpiexec(case, tmp_path, 180, env={"PYTHONPATH": f"{FAKE_CUPY}:{ROOT}"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    devices = [int(np.load(tmp_path / f"{case}-rank{r}.npz")["device"]) for r in (0, 1)]
+    assert devices == ([0, 1] if case == "cupy-devices" else [0, 0])
+    log = (tmp_path / f"{case}-log.txt").read_text()
+    if case == "cupy-devices":
+        assert re.search(r"CuPy finds no NCCL library: pip install nvidia-nccl-cu1[23]", log), log
+    else:
+        assert "ranks 0, 1 share CUDA device 0, which NCCL refuses" in log, log
+    assert log.count("note:") == 1, log
+    alone = np.load(tmp_path / f"{case}-alone.npz")
+    for r in (0, 1):
+        got = np.load(tmp_path / f"{case}-rank{r}.npz")
+        for key in alone.files:
+            np.testing.assert_allclose(got[key], alone[key], rtol=1e-10, atol=1e-12)
+
+
+@needs_mpi
+@needs_gxx
+@pytest.mark.skipif(os.environ.get("XPNET_TEST_MNIST") != "1",
+                    reason="real MNIST runs: set XPNET_TEST_MNIST=1 (needs the data)")
+def test_mpiexec_xpnet_train_on_cupy_puts_each_rank_on_its_gpu(tmp_path):
+    cmd = [MPIEXEC, "-n", "2", sys.executable, "-m", "xpnet", "train", "--backend", "cupy",
+           "--iters", "5", "--batch-size", "50", "--no-plot", "--out", str(tmp_path / "run")]
+    env = {**os.environ, "PYTHONPATH": f"{FAKE_CUPY}:{ROOT}", "OMP_NUM_THREADS": "1",
+           "OPENBLAS_NUM_THREADS": "1"}
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "data parallel: 2 processes on <CUDA Device 0>, <CUDA Device 1>" in proc.stdout, \
+        proc.stdout
+    assert proc.stdout.count("CuPy finds no NCCL library") == 1, proc.stdout
+
+
+@needs_gxx
+def test_nccl_absent_is_said_in_one_line_naming_the_package():
+    """CuPy without libnccl: ``from cupy.cuda import nccl`` works and the module holds only
+    ``available = False``; the NCCL communicator used to die on ``nccl.get_unique_id`` with an
+    AttributeError."""
+    code = ("from xpnet.parallel import Communicator, _nccl, nccl_problem\n"
+            "print(nccl_problem())\n"
+            "class Comm:\n"
+            "    is_root, size, rank, _nccl = True, 1, 0, None\n"
+            "    def bcast_object(self, value, what): return value\n"
+            "try:\n"
+            "    _nccl(Comm())\n"
+            "except RuntimeError as exc:\n"
+            "    print('refused:', exc)\n")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                          text=True, timeout=60,
+                          env={**os.environ, "PYTHONPATH": f"{FAKE_CUPY}:{ROOT}"})
+    assert proc.returncode == 0, proc.stderr
+    first, second = proc.stdout.strip().splitlines()
+    assert re.search(r"pip install nvidia-nccl-cu1[23] ", first), first
+    assert second.startswith("refused: CuPy finds no NCCL library")
 
 
 def test_single_process_use_imports_no_mpi():

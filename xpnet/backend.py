@@ -25,6 +25,7 @@ __all__ = [
     "asarray",
     "backend_name",
     "cuda_available",
+    "cuda_device_count",
     "cuda_status",
     "default_device",
     "device",
@@ -220,6 +221,15 @@ def cuda_available() -> bool:
 def cuda_status() -> tuple[bool, str]:
     """``(usable, why)``: whether a CUDA device is usable through CuPy, and if not, why."""
     return cuda_available(), str(_CUDA_STATE["why"])
+
+
+def cuda_device_count(xp: Namespace) -> int:
+    """How many CUDA devices CuPy sees, when ``xp`` is CuPy's namespace; 0 for every other."""
+    if not array_api_compat.is_cupy_namespace(xp):
+        return 0
+    import cupy
+
+    return int(cupy.cuda.runtime.getDeviceCount())
 
 
 def device(x: Array) -> Any:

@@ -300,6 +300,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     if not root:  # only rank 0 prints and writes the run directory
         args.quiet = True
     xp, device = _namespace_and_device(args)
+    if comm is not None and device is None:  # CuPy: the GPU of this rank's node-local rank
+        from .parallel import local_device
+
+        device = local_device(comm, xp)
     out = Path(args.out) if args.out else Path("runs") / (
         _dt.datetime.now().strftime("%Y%m%d-%H%M%S") + f"-{args.backend}")
 
@@ -323,7 +327,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     _say(args, f"  {schedule}, batch {args.batch_size}, {optimizer!r}, "
                f"seed {args.seed}; run directory {out}")
     if comm is not None:
-        _say(args, f"  data parallel: {comm.size} processes, batch {args.batch_size} split "
+        devices = comm.allgather_object(str(net.device), "the device list")
+        on = "" if set(devices) == {"cpu"} else f" on {', '.join(devices)}"
+        _say(args, f"  data parallel: {comm.size} processes{on}, batch {args.batch_size} split "
                    "across them")
     try:
         history = train(net, x_train, t_train, x_test, t_test, iters=iters,

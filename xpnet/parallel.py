@@ -14,6 +14,10 @@ evaluations are split across ranks and the hit counts summed.
 Transports: NumPy arrays go through MPI directly (buffer protocol, in place); CuPy arrays
 through NCCL (``cupy.cuda.nccl``; its id is broadcast over MPI), on the device, no host copy;
 other backends (PyTorch, array-api-strict) through a host copy each step (said once in the log).
+CuPy arrays fall back to that host copy too, with one line saying why, where NCCL cannot run:
+CuPy without NCCL (``pip install nvidia-nccl-cu12``), or two ranks of one node on the same GPU
+(NCCL refuses duplicate devices). ``mpiexec -n N xpnet train --backend cupy`` gives each rank
+the GPU of its node-local rank (:func:`local_device`).
 
 Batch normalization: each rank normalizes with its own share's batch statistics (as PyTorch's
 DDP does without SyncBatchNorm), so a network with batch norm does not reproduce the
@@ -42,11 +46,19 @@ from typing import Any
 
 import numpy as np
 
-from .backend import Array, backend_name, namespace, to_numpy
+from .backend import (
+    Array,
+    backend_name,
+    cuda_device_count,
+    namespace,
+    parse_device,
+    to_numpy,
+)
 from .backend import asarray as _asarray
 from .backend import device as device_of
 
-__all__ = ["Communicator", "DataParallel", "from_environment", "launched_by_mpi"]
+__all__ = ["Communicator", "DataParallel", "from_environment", "launched_by_mpi", "local_device",
+           "nccl_problem"]
 
 #: Environment variables that the common MPI launchers set in every process they start.
 _LAUNCHER_VARS = ("PMI_RANK", "PMI_SIZE", "PMIX_RANK", "OMPI_COMM_WORLD_SIZE",
@@ -114,6 +126,29 @@ class Communicator:
         self.size = int(comm.Get_size())
         self.timeout = _default_timeout() if timeout is None else float(timeout)
         self._nccl: Any = None
+        self._local: tuple[int, int] | None = None
+        #: CuPy arrays travel by NCCL (True) or through host copies (False: see
+        #: :meth:`DataParallel.make_step`, which decides it for all ranks alike).
+        self.nccl = True
+
+    @property
+    def local_rank(self) -> int:
+        """This rank's index among the ranks of its node (``MPI.COMM_TYPE_SHARED``)."""
+        return self._node()[0]
+
+    @property
+    def local_size(self) -> int:
+        """How many ranks run on this node."""
+        return self._node()[1]
+
+    def _node(self) -> tuple[int, int]:
+        if self._local is None:
+            node = self.comm.Split_type(self.MPI.COMM_TYPE_SHARED)
+            try:
+                self._local = (int(node.Get_rank()), int(node.Get_size()))
+            finally:
+                node.Free()
+        return self._local
 
     @property
     def is_root(self) -> bool:
@@ -159,7 +194,7 @@ class Communicator:
         if isinstance(buf, np.ndarray):
             self._wait(self.comm.Iallreduce(self.MPI.IN_PLACE, buf, op=self.MPI.SUM), what)
             return buf
-        if backend_name(namespace(buf)) == "cupy":
+        if self.nccl and backend_name(namespace(buf)) == "cupy":
             return _nccl_allreduce(self, buf)
         # Other backends: through a host copy (torch CPU tensors share memory with it).
         host = np.array(to_numpy(buf), copy=True)
@@ -169,7 +204,8 @@ class Communicator:
     def broadcast_(self, buf: Array, what: str = "the parameter broadcast") -> Array:
         """Rank 0's ``buf`` on every rank. Ranks may reach this at different times (data
         loading), so the watchdog allows ten times the usual timeout."""
-        if not isinstance(buf, np.ndarray) and backend_name(namespace(buf)) == "cupy":
+        if (self.nccl and not isinstance(buf, np.ndarray)
+                and backend_name(namespace(buf)) == "cupy"):
             return _nccl_broadcast(self, buf)
         host = buf if isinstance(buf, np.ndarray) else np.array(to_numpy(buf), copy=True)
         self._wait(self.comm.Ibcast(host, root=0), what, 10 * self.timeout)
@@ -186,14 +222,76 @@ class Communicator:
         self._wait(self.comm.Ibarrier(), what, 10 * self.timeout)
         return self.comm.bcast(value, root=0)
 
+    def allgather_object(self, value: Any, what: str) -> list[Any]:
+        """Every rank's ``value`` (a small picklable object), in rank order, on every rank."""
+        self._wait(self.comm.Ibarrier(), what, 10 * self.timeout)
+        return list(self.comm.allgather(value))
+
 
 # --------------------------------------------------------------------------- CuPy / NCCL
 # The only CuPy code of data parallelism: it cannot run on a machine without a GPU.
 
 
+#: What to install for NCCL, by the CUDA major version CuPy was built for.
+_NCCL_PACKAGES = {12: "nvidia-nccl-cu12", 13: "nvidia-nccl-cu13"}
+
+
+def nccl_problem() -> str | None:
+    """Why CuPy cannot use NCCL here (what to install), or ``None`` when it can.
+
+    ``from cupy.cuda import nccl`` succeeds without the NCCL library; the module then holds
+    only ``available = False`` (CuPy 14)."""
+    try:
+        import cupy
+        from cupy.cuda import nccl
+    except ImportError as exc:
+        return f"CuPy's NCCL module cannot be imported ({exc})"
+    if getattr(nccl, "available", False):
+        return None
+    try:
+        major = int(cupy.cuda.runtime.runtimeGetVersion()) // 1000
+    except Exception:
+        major = 12
+    package = _NCCL_PACKAGES.get(major, "nvidia-nccl-cu12")
+    return (f"CuPy finds no NCCL library: pip install {package} (or xpnet[cuda{major}-mpi]) "
+            "for GPU-to-GPU gradients")
+
+
+def local_device(comm: Communicator, xp: Any) -> Any:
+    """The device a rank should train on: on CuPy, CUDA device ``local_rank % devices`` of its
+    node (one GPU per rank where there are enough); ``None`` (the backend's default) on every
+    other backend."""
+    count = cuda_device_count(xp)
+    if not count:
+        return None
+    return parse_device(xp, comm.local_rank % count)
+
+
+def _device_transport_problem(comm: Communicator, device: Any) -> str | None:
+    """Why the CuPy arrays of this job cannot travel by NCCL (the same answer on every rank),
+    or ``None``. Collective: every rank must call it."""
+    node = comm.comm.Get_processor_name() if hasattr(comm.comm, "Get_processor_name") else ""
+    seen = comm.allgather_object((str(node), getattr(device, "id", device), nccl_problem()),
+                                 "the device check")
+    where: dict[tuple[str, Any], list[int]] = {}
+    for rank, (host, dev, _) in enumerate(seen):
+        where.setdefault((host, dev), []).append(rank)
+    shared = next((ranks for ranks in where.values() if len(ranks) > 1), None)
+    if shared is not None:
+        dev = seen[shared[0]][1]
+        return (f"ranks {', '.join(map(str, shared))} share CUDA device {dev}, which NCCL "
+                "refuses: give each rank its own GPU (xpnet train picks cuda:<node-local rank> "
+                "when --device is left out)")
+    missing = next((why for _, _, why in seen if why is not None), None)
+    return missing
+
+
 def _nccl(comm: Communicator) -> Any:
     """The NCCL communicator of this job (made once; its unique id travels over MPI)."""
     if comm._nccl is None:
+        problem = nccl_problem()
+        if problem is not None:
+            raise RuntimeError(problem)
         from cupy.cuda import nccl
 
         uid = nccl.get_unique_id() if comm.is_root else None
@@ -302,8 +400,16 @@ class DataParallel:
         from .optim import SGD
         from .train import _loss_reader, _takes_scale
 
-        self.broadcast_params(net)
         params = net.params
+        first = next(iter(params.values()))
+        if backend_name(xp) == "cupy":
+            problem = _device_transport_problem(self.comm, device_of(first))
+            if problem is not None:
+                self.comm.nccl = False
+                if self.is_root:
+                    self.note = (f"note: {problem}; until then the gradients go through MPI "
+                                 "on the host each step (slower)")
+        self.broadcast_params(net)
         read_loss = _loss_reader(net)
         takes_scale = _takes_scale(net)
         folded = type(optimizer) is SGD and takes_scale
@@ -312,8 +418,10 @@ class DataParallel:
         keys = list(params.keys())
         dtype = params[keys[0]].dtype
         dev = device_of(params[keys[0]])
-        host = isinstance(params[keys[0]], np.ndarray) or backend_name(xp) != "cupy"
-        if not isinstance(params[keys[0]], np.ndarray) and host and self.is_root:
+        host = (isinstance(params[keys[0]], np.ndarray) or backend_name(xp) != "cupy"
+                or not self.comm.nccl)
+        if backend_name(xp) != "cupy" and not isinstance(params[keys[0]], np.ndarray) \
+                and self.is_root:
             self.note = (f"note: {backend_name(xp)} arrays go through a host copy for MPI "
                          "each step (NumPy and CuPy/NCCL need none)")
 
