@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import array_api_compat
@@ -190,7 +191,52 @@ def rng() -> np.random.Generator:
     return np.random.default_rng(20240605)
 
 
-FAKE_CUPY_DIR = __import__("pathlib").Path(__file__).parent / "fakecupy"
+#: The environment variable that names a clone of the book's repository
+#: (https://github.com/oreilly-japan/deep-learning-from-scratch): tests that compare with the
+#: book's own code or read its weight files skip, naming it, when it is not set.
+BOOK_ENV = "XPNET_BOOK_DIR"
+BOOK_URL = "https://github.com/oreilly-japan/deep-learning-from-scratch"
+
+
+def book_path(relative: str) -> Path:
+    """``relative`` inside the book's repository named by ``$XPNET_BOOK_DIR``.
+
+    Skips the test when the variable is not set (saying what to set); fails when it is set but
+    the file is not there (a wrong folder is a broken setup, not a reason to skip)."""
+    root = os.environ.get(BOOK_ENV)
+    if not root:
+        pytest.skip(f"needs the book's code: set {BOOK_ENV} to a clone of {BOOK_URL}")
+    path = Path(root) / relative
+    if not path.exists():
+        pytest.fail(f"{BOOK_ENV}={root} has no {relative}: point it at a clone of {BOOK_URL}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def book_common() -> Any:
+    """The book's ``common`` package (``common.layers``, ``common.util``), imported from
+    ``$XPNET_BOOK_DIR`` for this session (see :func:`book_path`); nothing of it stays in
+    ``sys.modules`` or ``sys.path``."""
+    import importlib
+    import sys
+    from types import SimpleNamespace
+
+    root = str(book_path("common/layers.py").parents[1])
+    if "common" in sys.modules:
+        pytest.fail(f"another module named 'common' is imported ({sys.modules['common']!r}); "
+                    "the book's package cannot be loaded beside it")
+    sys.path.insert(0, root)
+    try:
+        found = SimpleNamespace(layers=importlib.import_module("common.layers"),
+                                util=importlib.import_module("common.util"))
+    finally:
+        sys.path.remove(root)
+        for name in [m for m in sys.modules if m == "common" or m.startswith("common.")]:
+            del sys.modules[name]
+    return found
+
+
+FAKE_CUPY_DIR = Path(__file__).parent / "fakecupy"
 
 
 def _forget_cupy() -> None:

@@ -85,13 +85,10 @@ def conv_out(hw: tuple[int, int], p: Mapping[str, int], name: str) -> tuple[int,
 
 
 def pool_out(hw: tuple[int, int], name: str) -> tuple[int, int]:
-    """Output size of a 2x2 max pooling with stride 2, which must tile ``hw`` exactly."""
-    if hw[0] % 2 or hw[1] % 2:
-        msg = (f"{name}: the 2x2 pooling with stride 2 gets a {hw[0]}x{hw[1]} input, which it "
-               "cannot tile (odd size); change input_dim or the convolution's filter_size, "
-               "pad or stride so that (size + 2*pad - filter_size) / stride + 1 is even")
-        raise ValueError(msg)
-    return hw[0] // 2, hw[1] // 2
+    """Output size of a 2x2 max pooling with stride 2: half of ``hw``, floored (an odd last
+    row or column is dropped, as in the book's layers and PyTorch)."""
+    return (_out_size(hw[0], 2, 2, 0, f"{name} (height)"),
+            _out_size(hw[1], 2, 2, 0, f"{name} (width)"))
 
 
 def expect_shapes(host: Mapping[str, Any], expected: Mapping[str, tuple[int, ...]],
