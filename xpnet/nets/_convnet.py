@@ -123,10 +123,10 @@ class ConvNetMixin:
         return math.prod(self.input_dim)
 
     def _input(self, x: Array) -> Array:
-        shape = tuple(getattr(x, "shape", ()))
+        x = super()._input(x)  # the array check, dtype and device first: a reshape keeps them
+        shape = tuple(x.shape)
         dim = self.input_dim
         if len(shape) == 2 and shape[1] == self.input_size:
-            x = super()._input(x)  # dtype and device first: the reshape keeps them
             return self.xp.reshape(x, (shape[0], *dim))
         if len(shape) != 4 or shape[1:] != dim:
             msg = (f"{type(self).__name__} takes images of shape (N, {dim[0]}, {dim[1]}, "
@@ -134,7 +134,7 @@ class ConvNetMixin:
                    "load MNIST with load_mnist(flatten=False) or reshape with "
                    f"xp.reshape(x, (-1, {dim[0]}, {dim[1]}, {dim[2]}))")
             raise ValueError(msg)
-        return super()._input(x)
+        return x
 
     def predict(self, x: Array, train_flg: bool = False) -> Array:
         """Scores ``(N, output_size)`` for images ``(N, C, H, W)``; ``train_flg=True`` applies

@@ -26,10 +26,12 @@ from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, ClassVar
 
+import array_api_compat
 import numpy as np
 
 from ..backend import (
     Array,
+    Namespace,
     asarray,
     backend_name,
     dtype_name,
@@ -275,8 +277,23 @@ class Network:
 
     # ----------------------------------------------------------------- checks
 
+    def _check_array(self, value: Any, name: str) -> Namespace:
+        """The one check of what the entry points are given (``predict``, ``loss``,
+        ``accuracy``, ``gradient``, ``numerical_gradient``: through :meth:`_input` and
+        :meth:`_labels`): ``value`` (the argument ``name``) must be an array of this network's
+        backend. A list, a tuple or a number is a ``TypeError`` that says how to convert it.
+        Returns the namespace."""
+        if not array_api_compat.is_array_api_obj(value):
+            given = (f"a Python {type(value).__name__}" if isinstance(value, (list, tuple))
+                     else f"{type(value).__module__}.{type(value).__qualname__}")
+            msg = (f"{name} must be an array, got {given}; convert it first: "
+                   f"{name} = net.xp.asarray({name}, device=net.device) (this network holds "
+                   f"{backend_name(self.xp)} arrays)")
+            raise TypeError(msg)
+        return namespace(value, next(iter(self._params.values())))
+
     def _input(self, x: Array) -> Array:
-        xp = namespace(x, next(iter(self._params.values())))
+        xp = self._check_array(x, "x")
         if x.dtype != self.dtype:
             if not (xp.isdtype(x.dtype, "real floating") or xp.isdtype(x.dtype, "integral")):
                 msg = f"input must hold real numbers, got dtype {x.dtype}"
@@ -289,7 +306,7 @@ class Network:
         return x
 
     def _labels(self, t: Array) -> Array:
-        namespace(t, next(iter(self._params.values())))  # same backend, or a clear TypeError
+        self._check_array(t, "t")
         if device_of(t) != self.device:
             msg = (f"labels are on device {device_of(t)} but the network is on {self.device}; "
                    "move them once with xp.asarray(t, device=net.device)")
@@ -318,9 +335,10 @@ class Network:
         return (0.5 * lam) * total
 
     def _loss(self, x: Array, t: Array, train_flg: bool) -> Array:
+        x, t = self._input(x), self._labels(t)
         check_batch(x, "the loss")
-        y = self._forward(self._input(x), train_flg)
-        loss = self.last_layer.forward(y, self._labels(t))
+        y = self._forward(x, train_flg)
+        loss = self.last_layer.forward(y, t)
         if self.weight_decay_lambda and self._decay_names:
             loss = loss + self._weight_decay()
         return loss
@@ -338,6 +356,7 @@ class Network:
         """Fraction of rows whose highest score is the true class, evaluated ``batch_size`` rows
         at a time (one host sync at the end)."""
         xp = self.xp
+        self._check_array(x, "x")  # predict converts x batch by batch: check it whole first
         t = self._labels(t)
         if t.ndim == 2 and t.shape[1] == 1 and xp.isdtype(t.dtype, "integral"):
             t = xp.reshape(t, (t.shape[0],))  # a column of class indices, as the loss takes
