@@ -34,6 +34,7 @@ from ..backend import (
     Namespace,
     asarray,
     backend_name,
+    device_text,
     dtype_name,
     get_namespace,
     namespace,
@@ -231,14 +232,22 @@ class Network:
         return net
 
     def to(self, xp: Any = None, *, device: Any = None, dtype: Any = None) -> Any:
-        """A copy of this network on another backend, device or dtype (``None`` keeps each)."""
-        return type(self).from_params(
+        """A copy of this network on another backend, device or dtype (``None`` keeps each):
+        its parameters and, where it has them, its batch-norm running statistics
+        (``buffers()``). An optimizer's state belongs to the old parameters: make a new
+        optimizer for the copy (or ``opt.load_state_dict(opt.state_dict())``)."""
+        net = type(self).from_params(
             self.params,
             xp=self.xp if xp is None else xp,
             device=self.device if device is None and xp is None else device,
             dtype=self.dtype if dtype is None else dtype,
             **self.config(),
         )
+        buffers = getattr(self, "buffers", None)
+        held = {k: v for k, v in buffers().items() if v is not None} if buffers else {}
+        if held:
+            net.load_buffers(held)
+        return net
 
     # ----------------------------------------------------------------- parameters
 
@@ -281,8 +290,12 @@ class Network:
         """The one check of what the entry points are given (``predict``, ``loss``,
         ``accuracy``, ``gradient``, ``numerical_gradient``: through :meth:`_input` and
         :meth:`_labels`): ``value`` (the argument ``name``) must be an array of this network's
-        backend. A list, a tuple or a number is a ``TypeError`` that says how to convert it.
-        Returns the namespace."""
+        backend. A list, a tuple or a number, or an array of another library, is a
+        ``TypeError`` that says how to convert it, or how to move the network (which never
+        moves by itself). Returns the namespace."""
+        ref = next(iter(self._params.values()))
+        if type(value) is type(ref):  # the common case: one type check
+            return namespace(value, ref)
         if not array_api_compat.is_array_api_obj(value):
             given = (f"a Python {type(value).__name__}" if isinstance(value, (list, tuple))
                      else f"{type(value).__module__}.{type(value).__qualname__}")
@@ -290,7 +303,20 @@ class Network:
                    f"{name} = net.xp.asarray({name}, device=net.device) (this network holds "
                    f"{backend_name(self.xp)} arrays)")
             raise TypeError(msg)
-        return namespace(value, next(iter(self._params.values())))
+        theirs = backend_name(array_api_compat.array_namespace(value))
+        mine = backend_name(self.xp)
+        if theirs != mine:
+            cls, where = type(self).__name__, device_text(device_of(value))
+            msg = (f"{name} is a {theirs} array (on {where}) but this {cls} holds {mine} arrays "
+                   f"(on {device_text(self.device)}): a network stays on the backend and device "
+                   f"it was built on (xp=, device=; NumPy by default). To compute on {theirs}, "
+                   f"move the network once, before making its optimizer: "
+                   f"net = net.to({theirs!r}, device={where!r}) (or build it there: "
+                   f"{cls}(..., xp={theirs!r}, device={where!r})); to stay on {mine}, move "
+                   f"the data: {name} = xpnet.backend.asarray({name}, net.xp, "
+                   "device=net.device)")
+            raise TypeError(msg)
+        return namespace(value, ref)
 
     def _input(self, x: Array) -> Array:
         xp = self._check_array(x, "x")
