@@ -61,8 +61,36 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[_SELECTED] = tuple(n for n in BACKEND_IDS if n in names) if names else BACKEND_IDS
 
 
-def pytest_report_header(config: pytest.Config) -> str:
-    return f"xpnet backends: {', '.join(config.stash[_SELECTED])}"
+def why_unusable(name: str) -> str | None:
+    """Why backend ``name`` cannot run here (its tests' skip reason), or ``None`` when it can."""
+    import importlib.util
+
+    if name.startswith("array_api_strict") and importlib.util.find_spec(
+            "array_api_strict") is None:
+        return "array-api-strict is not installed (pip install array-api-strict)"
+    if name == "torch":
+        if importlib.util.find_spec("torch") is None:
+            return 'torch is not installed (pip install torch, or "xpnet[torch]")'
+        where = os.environ.get("XPNET_TEST_TORCH_DEVICE", "cpu")
+        if where.startswith("cuda"):
+            import torch
+
+            if not torch.cuda.is_available():
+                return f"XPNET_TEST_TORCH_DEVICE={where} but torch sees no CUDA device"
+    if name == "cupy":
+        usable, why = backend.cuda_status()
+        if not usable:
+            return f"no usable CUDA device: {why}"
+    return None
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    """The backends the ``be`` tests run on here, and why the others are skipped."""
+    selected = config.stash[_SELECTED]
+    skipped = {name: why for name in selected if (why := why_unusable(name)) is not None}
+    lines = [f"xpnet backends: {', '.join(n for n in selected if n not in skipped) or 'none'}"]
+    lines += [f"xpnet backend {name} skipped: {why}" for name, why in skipped.items()]
+    return lines
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -151,6 +179,9 @@ def _make_backend(name: str) -> Backend:
         import array_api_compat.numpy as xp
 
         return Backend(name, xp, "cpu")
+    why = why_unusable(name)
+    if why is not None:
+        pytest.skip(why)
     if name.startswith("array_api_strict"):
         return _strict_backend(name)
     if name == "torch":
@@ -162,15 +193,10 @@ def _make_backend(name: str) -> Backend:
 
         # XPNET_TEST_TORCH_DEVICE=cuda:0 runs the torch tests on a GPU (benchmarks/gpu_check.sh).
         where = torch.device(os.environ.get("XPNET_TEST_TORCH_DEVICE", "cpu"))
-        if where.type == "cuda" and not torch.cuda.is_available():
-            pytest.skip(f"XPNET_TEST_TORCH_DEVICE={where} but torch sees no CUDA device")
         other = torch.device("cuda:0") if torch.cuda.is_available() else None
         other = torch.device("cpu") if where.type == "cuda" else other
         return Backend(name, xp, where, other_device=other)
     if name == "cupy":
-        usable, why = backend.cuda_status()
-        if not usable:
-            pytest.skip(f"no usable CUDA device: {why}")
         import array_api_compat.cupy as xp
         import cupy
 

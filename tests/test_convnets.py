@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import pickle
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,7 +20,7 @@ from xpnet.conv import Convolution, Pooling
 from xpnet.layers import Affine, Dropout, Relu, SoftmaxWithLoss
 from xpnet.nets import DeepConvNet, Network, SimpleConvNet
 
-BOOK = Path(os.environ.get("XPNET_BOOK_DIR", "/work/book"))
+from .conftest import book_path
 
 # A DeepConvNet small enough for gradient checks: 12x12 images go 12 -> 6 -> 8 (pad 2) -> 4
 # -> 2 through the book's six convolutions and three poolings.
@@ -584,20 +583,12 @@ def _mnist_test_images(n):
     return x[:n], t[:n]
 
 
-def _book_file(relative):
-    path = BOOK / relative
-    if not path.is_file():
-        pytest.skip(f"the book's {relative} is not at {path} (set XPNET_BOOK_DIR to the book's "
-                    "code folder)")
-    return path
-
-
 # The book's repository re-pickled both files in 2022 with other weights: its own code gives
 # 0.961 (SimpleConvNet) and 0.976 (DeepConvNet) on the first 1000 test images with those, 0.990
 # and 0.993 with the 2016 originals. The bounds hold for both.
 @pytest.mark.mnist
 def test_book_simple_convnet_weights_reach_the_books_accuracy():
-    path = _book_file("ch07/params.pkl")
+    path = book_path("ch07/params.pkl")
     x, t = _mnist_test_images(1000)
     net = SimpleConvNet(dtype="float32")
     net.load_params(path)
@@ -606,7 +597,7 @@ def test_book_simple_convnet_weights_reach_the_books_accuracy():
 
 @pytest.mark.mnist
 def test_book_deep_convnet_weights_reach_the_books_accuracy():
-    path = _book_file("ch08/deep_convnet_params.pkl")
+    path = book_path("ch08/deep_convnet_params.pkl")
     x, t = _mnist_test_images(1000)
     net = DeepConvNet(dtype="float32")
     net.load_params(path)
