@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import array_api_compat
@@ -67,8 +68,36 @@ def pytest_configure(config: pytest.Config) -> None:
             raise pytest.UsageError(msg)
 
 
-def pytest_report_header(config: pytest.Config) -> str:
-    return f"xpnet backends: {', '.join(config.stash[_SELECTED])}"
+def why_unusable(name: str) -> str | None:
+    """Why backend ``name`` cannot run here (its tests' skip reason), or ``None`` when it can."""
+    import importlib.util
+
+    if name.startswith("array_api_strict") and importlib.util.find_spec(
+            "array_api_strict") is None:
+        return "array-api-strict is not installed (pip install array-api-strict)"
+    if name == "torch":
+        if importlib.util.find_spec("torch") is None:
+            return 'torch is not installed (pip install torch, or "xpnet[torch]")'
+        where = os.environ.get("XPNET_TEST_TORCH_DEVICE", "cpu")
+        if where.startswith("cuda"):
+            import torch
+
+            if not torch.cuda.is_available():
+                return f"XPNET_TEST_TORCH_DEVICE={where} but torch sees no CUDA device"
+    if name == "cupy":
+        usable, why = backend.cuda_status()
+        if not usable:
+            return f"no usable CUDA device: {why}"
+    return None
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    """The backends the ``be`` tests run on here, and why the others are skipped."""
+    selected = config.stash[_SELECTED]
+    skipped = {name: why for name in selected if (why := why_unusable(name)) is not None}
+    lines = [f"xpnet backends: {', '.join(n for n in selected if n not in skipped) or 'none'}"]
+    lines += [f"xpnet backend {name} skipped: {why}" for name, why in skipped.items()]
+    return lines
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -157,6 +186,9 @@ def _make_backend(name: str) -> Backend:
         import array_api_compat.numpy as xp
 
         return Backend(name, xp, "cpu")
+    why = why_unusable(name)
+    if why is not None:
+        pytest.skip(why)
     if name.startswith("array_api_strict"):
         return _strict_backend(name)
     if name == "torch":
@@ -168,15 +200,10 @@ def _make_backend(name: str) -> Backend:
 
         # XPNET_TEST_TORCH_DEVICE=cuda:0 runs the torch tests on a GPU (benchmarks/gpu_check.sh).
         where = torch.device(os.environ.get("XPNET_TEST_TORCH_DEVICE", "cpu"))
-        if where.type == "cuda" and not torch.cuda.is_available():
-            pytest.skip(f"XPNET_TEST_TORCH_DEVICE={where} but torch sees no CUDA device")
         other = torch.device("cuda:0") if torch.cuda.is_available() else None
         other = torch.device("cpu") if where.type == "cuda" else other
         return Backend(name, xp, where, other_device=other)
     if name == "cupy":
-        usable, why = backend.cuda_status()
-        if not usable:
-            pytest.skip(f"no usable CUDA device: {why}")
         import array_api_compat.cupy as xp
         import cupy
 
@@ -197,7 +224,52 @@ def rng() -> np.random.Generator:
     return np.random.default_rng(20240605)
 
 
-FAKE_CUPY_DIR = __import__("pathlib").Path(__file__).parent / "fakecupy"
+#: The environment variable that names a clone of the book's repository
+#: (https://github.com/oreilly-japan/deep-learning-from-scratch): tests that compare with the
+#: book's own code or read its weight files skip, naming it, when it is not set.
+BOOK_ENV = "XPNET_BOOK_DIR"
+BOOK_URL = "https://github.com/oreilly-japan/deep-learning-from-scratch"
+
+
+def book_path(relative: str) -> Path:
+    """``relative`` inside the book's repository named by ``$XPNET_BOOK_DIR``.
+
+    Skips the test when the variable is not set (saying what to set); fails when it is set but
+    the file is not there (a wrong folder is a broken setup, not a reason to skip)."""
+    root = os.environ.get(BOOK_ENV)
+    if not root:
+        pytest.skip(f"needs the book's code: set {BOOK_ENV} to a clone of {BOOK_URL}")
+    path = Path(root) / relative
+    if not path.exists():
+        pytest.fail(f"{BOOK_ENV}={root} has no {relative}: point it at a clone of {BOOK_URL}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def book_common() -> Any:
+    """The book's ``common`` package (``common.layers``, ``common.util``), imported from
+    ``$XPNET_BOOK_DIR`` for this session (see :func:`book_path`); nothing of it stays in
+    ``sys.modules`` or ``sys.path``."""
+    import importlib
+    import sys
+    from types import SimpleNamespace
+
+    root = str(book_path("common/layers.py").parents[1])
+    if "common" in sys.modules:
+        pytest.fail(f"another module named 'common' is imported ({sys.modules['common']!r}); "
+                    "the book's package cannot be loaded beside it")
+    sys.path.insert(0, root)
+    try:
+        found = SimpleNamespace(layers=importlib.import_module("common.layers"),
+                                util=importlib.import_module("common.util"))
+    finally:
+        sys.path.remove(root)
+        for name in [m for m in sys.modules if m == "common" or m.startswith("common.")]:
+            del sys.modules[name]
+    return found
+
+
+FAKE_CUPY_DIR = Path(__file__).parent / "fakecupy"
 
 
 def _forget_cupy() -> None:

@@ -14,7 +14,8 @@ import pytest
 
 from xpnet.book_pickle import UnsafePickleError, load_book_params
 
-BOOK = Path("/work/book")
+from .conftest import book_path
+
 BOOK_FILES = {
     "ch07/params.pkl": {"W1": (30, 1, 5, 5), "b1": (30,), "W2": (4320, 100), "b2": (100,),
                         "W3": (100, 10), "b3": (10,)},
@@ -25,9 +26,7 @@ BOOK_FILES = {
 
 @pytest.mark.parametrize("name", list(BOOK_FILES))
 def test_the_books_files_load(name):
-    path = BOOK / name
-    if not path.exists():
-        pytest.skip(f"the book's repository is not at {BOOK} (not in CI): {path} is missing")
+    path = book_path(name)
     params = load_book_params(path)
     for key, shape in BOOK_FILES[name].items():
         assert params[key].shape == shape

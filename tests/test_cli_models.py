@@ -92,6 +92,49 @@ def test_options_that_do_not_fit_the_model_are_refused(tmp_path, capsys, args, m
     assert not (out / "history.json").exists()
 
 
+@pytest.mark.parametrize(("command", "args", "message"), [
+    ("train", ["--batch-size", "1"],
+     "--batchnorm needs --batch-size 2 or more (got 1): batch normalization normalizes each "
+     "feature over the batch, and one sample is its own mean"),
+    ("gradcheck", ["--samples", "1"], "--batchnorm needs --samples 2 or more (got 1)"),
+])
+def test_batchnorm_on_one_sample_is_refused_up_front(tmp_path, capsys, monkeypatch, command,
+                                                     args, message):
+    """BatchNormalization refuses a training batch of one (its output would be beta): the
+    command says so in one line, exit 2, before it loads data or makes a run directory."""
+    import xpnet.cli
+
+    def no_data(*_a, **_k):
+        raise AssertionError("the refusal must come before the data is loaded")
+
+    monkeypatch.setattr(xpnet.cli, "_load_mnist", no_data)
+    out = tmp_path / "run"
+    extra = ["--out", str(out)] if command == "train" else []
+    assert main([command, "--model", "mlp", "--batchnorm", *args, *extra]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.startswith(f"xpnet: error: {message}")
+    assert captured.err.count("\n") == 1  # one line
+    assert captured.out == ""
+    assert not out.exists()
+
+
+def test_batchnorm_under_mpi_needs_two_samples_per_process():
+    """``mpiexec -n 2 xpnet train --batchnorm --batch-size 3``: one process would get one
+    sample; the check the command runs once it knows the number of processes refuses it."""
+    import argparse
+
+    from xpnet.cli import CLIError, _check_batchnorm_batch
+
+    args = argparse.Namespace(batchnorm=True, batch_size=3)
+    with pytest.raises(CLIError, match=r"^--batchnorm needs 2 or more samples per process: "
+                                       r"--batch-size 3 split across 2 processes gives 1; use "
+                                       r"--batch-size 4 or more$") as exc:
+        _check_batchnorm_batch(args, 2)
+    assert exc.value.code == 2
+    _check_batchnorm_batch(argparse.Namespace(batchnorm=True, batch_size=4), 2)
+    _check_batchnorm_batch(argparse.Namespace(batchnorm=False, batch_size=1), 1)
+
+
 @pytest.mark.parametrize(("args", "message"), [
     (["--iters", "5", "--epochs", "2"], "not allowed with argument"),
     (["--hidden", "10,x"], "layer widths"),

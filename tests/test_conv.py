@@ -70,6 +70,9 @@ SHAPES = [  # (N, C, H, W, FH, FW, stride, pad)
     (2, 3, 5, 5, 3, 3, 2, 1),
     (1, 2, 6, 4, 2, 2, 2, 0),
     (3, 2, 4, 6, 3, 1, 1, 1),
+    # stride does not divide (size + 2*pad - window): the output size is floored
+    (2, 2, 8, 9, 3, 3, 2, 0),
+    (1, 3, 7, 10, 4, 2, 3, 1),
 ]
 
 
@@ -125,6 +128,124 @@ def test_pooling_matches_torch(be, rng, pool, stride, pad):
     be.assert_on(out, "float64", want.shape)
     be.assert_close(out, want)
     np.testing.assert_array_equal(want, _ref_pool(x, pool, pool, stride, pad))
+
+
+# --------------------------------------------------------------------------- floored sizes
+
+# (N, C, H, W, FN, FH, FW, stride, pad) where stride does not divide H + 2*pad - FH (or the
+# width's): PyTorch's conv2d and the book's layers floor the output size, and the rows and
+# columns no window reaches get zero gradient.
+FLOOR_CONV = [
+    (2, 3, 8, 9, 4, 3, 3, 2, 0),    # height 2.5 -> 3 windows (width whole: 4)
+    (2, 2, 10, 8, 3, 3, 2, 2, 1),   # width (8 + 2 - 2) / 2 whole, height 4.5 -> 5
+    (1, 2, 10, 7, 2, 4, 3, 3, 1),   # both: (10 + 2 - 4) / 3 -> 3, (7 + 2 - 3) / 3 = 2 -> 3
+    (2, 1, 12, 12, 2, 5, 5, 3, 0),  # 7 / 3 -> 3 windows; the last row and column dropped
+    (3, 2, 9, 9, 5, 3, 3, 4, 0),    # 6 / 4 -> 2 windows; the last 2 rows and columns dropped
+]
+
+
+def _read_rows(size, field, stride, pad):
+    """Which input rows (0..size-1) some window reads, counted window by window."""
+    out = (size + 2 * pad - field) // stride + 1
+    return {o * stride + k - pad for o in range(out) for k in range(field)} & set(range(size))
+
+
+@pytest.mark.parametrize("case", FLOOR_CONV, ids=str)
+def test_convolution_floors_its_output_like_torch(be, rng, case):
+    """Forward, dx, dW and db against PyTorch for sizes the stride does not divide; the input
+    rows and columns that no window reads get exactly zero gradient."""
+    torch = pytest.importorskip("torch", reason="PyTorch autograd is the reference")
+    n, c, h, w, fn, fh, fw, stride, pad = case
+    x, W, b = (rng.standard_normal((n, c, h, w)), rng.standard_normal((fn, c, fh, fw)),
+               rng.standard_normal(fn))
+    xt, wt = torch.tensor(x, requires_grad=True), torch.tensor(W, requires_grad=True)
+    bt = torch.tensor(b, requires_grad=True)
+    y = torch.nn.functional.conv2d(xt, wt, bt, stride=stride, padding=pad)
+    r = rng.standard_normal(tuple(y.shape))
+    (y * torch.from_numpy(r)).sum().backward()
+    layer = Convolution(be.asarray(W), be.asarray(b), stride, pad)
+    out = layer.forward(be.asarray(x))
+    be.assert_on(out, "float64", tuple(y.shape))
+    be.assert_close(out, y.detach().numpy(), rtol=1e-12, atol=1e-12)
+    dx = layer.backward(be.asarray(r))
+    be.assert_on(dx, "float64", x.shape)
+    be.assert_close(dx, xt.grad.numpy(), rtol=1e-12, atol=1e-12)
+    be.assert_close(layer.dW, wt.grad.numpy(), rtol=1e-12, atol=1e-12)
+    be.assert_close(layer.db, bt.grad.numpy(), rtol=1e-12, atol=1e-12)
+    rows, cols = _read_rows(h, fh, stride, pad), _read_rows(w, fw, stride, pad)
+    unread = np.ones((h, w), dtype=bool)
+    unread[np.ix_(sorted(rows), sorted(cols))] = False
+    got = be.to_numpy(dx)
+    if unread.any():
+        assert np.all(got[:, :, unread] == 0.0)
+    assert np.all(got[:, :, ~unread] != 0.0)  # everything read has a gradient here
+
+
+# (H, W, pool, stride, pad): the 2x2 stride-2 mask path on odd sizes, the general path.
+FLOOR_POOL = [(5, 7, 2, 2, 0), (7, 6, 2, 2, 0), (5, 5, 3, 3, 0), (6, 8, 3, 2, 0),
+              (6, 6, 3, 2, 1), (6, 5, 2, 2, 1), (9, 7, 3, 4, 1)]
+
+
+@pytest.mark.parametrize("case", FLOOR_POOL, ids=str)
+def test_pooling_floors_its_output_like_torch(be, rng, case):
+    torch = pytest.importorskip("torch", reason="PyTorch autograd is the reference")
+    h, w, pool, stride, pad = case
+    x = _distinct(rng, (2, 3, h, w))  # no ties: one maximum per window
+    xt = torch.tensor(x, requires_grad=True)
+    # The book pads with zeros that take part in the maximum; torch pads with -inf: pad with
+    # zeros first, then pool without padding.
+    y = torch.nn.functional.max_pool2d(torch.nn.functional.pad(xt, (pad, pad, pad, pad)),
+                                       pool, stride)
+    r = rng.standard_normal(tuple(y.shape))
+    (y * torch.from_numpy(r)).sum().backward()
+    layer = Pooling(pool, pool, stride, pad)
+    out = layer.forward(be.asarray(x))
+    be.assert_on(out, "float64", tuple(y.shape))
+    be.assert_close(out, y.detach().numpy(), rtol=0)
+    dx = layer.backward(be.asarray(r))
+    be.assert_on(dx, "float64", x.shape)
+    be.assert_close(dx, xt.grad.numpy(), rtol=1e-12, atol=1e-15)  # overlaps: sums in any order
+    if (h + 2 * pad - pool) % stride and not pad:
+        assert layer.fast == (pool == stride)
+        assert np.all(be.to_numpy(dx)[:, :, (h + 2 * pad - pool) // stride * stride + pool:,
+                                      :] == 0.0)
+
+
+@pytest.mark.parametrize("case", FLOOR_CONV[:3], ids=str)
+def test_floored_convolution_matches_the_books_layer(be, rng, book_common, case):
+    """The book's own ``common.layers.Convolution`` (and its im2col/col2im) on the same
+    floored shapes: forward, dx, dW, db."""
+    n, c, h, w, fn, fh, fw, stride, pad = case
+    x, W, b = (rng.standard_normal((n, c, h, w)), rng.standard_normal((fn, c, fh, fw)),
+               rng.standard_normal(fn))
+    book = book_common.layers.Convolution(W, b, stride, pad)
+    want = book.forward(x)
+    r = rng.standard_normal(want.shape)
+    want_dx = book.backward(r)
+    layer = Convolution(be.asarray(W), be.asarray(b), stride, pad)
+    be.assert_close(layer.forward(be.asarray(x)), want, rtol=1e-12, atol=1e-12)
+    be.assert_close(layer.backward(be.asarray(r)), want_dx, rtol=1e-12, atol=1e-12)
+    be.assert_close(layer.dW, book.dW, rtol=1e-12, atol=1e-12)
+    be.assert_close(layer.db, book.db, rtol=1e-12, atol=1e-12)
+    col = book_common.util.im2col(x, fh, fw, stride, pad)
+    be.assert_close(im2col(be.asarray(x), fh, fw, stride, pad), col, rtol=0)
+    g = rng.standard_normal(col.shape)
+    be.assert_close(col2im(be.asarray(g), x.shape, fh, fw, stride, pad),
+                    book_common.util.col2im(g, x.shape, fh, fw, stride, pad), rtol=1e-12,
+                    atol=1e-12)
+
+
+@pytest.mark.parametrize("case", [p for p in FLOOR_POOL if p[4] == 0], ids=str)
+def test_floored_pooling_matches_the_books_layer(be, rng, book_common, case):
+    """The book's ``common.layers.Pooling`` (unpadded: its output size leaves out ``pad``)."""
+    h, w, pool, stride, _ = case
+    x = _distinct(rng, (2, 3, h, w))
+    book = book_common.layers.Pooling(pool, pool, stride)
+    want = book.forward(x)
+    r = rng.standard_normal(want.shape)
+    layer = Pooling(pool, pool, stride)
+    be.assert_close(layer.forward(be.asarray(x)), want, rtol=0)
+    be.assert_close(layer.backward(be.asarray(r)), book.backward(r), rtol=1e-12, atol=1e-15)
 
 
 # --------------------------------------------------------------------------- gradients
@@ -311,16 +432,14 @@ def test_clear_errors(be, rng):
         Convolution(W, b).forward(be.asarray(np.zeros((3, 5, 5))))
     with pytest.raises(ValueError, match="3 input channels"):
         Convolution(W, b).forward(be.asarray(np.zeros((1, 2, 5, 5))))
-    with pytest.raises(ValueError, match="not a whole number"):
-        Convolution(W, b, stride=2).forward(be.asarray(np.zeros((1, 3, 6, 6))))
     with pytest.raises(ValueError, match="does not fit"):
         Convolution(W, b).forward(be.asarray(np.zeros((1, 3, 2, 2))))
     with pytest.raises(TypeError, match="floating"):
         Convolution(W, b).forward(be.asarray(np.zeros((1, 3, 5, 5)), "int32"))
     with pytest.raises(ValueError, match="stride must be an integer >= 1"):
         Convolution(W, b, stride=0)
-    with pytest.raises(ValueError, match="not a whole number"):
-        Pooling(2, 2).forward(be.asarray(np.zeros((1, 1, 5, 5))))
+    with pytest.raises(ValueError, match="Pooling \\(width\\): a window of 3 does not fit"):
+        Pooling(3, 3).forward(be.asarray(np.zeros((1, 1, 5, 2))))
     with pytest.raises(ValueError, match=r"shape \(N, C, H, W\)"):
         Pooling(2, 2).forward(be.asarray(np.zeros((4, 4))))
     with pytest.raises(ValueError, match="col must have shape"):

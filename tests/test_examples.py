@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from .conftest import book_path
+
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
@@ -71,15 +73,11 @@ def test_visualize_filter_draws_saved_weights(tmp_path):
     assert out_png.stat().st_size > 5_000
 
 
-BOOK_PARAMS = Path("/work/book/ch07/params.pkl")
-
-
-@pytest.mark.skipif(not BOOK_PARAMS.is_file(),
-                    reason=f"the book's trained SimpleConvNet weights are not here ({BOOK_PARAMS})")
 def test_visualize_filter_reads_the_books_pickle(tmp_path):
+    params = book_path("ch07/params.pkl")  # the book's trained SimpleConvNet weights
     pytest.importorskip("matplotlib")
     out_png = tmp_path / "filters.png"
-    out = run_example("visualize_filter.py", "--params", str(BOOK_PARAMS), "--out", str(out_png))
+    out = run_example("visualize_filter.py", "--params", str(params), "--out", str(out_png))
     assert "first-layer filters: 30" in out
     change = float(out.split("relative change from the initial weights")[1].split()[0])
     assert change > 3  # trained filters are far larger than the std-0.01 start

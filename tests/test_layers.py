@@ -3,6 +3,8 @@ untouched, dtype and device kept, and clear errors for bad inputs."""
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -730,10 +732,11 @@ def _bn_ref(xh, gamma, beta):
     return out.reshape(xh.shape), mu, var
 
 
-SHAPES = [(4, 3), (5, 2, 2, 2), (1, 3)]
+SHAPES = [(4, 3), (5, 2, 2, 2), (2, 3)]  # (2, 3): the smallest batch training takes
+SHAPE_IDS = ["2d", "4d", "batch2"]
 
 
-@pytest.mark.parametrize("shape", SHAPES, ids=["2d", "4d", "batch1"])
+@pytest.mark.parametrize("shape", SHAPES, ids=SHAPE_IDS)
 def test_batchnorm_forward_and_running_statistics(be, rng, shape):
     d = int(np.prod(shape[1:]))
     gh, bh = rng.random(d) + 0.5, rng.standard_normal(d)
@@ -771,8 +774,11 @@ def test_batchnorm_given_running_statistics_and_momentum(be, rng):
     be.assert_close(layer.running_var, 0.5 * vh + 0.5 * xh.var(0), rtol=1e-12)
 
 
-@pytest.mark.parametrize("shape", SHAPES, ids=["2d", "4d", "batch1"])
-@pytest.mark.parametrize("train", [True, False], ids=["train", "inference"])
+@pytest.mark.parametrize(("shape", "train"), [
+    *[pytest.param(s, t, id=f"{'train' if t else 'inference'}-{i}")
+      for t in (True, False) for s, i in zip(SHAPES, SHAPE_IDS, strict=True)],
+    pytest.param((1, 3), False, id="inference-batch1"),  # one sample: running statistics
+])
 def test_batchnorm_gradients(be, rng, shape, train):
     d = int(np.prod(shape[1:]))
     xh, wh = rng.standard_normal(shape), rng.standard_normal(shape)
@@ -819,6 +825,28 @@ def test_batchnorm_dtypes_follow_numpy(be, rng, xd, pd):
     dx = layer.backward(be.asarray(np.ones(xh.shape, dtype=want.dtype)))
     be.assert_on(dx, want.dtype.name, xh.shape)
     be.assert_on(layer.dgamma, want.dtype.name, (8,))
+
+
+@pytest.mark.parametrize("shape", [(1, 4), (1, 1, 2, 2)])
+def test_batchnorm_refuses_a_training_batch_of_one(be, rng, shape):
+    """One sample is its own batch mean: the output would be beta whatever the input.
+    PyTorch's batch_norm refuses it in training; so does this layer, and it says what to do.
+    Inference on one sample uses the running statistics and works."""
+    g, b = be.asarray(rng.random(4) + 0.5), be.asarray(rng.standard_normal(4))
+    x = be.asarray(rng.standard_normal(shape))
+    layer = BatchNormalization(g, b)
+    with pytest.raises(ValueError, match=(
+            r"^BatchNormalization in training mode needs a batch of 2 or more samples, got a "
+            rf"batch of 1 \(shape {re.escape(str(shape))}\): .* would be beta whatever the "
+            r"input; train with a batch size of 2 or more, or pass train_flg=False")):
+        layer.forward(x, train_flg=True)
+    assert layer.running_mean is None or not np.any(be.to_numpy(layer.running_mean))
+    out = layer.forward(x, train_flg=False)  # the running statistics: any batch size
+    be.assert_on(out, "float64", shape)
+    torch = pytest.importorskip("torch", reason="PyTorch's refusal is the reference")
+    with pytest.raises(ValueError, match="Expected more than 1 value per channel"):
+        torch.nn.functional.batch_norm(torch.zeros(1, 4), torch.zeros(4), torch.ones(4),
+                                       training=True)
 
 
 def test_batchnorm_errors(be):

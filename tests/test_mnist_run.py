@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 
 import pytest
 
 from xpnet.cli import main
 
+from .conftest import book_path
 from .test_examples import run_example
 
 pytestmark = [
@@ -152,14 +152,9 @@ def test_visualize_filter_example_trains_briefly(tmp_path):
     assert png.stat().st_size > 5_000
 
 
-BOOK_DEEP_PARAMS = Path("/work/book/ch08/deep_convnet_params.pkl")
-
-
-@pytest.mark.skipif(not BOOK_DEEP_PARAMS.is_file(),
-                    reason=f"the book's trained DeepConvNet weights are not here "
-                           f"({BOOK_DEEP_PARAMS})")
 def test_deep_convnet_book_weights_example():
-    out = run_example("deep_convnet_book_weights.py", str(BOOK_DEEP_PARAMS), "--samples", "500")
+    params = book_path("ch08/deep_convnet_params.pkl")  # the book's trained DeepConvNet weights
+    out = run_example("deep_convnet_book_weights.py", str(params), "--samples", "500")
     acc = {key: float(row.split(":")[1]) for row in out.splitlines()
            for key in ("float64", "float16") if row.startswith(f"test accuracy ({key})")}
     # the book's own DeepConvNet code gives 0.976 on the first 1000 test images with this file

@@ -11,7 +11,7 @@ from collections import OrderedDict
 import numpy as np
 import pytest
 
-from xpnet import TwoLayerNet, gradient_check
+from xpnet import MultiLayerNetExtend, TwoLayerNet, gradient_check
 from xpnet.layers import Affine, Relu, SoftmaxWithLoss
 from xpnet.net import Params
 
@@ -345,10 +345,70 @@ def test_input_on_another_device(be, rng):
 
 def test_input_from_another_backend(be):
     net = _net(be, 4, 3, 2, seed=18)
-    with pytest.raises(TypeError, match="different array libraries"):
+    with pytest.raises(TypeError, match=r"^x is a \w+ array \(on \w+\) but this TwoLayerNet "
+                                        r"holds \w+ arrays"):
         net.predict(_foreign(be, (2, 4)))
-    with pytest.raises(TypeError, match="different array libraries"):
+    with pytest.raises(TypeError, match=r"^t is a \w+ array \(on \w+\) but this TwoLayerNet "):
         net.loss(be.asarray(np.zeros((2, 4))), _foreign(be, (2,)))
+
+
+def _advice(message, start):
+    """The statement of ``message`` that begins with ``start``, up to its closing parenthesis."""
+    head = message.index(start)
+    depth, end = 0, head
+    for end in range(message.index("(", head), len(message)):
+        depth += {"(": 1, ")": -1}.get(message[end], 0)
+        if depth == 0:
+            break
+    return message[head:end + 1]
+
+
+def test_a_default_network_given_another_backends_arrays_says_how_to_move(be, rng):
+    """A network built without xp= holds NumPy arrays and stays there (it never moves by
+    itself: an optimizer's state, references to its parameters and the book's script semantics
+    would silently break). Arrays of another backend get a TypeError whose two pieces of advice
+    both work as written: move the network (net.to), or move the data."""
+    import xpnet
+
+    if be.name == "numpy":
+        pytest.skip("a default network is a NumPy network: NumPy arrays are its own")
+    net = TwoLayerNet(4, 3, 2, seed=5)  # defaults: NumPy, float64
+    xh, th = rng.standard_normal((3, 4)), np.array([0, 1, 1])
+    x, t = be.asarray(xh), be.asarray(th, "int64")
+    name = be.xp.__name__.split(".")[-1]
+    where = xpnet.backend.device_text(be.device)
+    with pytest.raises(TypeError) as exc:
+        net.loss(x, t)
+    message = str(exc.value)
+    assert message.startswith(f"x is a {name} array (on {where}) but this TwoLayerNet holds "
+                              "numpy arrays (on cpu): a network stays on the backend and device "
+                              "it was built on (xp=, device=; NumPy by default).")
+    move_net = _advice(message, "net = net.to(")
+    assert move_net == f"net = net.to({name!r}, device={where!r})"
+    assert f"TwoLayerNet(..., xp={name!r}, device={where!r})" in message
+    want = float(net.loss(xh, th))
+    scope = {"net": net, "x": x, "t": t, "xpnet": xpnet}
+    exec(move_net, scope)  # the advice, as written
+    moved = scope["net"]
+    be.assert_on(moved.params["W1"], "float64", (4, 3))
+    assert float(moved.loss(x, t)) == pytest.approx(want, rel=1e-12)
+    assert net.xp.__name__.endswith("numpy")  # the original stays where it was
+    move_data = _advice(message, "x = xpnet.backend.asarray(")
+    exec(move_data, scope := {"net": net, "x": x, "xpnet": xpnet})
+    assert float(net.loss(scope["x"], th)) == pytest.approx(want, rel=1e-12)
+
+
+def test_to_carries_the_batchnorm_running_statistics(be, rng):
+    """net.to() copies what inference needs: a trained batch-norm network's running
+    statistics come along (they were lost: the copy predicted with zeros)."""
+    net = MultiLayerNetExtend(4, [3, 3], 2, use_batchnorm=True, seed=1)
+    xh, th = rng.standard_normal((6, 4)), np.array([0, 1, 1, 0, 1, 0])
+    for _ in range(3):
+        net.gradient(xh, th)  # training-mode passes move the running statistics
+    moved = net.to(be.xp, device=be.device)
+    for key, value in net.buffers().items():
+        be.assert_close(moved.buffers()[key], value, rtol=0)
+    be.assert_close(moved.predict(be.asarray(xh)), net.predict(xh), rtol=1e-12, atol=1e-14)
 
 
 def test_a_column_of_class_indices_counts_as_the_indices(be, rng):

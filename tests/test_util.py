@@ -99,21 +99,43 @@ def _count_positions(input_size, filter_size, stride, pad):
     return sum(1 for start in range(0, input_size + 2 * pad - filter_size + 1, stride))
 
 
-@pytest.mark.parametrize(("size", "flt", "stride", "pad"),
-                         [(28, 5, 1, 0), (28, 3, 1, 1), (7, 3, 2, 1), (4, 2, 2, 0), (1, 1, 1, 0),
-                          (32, 5, 3, 0)])
+# Whole sizes, then sizes the stride does not divide (floored, as the layers do).
+SIZES = [(28, 5, 1, 0), (28, 3, 1, 1), (7, 3, 2, 1), (4, 2, 2, 0), (1, 1, 1, 0), (32, 5, 3, 0),
+         (28, 5, 2, 0), (8, 3, 2, 0), (10, 4, 3, 1), (5, 2, 2, 0), (9, 3, 4, 0)]
+
+
+@pytest.mark.parametrize(("size", "flt", "stride", "pad"), SIZES)
 def test_conv_output_size_counts_windows(size, flt, stride, pad):
     assert conv_output_size(size, flt, stride, pad) == _count_positions(size, flt, stride, pad)
     assert isinstance(conv_output_size(size, flt, stride, pad), int)
 
 
+@pytest.mark.parametrize(("size", "flt", "stride", "pad"), SIZES)
+def test_conv_output_size_is_what_torch_and_the_layers_give(size, flt, stride, pad):
+    """The size that PyTorch's conv2d and xpnet's Convolution produce (both floor)."""
+    torch = pytest.importorskip("torch", reason="PyTorch's conv2d is the reference")
+    from xpnet.conv import Convolution
+
+    x, w = np.zeros((1, 1, size, size)), np.zeros((1, 1, flt, flt))
+    want = torch.nn.functional.conv2d(torch.from_numpy(x), torch.from_numpy(w), stride=stride,
+                                      padding=pad).shape[-1]
+    assert conv_output_size(size, flt, stride, pad) == want
+    assert Convolution(w, np.zeros(1), stride, pad).forward(x).shape[-1] == want
+
+
+@pytest.mark.parametrize(("size", "flt", "stride", "pad"), SIZES)
+def test_conv_output_size_is_the_books_floored(book_common, size, flt, stride, pad):
+    """The book's conv_output_size returns the float; its layers take ``1 + int(...)``."""
+    book = book_common.util.conv_output_size(size, flt, stride, pad)
+    assert conv_output_size(size, flt, stride, pad) == int(book)
+
+
 def test_conv_output_size_defaults_are_the_books():
     assert conv_output_size(28, 5) == 24
+    assert conv_output_size(28, 5, stride=2) == 12  # the book's function: 12.5
 
 
 def test_conv_output_size_errors():
-    with pytest.raises(ValueError, match=r"\(28 \+ 2\*0 - 5\) / 2 is not a whole number"):
-        conv_output_size(28, 5, stride=2)
     with pytest.raises(ValueError, match="filter_size 7 is larger than the padded input 5"):
         conv_output_size(5, 7)
     with pytest.raises(ValueError, match="need input_size >= 1"):

@@ -29,6 +29,7 @@ __all__ = [
     "cuda_status",
     "default_device",
     "device",
+    "device_text",
     "dtype_name",
     "get_namespace",
     "is_available",
@@ -256,6 +257,20 @@ def on_device(where: Any) -> contextlib.AbstractContextManager[Any]:
         if found is not None and type(found).__module__.startswith("cupy"):
             return found
     return _NO_SCOPE
+
+
+def device_text(dev: Any) -> str:
+    """A device as the text :func:`parse_device` takes back: ``'cpu'``, ``'cuda:0'``,
+    ``'device1'`` (array-api-strict) ..."""
+    if dev is None or dev == "cpu":
+        return "cpu"
+    cuda_id = getattr(dev, "id", None)  # cupy.cuda.Device
+    if isinstance(cuda_id, int) and type(dev).__module__.startswith("cupy"):
+        return f"cuda:{cuda_id}"
+    text = repr(dev)
+    if text.startswith("array_api_strict.Device("):  # array_api_strict.Device('device1')
+        return text.split("'")[1]
+    return str(dev)  # torch.device('cuda:0') -> 'cuda:0'
 
 
 def default_device(xp: Namespace) -> Any:

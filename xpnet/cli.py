@@ -149,6 +149,23 @@ def _check_model_options(args: argparse.Namespace) -> None:
                        f"(got --model {args.model})", EXIT_USAGE)
     if args.dropout is not None and not 0.0 <= args.dropout < 1.0:
         raise CLIError(f"--dropout must lie in [0, 1), got {args.dropout}", EXIT_USAGE)
+    _check_batchnorm_batch(args)
+
+
+def _check_batchnorm_batch(args: argparse.Namespace, processes: int = 1) -> None:
+    """``--batchnorm`` trains on batches of 2 or more per process: one sample is its own
+    batch mean, and BatchNormalization refuses it (its output would be beta)."""
+    flag, size = (("--batch-size", args.batch_size) if hasattr(args, "batch_size")
+                  else ("--samples", args.samples))
+    if not args.batchnorm or size is None or size // processes >= 2:
+        return
+    if processes == 1:
+        raise CLIError(f"--batchnorm needs {flag} 2 or more (got {size}): batch normalization "
+                       "normalizes each feature over the batch, and one sample is its own "
+                       "mean", EXIT_USAGE)
+    raise CLIError(f"--batchnorm needs 2 or more samples per process: {flag} {size} split "
+                   f"across {processes} processes gives {size // processes}; use {flag} "
+                   f"{2 * processes} or more", EXIT_USAGE)
 
 
 def _build_net(args: argparse.Namespace, xp: Any, device: Any) -> Any:
@@ -296,6 +313,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         return _resume_train(args)
     _check_model_options(args)
     comm = _mpi_communicator()
+    if comm is not None:
+        _check_batchnorm_batch(args, comm.size)
     root = comm is None or comm.is_root
     if not root:  # only rank 0 prints and writes the run directory
         args.quiet = True

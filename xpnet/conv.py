@@ -39,17 +39,15 @@ def _check_int(value: Any, name: str, low: int) -> int:
 
 
 def _out_size(size: int, field: int, stride: int, pad: int, what: str) -> int:
-    """``(size + 2*pad - field) / stride + 1``, refusing sizes that do not fit exactly."""
+    """``(size + 2*pad - field) // stride + 1``: the number of whole windows, floored as the
+    book's layers (``1 + int(...)``), PyTorch's ``conv2d`` and ``max_pool2d`` do. Where
+    ``stride`` does not divide ``size + 2*pad - field``, the last ``(size + 2*pad - field) %
+    stride`` rows (columns) of the padded input are read by no window (they get zero gradient).
+    Refuses a window that does not fit at all."""
     span = size + 2 * pad - field
     if span < 0:
         msg = (f"{what}: a window of {field} does not fit into an input of {size} with "
                f"padding {pad}; use a smaller window or more padding")
-        raise ValueError(msg)
-    if span % stride:
-        msg = (f"{what}: input size {size} with window {field}, stride {stride} and padding "
-               f"{pad} gives output size ({size} + 2*{pad} - {field}) / {stride} + 1 = "
-               f"{span / stride + 1:g}, not a whole number; change the padding or the stride "
-               "so that (size + 2*pad - window) is a multiple of stride")
         raise ValueError(msg)
     return span // stride + 1
 
@@ -197,8 +195,9 @@ def im2col(input_data: Array, filter_h: int, filter_w: int, stride: int = 1,
     -------
     array, shape ``(N*OH*OW, C*filter_h*filter_w)``
         Row ``(n, y, x)`` holds window ``(y, x)`` of image ``n``, in ``(C, FH, FW)`` order, with
-        ``OH = (H + 2*pad - filter_h) / stride + 1`` (likewise ``OW``). It may be a transposed
-        view; its values are those of the book's function.
+        ``OH = (H + 2*pad - filter_h) // stride + 1`` (likewise ``OW``; floored, as the book's
+        function does). It may be a transposed view; its values are those of the book's
+        function.
     """
     _check_4d(input_data, "im2col")
     xp = namespace(input_data)
@@ -243,7 +242,8 @@ class Convolution:
     + b``.
 
     ``W`` has shape ``(FN, C, FH, FW)``, ``b`` shape ``(FN,)``; ``forward`` maps ``(N, C, H, W)``
-    to ``(N, FN, OH, OW)`` with ``OH = (H + 2*pad - FH) / stride + 1``. ``backward`` stores
+    to ``(N, FN, OH, OW)`` with ``OH = (H + 2*pad - FH) // stride + 1`` (floored as in the book
+    and PyTorch: rows no window reaches get zero gradient). ``backward`` stores
     ``dW`` (shape of ``W``) and ``db`` and returns ``dx``, or ``None`` when ``input_grad=False``
     (a first layer, whose input is data). Mixed floating dtypes promote as NumPy does.
     """
@@ -343,10 +343,12 @@ class Pooling:
     """Max pooling over ``pool_h x pool_w`` windows; backward routes ``dout`` to the first
     maximum of each window (row-major order), as the book's ``argmax`` does.
 
-    ``forward`` maps ``(N, C, H, W)`` to ``(N, C, OH, OW)`` with ``OH = (H + 2*pad - pool_h) /
-    stride + 1``. Padding adds zeros that take part in the maximum, as in the book (PyTorch pads
+    ``forward`` maps ``(N, C, H, W)`` to ``(N, C, OH, OW)`` with ``OH = (H + 2*pad - pool_h) //
+    stride + 1`` (floored as in the book and PyTorch: rows no window reaches are dropped and get
+    zero gradient). Padding adds zeros that take part in the maximum, as in the book (PyTorch pads
     with ``-inf``). Non-overlapping windows without padding (``stride == pool_h == pool_w``, the
-    usual 2x2 pool) take a fast path that keeps masks instead of ``arg_max``; all other settings
+    usual 2x2 pool, on even or odd sizes) take a fast path that keeps masks instead of
+    ``arg_max``; all other settings
     keep ``arg_max`` ``(C, N, OH, OW)``, the window position of each maximum.
     """
 
@@ -363,7 +365,8 @@ class Pooling:
 
     @property
     def fast(self) -> bool:
-        """Whether the windows tile the input (no overlap, no padding): the reshape-free path."""
+        """Whether the windows neither overlap nor pad (they tile the input, but for the last
+        ``H % stride`` rows and ``W % stride`` columns, which no window reads): the mask path."""
         return self.pad == 0 and self.pool_h == self.pool_w == self.stride
 
     def forward(self, x: Array) -> Array:
@@ -416,7 +419,9 @@ class Pooling:
     def _fast_forward(self, xp: Namespace, xt: Array) -> tuple[Array, Any]:
         # Max over the columns of each window, then over its rows: row-major first maximum.
         k = self.stride
-        cols, col_masks = self._first_max(xp, [xt[..., j::k] for j in range(k)])
+        oh, ow = self._out_shape[2], self._out_shape[3]
+        cols, col_masks = self._first_max(xp, [xt[:, :, :k * oh, _win(j, k, ow)]
+                                               for j in range(k)])
         out, row_masks = self._first_max(xp, [cols[:, :, i::k, :] for i in range(k)])
         return out, (col_masks, row_masks)
 
@@ -452,9 +457,12 @@ class Pooling:
             dcols = xp.empty((C, N, k * oh, ow), dtype=dout.dtype, device=dev)
             for i, part in enumerate(self._split(xp, dt, row_masks)):
                 dcols[:, :, i::k, :] = part
-            dx = xp.empty((C, N, H, W), dtype=dout.dtype, device=dev)  # windows tile x
+            # Where the windows tile x every element is written; the rows and columns the
+            # floor drops (H % k, W % k) are read by no window and keep zeros.
+            tiled = H % k == 0 and W % k == 0  # (oh, ow) = (H // k, W // k)
+            dx = (xp.empty if tiled else xp.zeros)((C, N, H, W), dtype=dout.dtype, device=dev)
             for j, part in enumerate(self._split(xp, dcols, col_masks)):
-                dx[:, :, :, j::k] = part
+                dx[:, :, :k * oh, _win(j, k, ow)] = part
         else:
             hot = self.arg_max[..., None] == xp.arange(ph * pw, dtype=self.arg_max.dtype,
                                                         device=dev)

@@ -427,6 +427,10 @@ class BatchNormalization:
     * batch``. In inference (``train_flg=False``) the running statistics are used. The epsilon
     is the book's ``10e-7`` (= 1e-6).
 
+    Training needs a batch of ``N >= 2`` (one sample is its own mean: the output would be
+    ``beta`` whatever the input), so ``N == 1`` with ``train_flg=True`` is a ``ValueError``, as
+    in PyTorch; inference takes any ``N >= 1``.
+
     Input is ``(N, D)`` or ``(N, C, H, W)``; as in the book, 4-D input is flattened to
     ``(N, C*H*W)``, so ``gamma`` and ``beta`` have shape ``(D,)`` with ``D`` the features per
     sample. Running statistics are made on the first ``forward`` (zeros, the input's dtype and
@@ -479,6 +483,15 @@ class BatchNormalization:
             raise ValueError(msg)
         if n == 0:
             msg = "BatchNormalization needs at least one sample, got an empty batch"
+            raise ValueError(msg)
+        if train_flg and n == 1:
+            # One sample is its own mean: xc = 0, and every output would be beta whatever the
+            # input (PyTorch refuses it too: "Expected more than 1 value per channel").
+            msg = ("BatchNormalization in training mode needs a batch of 2 or more samples, "
+                   "got a batch of 1 (shape "
+                   f"{self.input_shape}): one sample is its own batch mean, so the output "
+                   "would be beta whatever the input; train with a batch size of 2 or more, "
+                   "or pass train_flg=False to use the running statistics for one sample")
             raise ValueError(msg)
         if not xp.isdtype(x2.dtype, "real floating"):
             msg = f"BatchNormalization needs floating input, got dtype {x2.dtype}"

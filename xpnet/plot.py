@@ -9,7 +9,7 @@ from typing import Any
 
 from .io import atomic_write_bytes
 
-__all__ = ["MatplotlibMissing", "plot_history"]
+__all__ = ["MatplotlibMissing", "history_figure", "plot_history"]
 
 
 class MatplotlibMissing(ImportError):
@@ -22,9 +22,19 @@ def plot_history(history: Any, path: str | os.PathLike[str]) -> Path:
 
     Raises :class:`MatplotlibMissing` when matplotlib is not installed.
     """
+    fig = history_figure(history)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100)
+    return atomic_write_bytes(path, buffer.getvalue())
+
+
+def history_figure(history: Any) -> Any:
+    """The ``matplotlib.figure.Figure`` that :func:`plot_history` saves: accuracy per epoch
+    (whole-number epoch ticks) and the mini-batch loss per iteration."""
     try:
         # A bare Figure renders with Agg and leaves pyplot's global backend alone.
         from matplotlib.figure import Figure
+        from matplotlib.ticker import MaxNLocator
     except ImportError as exc:
         msg = f"matplotlib is not installed ({exc}); pip install 'xpnet[plot]' to get plots"
         raise MatplotlibMissing(msg) from None
@@ -37,6 +47,7 @@ def plot_history(history: Any, path: str | os.PathLike[str]) -> Path:
     acc.plot(epochs, history.train_acc_list, marker="o", label="train acc")
     acc.plot(epochs, history.test_acc_list, marker="s", linestyle="--", label="test acc")
     acc.set_xlabel("epochs")
+    acc.xaxis.set_major_locator(MaxNLocator(integer=True))  # epoch 2, not 2.5
     acc.set_ylabel("accuracy")
     acc.set_ylim(0, 1.0)
     acc.legend(loc="lower right")
@@ -46,6 +57,4 @@ def plot_history(history: Any, path: str | os.PathLike[str]) -> Path:
     loss.set_xlabel("iteration")
     loss.set_ylabel("training loss (mini-batch)")
     loss.set_yscale("log")
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100)
-    return atomic_write_bytes(path, buffer.getvalue())
+    return fig

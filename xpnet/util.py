@@ -67,10 +67,13 @@ def shuffle_dataset(x: Array, t: Array, /, *, seed: int | None = None) -> tuple[
 
 
 def conv_output_size(input_size: int, filter_size: int, stride: int = 1, pad: int = 0) -> int:
-    """Output length of a convolution: ``(input_size + 2*pad - filter_size) / stride + 1``.
+    """Output length of a convolution or pooling: ``(input_size + 2*pad - filter_size) //
+    stride + 1``, the number of windows that fit.
 
-    The book returns this as a float; here it must come out whole, or a ``ValueError`` says
-    which sizes do not fit and what would.
+    The book's function returns the float ``(input_size + 2*pad - filter_size) / stride + 1``
+    (``12.5`` for 28, 5, stride 2), while its layers floor it (``1 + int(...)``), as PyTorch
+    does: this returns the size the layers produce, an ``int`` (``12``), which is the book's
+    value whenever that is whole. A filter larger than the padded input is a ``ValueError``.
     """
     for name, value in (("input_size", input_size), ("filter_size", filter_size),
                         ("stride", stride), ("pad", pad)):
@@ -86,9 +89,4 @@ def conv_output_size(input_size: int, filter_size: int, stride: int = 1, pad: in
         msg = (f"filter_size {filter_size} is larger than the padded input "
                f"{input_size + 2 * pad} (input_size {input_size} + 2 * pad {pad})")
         raise ValueError(msg)
-    if span % stride:
-        msg = (f"(input_size + 2*pad - filter_size) / stride = ({input_size} + 2*{pad} - "
-               f"{filter_size}) / {stride} is not a whole number; change pad or stride so "
-               f"that stride divides {span}")
-        raise ValueError(msg)
-    return span // stride + 1
+    return int(span // stride + 1)

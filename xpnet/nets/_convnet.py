@@ -85,13 +85,10 @@ def conv_out(hw: tuple[int, int], p: Mapping[str, int], name: str) -> tuple[int,
 
 
 def pool_out(hw: tuple[int, int], name: str) -> tuple[int, int]:
-    """Output size of a 2x2 max pooling with stride 2, which must tile ``hw`` exactly."""
-    if hw[0] % 2 or hw[1] % 2:
-        msg = (f"{name}: the 2x2 pooling with stride 2 gets a {hw[0]}x{hw[1]} input, which it "
-               "cannot tile (odd size); change input_dim or the convolution's filter_size, "
-               "pad or stride so that (size + 2*pad - filter_size) / stride + 1 is even")
-        raise ValueError(msg)
-    return hw[0] // 2, hw[1] // 2
+    """Output size of a 2x2 max pooling with stride 2: half of ``hw``, floored (an odd last
+    row or column is dropped, as in the book's layers and PyTorch)."""
+    return (_out_size(hw[0], 2, 2, 0, f"{name} (height)"),
+            _out_size(hw[1], 2, 2, 0, f"{name} (width)"))
 
 
 def expect_shapes(host: Mapping[str, Any], expected: Mapping[str, tuple[int, ...]],
@@ -126,10 +123,10 @@ class ConvNetMixin:
         return math.prod(self.input_dim)
 
     def _input(self, x: Array) -> Array:
-        shape = tuple(getattr(x, "shape", ()))
+        x = super()._input(x)  # the array check, dtype and device first: a reshape keeps them
+        shape = tuple(x.shape)
         dim = self.input_dim
         if len(shape) == 2 and shape[1] == self.input_size:
-            x = super()._input(x)  # dtype and device first: the reshape keeps them
             return self.xp.reshape(x, (shape[0], *dim))
         if len(shape) != 4 or shape[1:] != dim:
             msg = (f"{type(self).__name__} takes images of shape (N, {dim[0]}, {dim[1]}, "
@@ -137,7 +134,7 @@ class ConvNetMixin:
                    "load MNIST with load_mnist(flatten=False) or reshape with "
                    f"xp.reshape(x, (-1, {dim[0]}, {dim[1]}, {dim[2]}))")
             raise ValueError(msg)
-        return super()._input(x)
+        return x
 
     def predict(self, x: Array, train_flg: bool = False) -> Array:
         """Scores ``(N, output_size)`` for images ``(N, C, H, W)``; ``train_flg=True`` applies

@@ -27,12 +27,15 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, ClassVar
 
+import array_api_compat
 import numpy as np
 
 from ..backend import (
     Array,
+    Namespace,
     asarray,
     backend_name,
+    device_text,
     dtype_name,
     get_namespace,
     namespace,
@@ -262,14 +265,22 @@ class Network:
         return net
 
     def to(self, xp: Any = None, *, device: Any = None, dtype: Any = None) -> Any:
-        """A copy of this network on another backend, device or dtype (``None`` keeps each)."""
-        return type(self).from_params(
+        """A copy of this network on another backend, device or dtype (``None`` keeps each):
+        its parameters and, where it has them, its batch-norm running statistics
+        (``buffers()``). An optimizer's state belongs to the old parameters: make a new
+        optimizer for the copy (or ``opt.load_state_dict(opt.state_dict())``)."""
+        net = type(self).from_params(
             self.params,
             xp=self.xp if xp is None else xp,
             device=self.device if device is None and xp is None else device,
             dtype=self.dtype if dtype is None else dtype,
             **self.config(),
         )
+        buffers = getattr(self, "buffers", None)
+        held = {k: v for k, v in buffers().items() if v is not None} if buffers else {}
+        if held:
+            net.load_buffers(held)
+        return net
 
     # ----------------------------------------------------------------- parameters
 
@@ -308,8 +319,40 @@ class Network:
 
     # ----------------------------------------------------------------- checks
 
+    def _check_array(self, value: Any, name: str) -> Namespace:
+        """The one check of what the entry points are given (``predict``, ``loss``,
+        ``accuracy``, ``gradient``, ``numerical_gradient``: through :meth:`_input` and
+        :meth:`_labels`): ``value`` (the argument ``name``) must be an array of this network's
+        backend. A list, a tuple or a number, or an array of another library, is a
+        ``TypeError`` that says how to convert it, or how to move the network (which never
+        moves by itself). Returns the namespace."""
+        ref = next(iter(self._params.values()))
+        if type(value) is type(ref):  # the common case: one type check
+            return namespace(value, ref)
+        if not array_api_compat.is_array_api_obj(value):
+            given = (f"a Python {type(value).__name__}" if isinstance(value, (list, tuple))
+                     else f"{type(value).__module__}.{type(value).__qualname__}")
+            msg = (f"{name} must be an array, got {given}; convert it first: "
+                   f"{name} = net.xp.asarray({name}, device=net.device) (this network holds "
+                   f"{backend_name(self.xp)} arrays)")
+            raise TypeError(msg)
+        theirs = backend_name(array_api_compat.array_namespace(value))
+        mine = backend_name(self.xp)
+        if theirs != mine:
+            cls, where = type(self).__name__, device_text(device_of(value))
+            msg = (f"{name} is a {theirs} array (on {where}) but this {cls} holds {mine} arrays "
+                   f"(on {device_text(self.device)}): a network stays on the backend and device "
+                   f"it was built on (xp=, device=; NumPy by default). To compute on {theirs}, "
+                   f"move the network once, before making its optimizer: "
+                   f"net = net.to({theirs!r}, device={where!r}) (or build it there: "
+                   f"{cls}(..., xp={theirs!r}, device={where!r})); to stay on {mine}, move "
+                   f"the data: {name} = xpnet.backend.asarray({name}, net.xp, "
+                   "device=net.device)")
+            raise TypeError(msg)
+        return namespace(value, ref)
+
     def _input(self, x: Array) -> Array:
-        xp = namespace(x, next(iter(self._params.values())))
+        xp = self._check_array(x, "x")
         if x.dtype != self.dtype:
             if not (xp.isdtype(x.dtype, "real floating") or xp.isdtype(x.dtype, "integral")):
                 msg = f"input must hold real numbers, got dtype {x.dtype}"
@@ -322,7 +365,7 @@ class Network:
         return x
 
     def _labels(self, t: Array) -> Array:
-        namespace(t, next(iter(self._params.values())))  # same backend, or a clear TypeError
+        self._check_array(t, "t")
         if device_of(t) != self.device:
             msg = (f"labels are on device {device_of(t)} but the network is on {self.device}; "
                    "move them once with xp.asarray(t, device=net.device)")
@@ -351,9 +394,10 @@ class Network:
         return (0.5 * lam) * total
 
     def _loss(self, x: Array, t: Array, train_flg: bool) -> Array:
+        x, t = self._input(x), self._labels(t)
         check_batch(x, "the loss")
-        y = self._forward(self._input(x), train_flg)
-        loss = self.last_layer.forward(y, self._labels(t))
+        y = self._forward(x, train_flg)
+        loss = self.last_layer.forward(y, t)
         if self.weight_decay_lambda and self._decay_names:
             loss = loss + self._weight_decay()
         return loss
@@ -371,6 +415,7 @@ class Network:
         """Fraction of rows whose highest score is the true class, evaluated ``batch_size`` rows
         at a time (one host sync at the end)."""
         xp = self.xp
+        self._check_array(x, "x")  # predict converts x batch by batch: check it whole first
         t = self._labels(t)
         if t.ndim == 2 and t.shape[1] == 1 and xp.isdtype(t.dtype, "integral"):
             t = xp.reshape(t, (t.shape[0],))  # a column of class indices, as the loss takes

@@ -61,7 +61,9 @@ class DeepConvNet(ConvNetMixin, Network):
     conv_param_1, ..., conv_param_6
         ``{'filter_num', 'filter_size', 'pad', 'stride'}`` of each convolution (the book's
         16-16-32-32-64-64 filters of 3x3, pad 1 except pad 2 in the fourth, stride 1; keys left
-        out take those). Every second convolution's output must be even (a pooling follows).
+        out take those). Sizes are floored as in the book's layers and PyTorch: a
+        convolution gives ``(H + 2*pad - filter_size) // stride + 1``, each pooling (after
+        every second convolution) ``H // 2``.
     hidden_size, output_size
         Widths of the two fully connected layers (the book's 50 and 10).
     dropout_ratio

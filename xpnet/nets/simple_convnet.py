@@ -36,8 +36,11 @@ class SimpleConvNet(ConvNetMixin, Network):
         ``(C, H, W)`` of one image, ``(1, 28, 28)`` for MNIST.
     conv_param
         ``{'filter_num': 30, 'filter_size': 5, 'pad': 0, 'stride': 1}``; keys left out take
-        these defaults. The convolution's output ``(H + 2*pad - filter_size) / stride + 1``
-        must be a whole, even number (the pooling tiles it).
+        these defaults. The convolution's output is ``OH = (H + 2*pad - filter_size) //
+        stride + 1`` (floored, as in the book's layers and PyTorch), the pooling's ``OH // 2``
+        (an odd last row is dropped); ``W2`` has ``filter_num * OH//2 * OW//2`` rows. (The
+        book's constructor computes ``int(filter_num * (OH/2) * (OW/2))`` rows, which differs
+        from what its layers produce when ``OH`` or ``OW`` is odd.)
     hidden_size, output_size
         Widths of the two fully connected layers.
     weight_init_std
