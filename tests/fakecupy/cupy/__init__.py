@@ -41,7 +41,9 @@ _NOT_IN_CUPY = {"asmatrix", "block", "bmat", "busday_count", "busday_offset", "b
                 "nanquantile", "ndenumerate", "nditer", "nested_iters", "object_", "polyder",
                 "polydiv", "polyint", "recarray", "record", "setbufsize", "seterr",
                 "seterrcall", "show_runtime", "spacing", "str_", "timedelta64", "unstack",
-                "vecdot", "vecmat", "void"}
+                "vecdot", "vecmat", "void",
+                # NumPy's own classes, which CuPy reimplements with fewer methods
+                "broadcast", "ufunc"}
 __all__: list[str] = []
 
 
@@ -112,7 +114,7 @@ def ascontiguousarray(a: _Any, dtype: _Any = None) -> _Any:
     return _h2d(a, dtype)
 
 
-def asnumpy(a: _Any, stream: _Any = None, order: str = "C", out: _Any = None,
+def asnumpy(a: _Any, stream: _Any = None, order: str = "C", out: _Any = None, *,
             blocking: bool = True) -> _Any:
     return a.get(stream=stream, order=order) if isinstance(a, ndarray) else _np.asarray(a)
 
@@ -132,7 +134,7 @@ class ElementwiseKernel:
 
     def __init__(self, in_params: str, out_params: str, operation: str, name: str = "kernel",
                  reduce_dims: bool = True, preamble: str = "", no_return: bool = False,
-                 return_tuple: bool = False, loop_prep: str = "", after_loop: str = "",
+                 return_tuple: bool = False, *, loop_prep: str = "", after_loop: str = "",
                  options: tuple = (), **kwargs: _Any) -> None:
         if preamble or loop_prep or after_loop:
             operation = operation  # kept simple: the fake pastes only the loop body
@@ -158,6 +160,10 @@ class ElementwiseKernel:
         values = [a._a if isinstance(a, ndarray) else a for a in args]
         values += [None] * (self.nin + self.nout - len(values))
         types = spec.resolve_types(values)
+        _core.KERNEL_LAUNCHES.add((
+            self.name, tuple(sorted((k, v.name) for k, v in types.items())),
+            tuple(p.name for p, a in zip(spec.ins, ins, strict=False)
+                  if not isinstance(a, ndarray))))
         shapes = [a.shape for p, a in zip(spec.ins + spec.outs, args, strict=False)
                   if isinstance(a, ndarray) and not p.raw]
         if shapes:

@@ -52,12 +52,16 @@ from typing import Any
 
 import numpy as np
 
+_CAPTURE_UNSUPPORTED = ("cudaErrorStreamCaptureUnsupported: operation not permitted when stream "
+                        "is capturing")
+
 
 class CUDARuntimeError(RuntimeError):
     """The fake's ``cupy.cuda.runtime.CUDARuntimeError``."""
 
-    def __init__(self, name: str, detail: str = "") -> None:
-        super().__init__(f"{name}: {detail}" if detail else name)
+    def __init__(self, status: str) -> None:
+        # CuPy's takes the CUDA status code; the fake passes the error's name and what it means.
+        super().__init__(status)
 
 
 DEVICE_COUNT = 2
@@ -77,7 +81,7 @@ def current_device() -> int:
 
 def set_device(device_id: int) -> None:
     if not 0 <= device_id < DEVICE_COUNT:
-        raise CUDARuntimeError("cudaErrorInvalidDevice", "invalid device ordinal")
+        raise CUDARuntimeError("cudaErrorInvalidDevice: invalid device ordinal")
     _STATE.device = device_id
 
 
@@ -86,6 +90,9 @@ _SEQ = [0]
 DEVICE_DONE = [0]  # seq up to which a device-wide sync has finished everything
 _CAPTURE: dict[str, Any] = {"stream": None}  # the one stream capturing now (process-wide)
 STATS = {"launches": 0, "cublas": 0, "host_syncs": 0, "compiled": 0, "outside_graph": 0}
+#: Every ElementwiseKernel launch's (name, placeholder dtypes, scalar parameters), so tests can
+#: check that each variant xpnet launches is one the NVRTC compile check builds.
+KERNEL_LAUNCHES: set[tuple[str, tuple[tuple[str, str], ...], tuple[str, ...]]] = set()
 
 
 def _next_seq() -> int:
@@ -169,8 +176,7 @@ class Stream:
 
     def synchronize(self) -> None:
         if _CAPTURE["stream"] is self:
-            err = CUDARuntimeError("cudaErrorStreamCaptureUnsupported",
-                                   "operation not permitted when stream is capturing")
+            err = CUDARuntimeError(_CAPTURE_UNSUPPORTED)
             self.invalidated = self.invalidated or err
             raise err
         STATS["host_syncs"] += 1
@@ -185,19 +191,19 @@ class Stream:
             msg = "cannot capture on the default (legacy) stream"
             raise RuntimeError(msg)
         if _CAPTURE["stream"] is not None:
-            raise CUDARuntimeError("cudaErrorIllegalState", "another stream is capturing")
+            raise CUDARuntimeError("cudaErrorIllegalState: another stream is capturing")
         _CAPTURE["stream"] = self
         self.recorded, self.invalidated = [], None
 
     def end_capture(self) -> Graph:
         if _CAPTURE["stream"] is not self:
-            raise CUDARuntimeError("cudaErrorIllegalState", "the stream is not capturing")
+            raise CUDARuntimeError("cudaErrorIllegalState: the stream is not capturing")
         _CAPTURE["stream"] = None
         recorded, self.recorded = self.recorded, None
         if self.invalidated is not None:
             self.invalidated = None
-            raise CUDARuntimeError("cudaErrorStreamCaptureInvalidated",
-                                   "operation failed due to a previous error during capture")
+            raise CUDARuntimeError("cudaErrorStreamCaptureInvalidated: operation failed due to "
+                                   "a previous error during capture")
         return Graph(recorded)
 
     def is_capturing(self) -> bool:
@@ -255,9 +261,8 @@ def enqueue(stream: Stream | None = None) -> Stream:
     cap = _CAPTURE["stream"]
     if cap is not None and stream is not cap:
         if stream.is_legacy and not cap.non_blocking:
-            err = CUDARuntimeError(
-                "cudaErrorStreamCaptureImplicit",
-                f"work queued on the legacy stream while {cap!r} is capturing")
+            err = CUDARuntimeError("cudaErrorStreamCaptureImplicit: legacy-stream work while "
+                                   f"{cap!r} is capturing")
             cap.invalidated = cap.invalidated or err
             raise err
         if stream.is_legacy:  # CUDA: runs now, outside the graph, and never again
@@ -458,8 +463,7 @@ def h2d() -> Stream:
 def device_synchronize() -> None:
     cap = _CAPTURE["stream"]
     if cap is not None:
-        err = CUDARuntimeError("cudaErrorStreamCaptureUnsupported",
-                               "operation not permitted when stream is capturing")
+        err = CUDARuntimeError(_CAPTURE_UNSUPPORTED)
         cap.invalidated = cap.invalidated or err
         raise err
     STATS["host_syncs"] += 1

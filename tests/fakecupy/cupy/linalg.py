@@ -10,7 +10,6 @@ __all__ = [
     "eigh",
     "inv",
     "lstsq",
-    "matrix_norm",
     "matrix_power",
     "norm",
     "pinv",
@@ -18,7 +17,6 @@ __all__ = [
     "slogdet",
     "solve",
     "svd",
-    "vector_norm",
 ]
 
 
@@ -32,7 +30,6 @@ det = _wrap("det")
 eigh = _wrap("eigh")
 inv = _wrap("inv")
 lstsq = _wrap("lstsq")
-matrix_norm = _wrap("matrix_norm")
 matrix_power = _wrap("matrix_power")
 norm = _wrap("norm")
 pinv = _wrap("pinv")
@@ -40,4 +37,3 @@ qr = _wrap("qr")
 slogdet = _wrap("slogdet")
 solve = _wrap("solve")
 svd = _wrap("svd")
-vector_norm = _wrap("vector_norm")

@@ -12,7 +12,7 @@ class Device:
             device = device.id
         self.id = _core.current_device() if device is None else int(device)
         if not 0 <= self.id < _core.DEVICE_COUNT:
-            raise _core.CUDARuntimeError("cudaErrorInvalidDevice", "invalid device ordinal")
+            raise _core.CUDARuntimeError("cudaErrorInvalidDevice: invalid device ordinal")
         self._previous: list[int] = []
 
     def __enter__(self):
