@@ -185,9 +185,11 @@ def _fake_cupy(*, available=True, kernel_error=None, total=12.0):
         ("is-available-raises", "not usable (RuntimeError: cudaErrorNoDevice"),
         ("kernel-fails", "not usable (RuntimeError: cudaErrorInsufficientDriver"),
         ("wrong-result", "returned a wrong result"),
+        # The bare cupy-cuda12x wheel: every kernel compile fails; say what to install.
+        ("no-nvrtc", 'pip install "cupy-cuda12x[ctk]"'),
     ],
     ids=["missing", "import-raises", "no-device", "is-available-raises", "kernel-fails",
-         "wrong-result"],
+         "wrong-result", "no-nvrtc"],
 )
 def test_cuda_available_never_raises(monkeypatch, setup, why):
     monkeypatch.setattr(backend, "_CUDA_STATE", {})
@@ -204,6 +206,10 @@ def test_cuda_available_never_raises(monkeypatch, setup, why):
     elif setup == "kernel-fails":
         fake = _fake_cupy(kernel_error=RuntimeError("cudaErrorInsufficientDriver"))
         monkeypatch.setitem(sys.modules, "cupy", fake)
+    elif setup == "no-nvrtc":
+        error = RuntimeError("CuPy failed to load libnvrtc.so.12: OSError: libnvrtc.so.12: "
+                             "cannot open shared object file")
+        monkeypatch.setitem(sys.modules, "cupy", _fake_cupy(kernel_error=error))
     else:
         monkeypatch.setitem(sys.modules, "cupy", _fake_cupy(total=11.0))
     assert backend.cuda_available() is False

@@ -8,6 +8,8 @@ CUDA headers but no GPU; CI runs it in its CuPy venv (``.ci/run``), and skips it
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
@@ -21,21 +23,27 @@ from xpnet.train import sgd_step, train
 BROKEN = KernelSource("broken", "T x", "T y", "y = x + undefined_name;")
 
 
+def _skip(reason: str) -> None:
+    if os.environ.get("XPNET_REQUIRE_REAL_CUPY") == "1":  # CI's CuPy venv: no silent skip
+        pytest.fail(f"XPNET_REQUIRE_REAL_CUPY=1 but {reason}")
+    pytest.skip(reason)
+
+
 def _nvrtc() -> None:
     try:
         import cupy
     except Exception as exc:
-        pytest.skip(f"the real CuPy is not installed ({type(exc).__name__}); CI compiles in its "
+        _skip(f"the real CuPy is not installed ({type(exc).__name__}); CI compiles in its "
                     "CuPy venv: pip install cupy-cuda12x nvidia-cuda-nvrtc-cu12 "
                     "nvidia-cuda-runtime-cu12")
     if getattr(cupy, "FAKE", False):
-        pytest.skip("cupy here is the fake of tests/fakecupy; NVRTC needs the real one")
+        _skip("cupy here is the fake of tests/fakecupy; NVRTC needs the real one")
     from xpnet.cuda.compile_check import compiler_options
 
     try:
         compiler_options("sm_90")
     except RuntimeError as exc:
-        pytest.skip(f"CuPy finds no CUDA headers for NVRTC: {exc}")
+        _skip(f"CuPy finds no CUDA headers for NVRTC: {exc}")
 
 
 def test_a_broken_kernel_fails_the_command(capsys):

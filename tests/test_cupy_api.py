@@ -31,14 +31,24 @@ ROOT = Path(__file__).resolve().parents[1]
 FAKE = ROOT / "tests" / "fakecupy"
 
 
+# CI's CuPy venv sets this: there a missing real CuPy is a failure, not a skip.
+_REQUIRED = os.environ.get("XPNET_REQUIRE_REAL_CUPY") == "1"
+
+
+def _skip(reason: str) -> None:
+    if _REQUIRED:
+        pytest.fail(f"XPNET_REQUIRE_REAL_CUPY=1 but {reason}")
+    pytest.skip(reason)
+
+
 def _real_cupy() -> Any:
     try:
         import cupy
     except Exception as exc:
-        pytest.skip(f"the real CuPy is not installed ({type(exc).__name__}: {exc}); CI runs "
+        _skip(f"the real CuPy is not installed ({type(exc).__name__}: {exc}); CI runs "
                     "this in its CuPy venv (pip install cupy-cuda12x nvidia-nccl-cu12)")
     if getattr(cupy, "FAKE", False):
-        pytest.skip("cupy here is the fake of tests/fakecupy; this test needs the real one")
+        _skip("cupy here is the fake of tests/fakecupy; this test needs the real one")
     return cupy
 
 
@@ -206,8 +216,8 @@ def test_every_cupy_call_of_xpnet_exists_in_the_real_cupy_with_that_signature():
     from cupy.cuda import nccl
 
     if not nccl.available:
-        pytest.skip("cupy.cuda.nccl needs the NCCL library to be inspected: "
-                    "pip install nvidia-nccl-cu12")
+        _skip("cupy.cuda.nccl needs the NCCL library to be inspected: "
+              "pip install nvidia-nccl-cu12")
     problems = []
     for where, name, n_pos, keywords in xpnet_cupy_uses():
         try:
@@ -254,7 +264,7 @@ def test_methods_xpnet_calls_on_cupy_objects_exist_with_that_signature():
     from cupy.cuda import nccl
 
     if not nccl.available:
-        pytest.skip("cupy.cuda.nccl needs the NCCL library: pip install nvidia-nccl-cu12")
+        _skip("cupy.cuda.nccl needs the NCCL library: pip install nvidia-nccl-cu12")
     problems = []
     for cls, method, n_pos, keywords in _METHOD_CALLS:
         target = getattr(_resolve(cls), method, None)

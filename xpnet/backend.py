@@ -205,7 +205,13 @@ def _probe_cuda() -> tuple[bool, str]:
         if float(probe.sum()) != 12.0:
             return False, "a test kernel on the CUDA device returned a wrong result"
     except Exception as exc:
-        return False, f"the CUDA device is not usable ({type(exc).__name__}: {exc})"
+        why = f"the CUDA device is not usable ({type(exc).__name__}: {exc})"
+        text = str(exc).lower()
+        if "nvrtc" in text or "cuda headers" in text:
+            # The bare cupy-cudaNNx wheel compiles no kernel: it has no NVRTC or headers.
+            why += ('; CuPy needs NVRTC and the CUDA headers to compile kernels: pip install '
+                    '"cupy-cuda12x[ctk]" (or cuda13x), or "xpnet[cuda12]"')
+        return False, why
     return True, "ok"
 
 
