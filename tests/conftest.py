@@ -286,6 +286,30 @@ def _forget_cupy() -> None:
     cuda._FUSED.clear()
 
 
+def _real_cupy_usable() -> bool:
+    """Whether the real CuPy runs kernels on a CUDA device in this process."""
+    import sys
+
+    loaded = sys.modules.get("cupy")
+    if loaded is not None and getattr(loaded, "FAKE", False):
+        return False
+    usable, _ = backend.cuda_status()
+    return usable and not getattr(sys.modules.get("cupy"), "FAKE", False)
+
+
+@pytest.fixture
+def any_cupy(request: pytest.FixtureRequest) -> Any:
+    """CuPy for the CuPy-only tests of xpnet's behaviour: the real one where a CUDA device is
+    usable (the GPU check runs them there), else the fake of ``tests/fakecupy``. Tests of the
+    fake's own rules take ``fake_cupy``; assertions on the fake's counters (``cupy.FAKE``)
+    are made on the fake only."""
+    if _real_cupy_usable():
+        import cupy
+
+        return cupy
+    return request.getfixturevalue("fake_cupy")
+
+
 @pytest.fixture
 def fake_cupy() -> Any:
     """The fake CuPy of ``tests/fakecupy`` as ``cupy`` for one test (see its README): xpnet's
