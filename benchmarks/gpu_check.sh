@@ -1,106 +1,166 @@
 #!/usr/bin/env bash
-# The GPU check: run from the repository root on a CUDA machine that has Python 3.12, CuPy,
-# PyTorch, NumPy and pytest but no internet and no array-api-compat. Carry with the working
-# tree (both made here by benchmarks/prepare_gpu.sh, both git-ignored):
-#   .whl/        array-api-compat, array-api-strict, tqdm, threadpoolctl wheels
+# The GPU check, in parts that each fit one device command of at most 5 minutes (their step
+# limits add up to under 300 s), most valuable first:
+#   part 1: CUDA status and versions, the CuPy test suite, CuPy-vs-NumPy and graph-vs-eager
+#           comparisons (batch norm included), the torch backend on cuda:0, a short MNIST run,
+#           the MLP GPU benchmark
+#   part 2: conv nets: gradient checks, a short SimpleConvNet run, eager vs CUDA graph, the
+#           conv-net GPU benchmark, data parallelism with one rank (NCCL, or its fallback)
+#   part 3: long runs for a later device: DeepConvNet's 20 epochs, examples/train_on_gpu.py
+#
+#   bash benchmarks/gpu_check.sh [--dry-run] [--part 1|2|3|all]     (default: --part all = 1,2)
+#
+# Run from the repository root on a CUDA machine with Python 3.12, CuPy, PyTorch, NumPy and
+# pytest but no internet and no array-api-compat. Carry with the working tree (both made here
+# by benchmarks/prepare_gpu.sh, both git-ignored):
+#   .whl/        array-api-compat, array-api-strict, tqdm, threadpoolctl wheels; .whl/mpi/:
+#                mpi4py and the mpich wheel (for the data-parallel step)
 #   .gpu/mnist/  the four MNIST IDX files, gzipped
-# Writes every log under $OUT/ (default ./gpu-out) and one PASS/FAIL line per step in
-# $OUT/summary.txt; exits 1 if any step failed. Each step has its own time limit (they add up
-# to 915 s; the steps themselves should take well under 8 minutes with a cold kernel cache).
+# Writes every log under $OUT/ (default ./gpu-out): $OUT/report.json, extended by each step as
+# soon as it ends (benchmarks/gpu_report.py), and one PASS/FAIL line per step in
+# $OUT/summary.txt; exits 1 if any step failed. A pytest step that ran no test fails.
 #
 # --dry-run: the same steps here, on the CPU: CuPy is the fake of tests/fakecupy (on
-# PYTHONPATH), torch runs on the CPU instead of cuda:0, training runs are short. It tests the
-# script itself before a device is lent (tests/test_gpu_check.py runs it).
+# PYTHONPATH), torch runs on the CPU instead of cuda:0, training runs are short, and the limits
+# are multiplied by XPNET_DRY_RUN_SLOW (default 5: a shared 2-core CPU, not the GPU host).
 set -u
 cd "$(dirname "$0")/.."
 DRY=0
-[ "${1:-}" = "--dry-run" ] && DRY=1
+PART=all
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --dry-run) DRY=1 ;;
+        --part) PART=${2:?--part needs 1, 2, 3 or all}; shift ;;
+        *) echo "usage: $0 [--dry-run] [--part 1|2|3|all]" >&2; exit 2 ;;
+    esac
+    shift
+done
+case "$PART" in 1|2|3|all) ;; *) echo "--part: 1, 2, 3 or all, not $PART" >&2; exit 2 ;; esac
 if [ $DRY = 1 ]; then
     OUT=${OUT:-$(mktemp -d /tmp/xpnet-gpu-dry.XXXXXX)}
     TORCH_DEVICE=cpu
-    ITERS=60
-    SLOW=${XPNET_DRY_RUN_SLOW:-5}  # limits x5: a shared 2-core CPU, not the 16-core GPU host
+    SLOW=${XPNET_DRY_RUN_SLOW:-5}
     export PYTHONPATH=$PWD/tests/fakecupy:$PWD
 else
     OUT=${OUT:-$PWD/gpu-out}
     TORCH_DEVICE=cuda:0
-    ITERS=10000
     SLOW=1
     export PYTHONPATH=/tmp/site:$PWD
+    export CUPY_CACHE_DIR=${CUPY_CACHE_DIR:-/tmp/cupy-kernel-cache}  # kept while warm
 fi
 mkdir -p "$OUT"
 SUMMARY=$OUT/summary.txt
-: > "$SUMMARY"
+REPORT=$OUT/report.json
+touch "$SUMMARY"
 T0=$(date +%s)
 FAILED=0
 PY=${PYTHON:-python3}
+CURRENT_PART=0
+dry() { [ $DRY = 1 ]; }
 
-step() {  # step NAME LIMIT_S COMMAND...: run with a time limit, log to $OUT/NAME.log
-    local name=$1 limit=$(( $2 * SLOW ))
+step() {  # step NAME LIMIT_S [--junit|--result] COMMAND...: run it, log to $OUT/NAME.log
+    local name=$1 limit=$(( $2 * SLOW )) extra=()
     shift 2
+    case "${1:-}" in
+        --junit) extra=(--junit "$OUT/$name.xml"); shift ;;
+        --result) extra=(--result "$OUT/$name.json"); shift ;;
+    esac
     local t
     t=$(date +%s)
-    echo "== $name: $*"
+    echo "== part $CURRENT_PART, $name (limit ${limit} s): $*"
     timeout --kill-after=10 "$limit" "$@" > "$OUT/$name.log" 2>&1
     local rc=$?
     tail -n 3 "$OUT/$name.log"
-    local verdict=PASS
-    if [ $rc -ne 0 ]; then verdict=FAIL; FAILED=$((FAILED + 1)); fi
-    [ $rc -eq 124 ] && verdict="FAIL (timed out after ${limit} s)"
-    echo "$verdict $name: rc=$rc ($(( $(date +%s) - t )) s)  $(tail -n 1 "$OUT/$name.log" | cut -c1-140)" \
-        | tee -a "$SUMMARY"
+    local line
+    line=$(python3 benchmarks/gpu_report.py add "$REPORT" --name "$name" --part "$CURRENT_PART" \
+        --rc $rc --seconds $(( $(date +%s) - t )) --limit "$limit" --log "$OUT/$name.log" \
+        "${extra[@]}") || FAILED=$((FAILED + 1))
+    echo "$line" | tee -a "$SUMMARY"
     return 0
 }
 
-# Install what the machine lacks, unless it is importable already (the dry run, a warm machine).
-if $PY -c 'import array_api_compat, array_api_strict, tqdm' 2> /dev/null; then
-    echo "SKIP install: array-api-compat, array-api-strict, tqdm importable" | tee -a "$SUMMARY"
-else
-    step install 30 $PY -m pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl
-fi
-[ -d .gpu/mnist ] && export XPNET_MNIST_DIR=$PWD/.gpu/mnist
-export XPNET_DATA=${XPNET_DATA:-/tmp/xpnet-data}
-export PYTHONDONTWRITEBYTECODE=1
+install() {  # what the machine lacks, unless it is importable already (dry run, warm machine)
+    if $PY -c 'import array_api_compat, array_api_strict, tqdm' 2> /dev/null; then
+        echo "SKIP install: array-api-compat, array-api-strict, tqdm importable" | tee -a "$SUMMARY"
+    else
+        step install 20 $PY -m pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl
+    fi
+    [ -d .gpu/mnist ] && export XPNET_MNIST_DIR=$PWD/.gpu/mnist
+    export XPNET_DATA=${XPNET_DATA:-/tmp/xpnet-data}
+    export PYTHONDONTWRITEBYTECODE=1
+}
 
-(nvidia-smi || true) > "$OUT/nvidia-smi.txt" 2>&1
-step env 30 $PY -c '
-from xpnet.backend import cuda_status
-print("cuda_status:", cuda_status())
-import sys, numpy, cupy, torch, array_api_compat, xpnet
-print(sys.version.split()[0], "numpy", numpy.__version__, "cupy", cupy.__version__,
-      "torch", torch.__version__, "cuda", torch.cuda.is_available(),
-      "compat", array_api_compat.__version__, "xpnet", xpnet.__file__)'
-step compare 45 $PY -m benchmarks.gpu_compare --iters $([ $DRY = 1 ] && echo 50 || echo 300)
-step pytest_cupy 90 $PY -m pytest --backend cupy -q -p no:cacheprovider --maxfail=25
-step pytest_torch 60 env XPNET_TEST_TORCH_DEVICE=$TORCH_DEVICE \
-    $PY -m pytest --backend torch -q -p no:cacheprovider --maxfail=25 -m "not slow"
-step gradcheck 30 $PY -m xpnet gradcheck --backend cupy --mode fast
-step gradcheck_models 40 bash -c "$PY -m xpnet gradcheck --backend cupy --mode fast \
-    --model mlp --hidden 40,30,20 --batchnorm --dropout 0.2 --weight-decay 0.1 && \
-    $PY -m xpnet gradcheck --backend cupy --mode fast --model simple-convnet --samples 4"
-step train 45 $PY -m xpnet train --backend cupy --iters $ITERS --no-plot --out "$OUT/train"
-# Chapter 6 and 7 on the GPU: batch norm + Adam (2 epochs: about 0.97), SimpleConvNet (1 epoch:
-# about 0.98); the full runs' accuracies are in the README (CPU).
-if [ $DRY = 1 ]; then LENGTH="--iters 30"; else LENGTH="--epochs 2"; fi
-step train_mlp 40 $PY -m xpnet train --backend cupy --model mlp --hidden 100,100,100,100 \
-    --optimizer adam --lr 0.001 --batchnorm $LENGTH --no-plot --out "$OUT/train_mlp"
-if [ $DRY = 1 ]; then LENGTH="--iters 10"; else LENGTH="--epochs 1"; fi
-step train_cnn 60 $PY -m xpnet train --backend cupy --model simple-convnet --optimizer adam \
-    $LENGTH --no-plot --out "$OUT/train_cnn"
-step train_graph 45 $PY -c "
+part1() {
+    CURRENT_PART=1
+    (nvidia-smi || true) > "$OUT/nvidia-smi.txt" 2>&1
+    step env 20 --result $PY -m benchmarks.gpu_env --json "$OUT/env.json"
+    # The CuPy suite: every backend test on CuPy, plus the CuPy-only tests of the graph step,
+    # the fused kernels against NumPy and (with two GPUs) the device rules.
+    step pytest_cupy 100 --junit $PY -m pytest --backend cupy -q -p no:cacheprovider \
+        --maxfail=25 -m "not slow" --junitxml="$OUT/pytest_cupy.xml"
+    step compare 30 --result $PY -m benchmarks.gpu_compare --iters "$(dry && echo 30 || echo 300)" \
+        --json "$OUT/compare.json"
+    step pytest_torch 50 --junit env XPNET_TEST_TORCH_DEVICE=$TORCH_DEVICE \
+        $PY -m pytest --backend torch -q -p no:cacheprovider --maxfail=25 -m "not slow" \
+        --junitxml="$OUT/pytest_torch.xml"
+    step train 25 $PY -m xpnet train --backend cupy --iters "$(dry && echo 60 || echo 2000)" \
+        --no-plot --out "$OUT/train"
+    if dry; then
+        step bench 45 $PY -m benchmarks --config book --gpu --reps 1 --iters 60 \
+            --step-block 20 --threads 2 --only cupy --json "$OUT/bench-gpu.json"
+    else
+        step bench 45 $PY -m benchmarks --config book --gpu --reps 1 --iters 3000 --threads 8 \
+            --json "$OUT/bench-gpu.json"
+    fi
+}
+
+part2() {
+    CURRENT_PART=2
+    step gradcheck 45 bash -c "$PY -m xpnet gradcheck --backend cupy --mode fast && \
+        $PY -m xpnet gradcheck --backend cupy --mode fast --model mlp --hidden 40,30,20 \
+            --batchnorm --dropout 0.2 --weight-decay 0.1 && \
+        $PY -m xpnet gradcheck --backend cupy --mode fast --model simple-convnet --samples 4"
+    # SimpleConvNet on the GPU, Adam (1 epoch: about 0.98; the 20-epoch accuracy is in the
+    # README).
+    step train_cnn 55 $PY -m xpnet train --backend cupy --model simple-convnet --optimizer adam \
+        $(dry && echo "--iters 10" || echo "--epochs 1") --no-plot --out "$OUT/train_cnn"
+    step train_graph 40 $PY -c "
 from xpnet import TwoLayerNet
 from xpnet.datasets import load_mnist
 from xpnet.train import train
 (x, t), (xt, tt) = load_mnist()
 for graph in (False, True):
     net = TwoLayerNet(784, 50, 10, xp='cupy', dtype='float32', seed=0)
-    h = train(net, x, t, xt, tt, seed=0, iters=$ITERS, cuda_graph=graph)
+    h = train(net, x, t, xt, tt, seed=0, iters=$(dry && echo 60 || echo 10000), cuda_graph=graph)
     print(f'cuda_graph={graph}: {h.train_time:.2f} s training, test acc {h.final_test_acc:.4f}')"
-# Chapter 8 on the GPU, the book's settings (issue 9 asks for >= 0.993): DeepConvNet, Adam 0.001,
-# batch 100, 20 epochs. The dry run trains a few steps on 500 images through the same API (the
-# fake CuPy would need minutes to evaluate all 70000 images).
-if [ $DRY = 1 ]; then
-    step train_deep 60 $PY -c "
+    # The CuPy SimpleConvNet step against PyTorch CUDA eager (issue 9: <= 1.5x), DeepConvNet's.
+    if dry; then
+        step bench_convnet 60 $PY -m benchmarks.convnet --gpu --quick --models simple \
+            --json "$OUT/bench_convnet.json"
+    else
+        step bench_convnet 60 $PY -m benchmarks.convnet --gpu --models simple,deep \
+            --json "$OUT/bench_convnet.json"
+    fi
+    # Data parallelism with one rank: NCCL where the machine has it, else the host fallback
+    # (its note names the package); either way the result equals the one-process run.
+    step mpi_one_rank 30 --result env LD_LIBRARY_PATH="/tmp/mpi/lib:${LD_LIBRARY_PATH:-}" \
+        PYTHONPATH="$PYTHONPATH:$(mpi_site)" $PY -m benchmarks.gpu_parallel \
+        --json "$OUT/mpi_one_rank.json"
+}
+
+mpi_site() {  # where part 2's mpi4py and mpich go (a prefix: mpich's libraries need lib/)
+    if ! dry && ! $PY -c 'import mpi4py' 2> /dev/null && [ -d .whl/mpi ]; then
+        $PY -m pip install -q --no-index --no-deps --prefix /tmp/mpi .whl/mpi/*.whl > /dev/null 2>&1
+    fi
+    $PY -c 'import sysconfig; print(sysconfig.get_path("purelib", vars={"base": "/tmp/mpi"}))'
+}
+
+part3() {
+    CURRENT_PART=3
+    # Chapter 8 on the GPU, the book's settings (issue 9 asks for >= 0.993): DeepConvNet,
+    # Adam 0.001, batch 100, 20 epochs. The dry run trains a few steps on 500 images.
+    if dry; then
+        step train_deep 60 $PY -c "
 from xpnet.datasets import load_mnist
 from xpnet.nets import DeepConvNet
 from xpnet.optim import Adam
@@ -110,28 +170,24 @@ net = DeepConvNet(xp='cupy', dtype='float32', seed=0)
 h = train(net, x[:500], t[:500], xt[:200], tt[:200], seed=0, iters=3, batch_size=100,
           optimizer=Adam(lr=0.001))
 print(f'test accuracy after iteration 3: {h.final_test_acc:.4f}')"
-else
-    step train_deep 240 $PY -m xpnet train --backend cupy --model deep-convnet --optimizer adam \
-        --lr 0.001 --epochs 20 --no-plot --out "$OUT/train_deep"
-fi
-if [ $DRY = 1 ]; then  # the example's full 10000-step run is for the GPU; here: that it runs
-    step example 40 $PY -c "
+        step example 40 $PY -c "
 import runpy, xpnet.train as tr
 full = tr.train
-tr.train = lambda *a, **k: full(*a, **{**k, 'iters': $ITERS})
+tr.train = lambda *a, **k: full(*a, **{**k, 'iters': 60})
 runpy.run_path('examples/train_on_gpu.py', run_name='__main__')"
-    step bench 60 $PY -m benchmarks --config book --gpu --reps 1 --iters $ITERS \
-        --step-block 20 --threads 2 --only cupy --json "$OUT/bench-gpu.json"
-    step bench_convnet 60 $PY -m benchmarks.convnet --gpu --quick --models simple \
-        --json "$OUT/convnet-gpu.json"
-else
-    step example 40 $PY examples/train_on_gpu.py
-    step bench 60 $PY -m benchmarks --config book --gpu --reps 1 --threads 8 \
-        --json "$OUT/bench-gpu.json"
-    # Issue 9: the CuPy SimpleConvNet step against PyTorch CUDA eager (target <= 1.5x), and
-    # DeepConvNet's.
-    step bench_convnet 60 $PY -m benchmarks.convnet --gpu --models simple,deep \
-        --json "$OUT/convnet-gpu.json"
-fi
-echo "total: $(( $(date +%s) - T0 )) s, $FAILED failed step(s), logs in $OUT" | tee -a "$SUMMARY"
+    else
+        step train_deep 240 $PY -m xpnet train --backend cupy --model deep-convnet \
+            --optimizer adam --lr 0.001 --epochs 20 --no-plot --out "$OUT/train_deep"
+        step example 40 $PY examples/train_on_gpu.py
+    fi
+}
+
+install
+case "$PART" in
+    1) part1 ;;
+    2) part2 ;;
+    3) part3 ;;
+    all) part1; part2; dry && part3 ;;
+esac
+echo "total: $(( $(date +%s) - T0 )) s, $FAILED failed step(s), report $REPORT" | tee -a "$SUMMARY"
 [ $FAILED -eq 0 ]

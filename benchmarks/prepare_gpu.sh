@@ -2,6 +2,7 @@
 # Prepare what benchmarks/gpu_check.sh needs on a CUDA machine without internet, here:
 #   .whl/        wheels for Python 3.12 that the GPU machine lacks (array-api-compat,
 #                array-api-strict, tqdm, threadpoolctl; --no-deps: all pure Python)
+#   .whl/mpi/    mpi4py and the mpich wheel for CPython 3.12 (the data-parallel step of part 2)
 #   .gpu/mnist/  the four MNIST IDX files, gzipped, from xpnet's verified cache
 # Both folders are git-ignored; carry them with the working tree.
 set -euo pipefail
@@ -10,6 +11,10 @@ rm -rf .whl && mkdir -p .whl .gpu/mnist
 python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 \
     --implementation cp --platform any --platform manylinux2014_x86_64 -d .whl \
     array-api-compat array-api-strict tqdm threadpoolctl
+mkdir -p .whl/mpi
+python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 \
+    --implementation cp --platform manylinux2014_x86_64 --platform manylinux_2_28_x86_64 \
+    -d .whl/mpi mpi4py mpich
 # The cache holds the raw files, checked against their SHA-256 (xpnet data fetch mnist).
 cache=$(python3 -c 'from xpnet.datasets import fetch_mnist; print(fetch_mnist())')
 for f in train-images-idx3-ubyte train-labels-idx1-ubyte t10k-images-idx3-ubyte \
