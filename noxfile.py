@@ -24,6 +24,7 @@ nox.options.sessions = [
     "lint",
     *(f"tests({b})" for b in CPU_BACKENDS),
     "tests_fake_cupy",
+    "cuda_compile",
     *(f"gradcheck({b})" for b in CPU_BACKENDS),
 ]
 
@@ -65,6 +66,17 @@ def tests_fake_cupy(session: nox.Session) -> None:
     _install(session, "numpy")
     session.run("pytest", "--backend", "cupy", *session.posargs,
                 env={"PYTHONPATH": "tests/fakecupy"})
+
+
+@nox.session
+def cuda_compile(session: nox.Session) -> None:
+    """The real CuPy without a GPU: NVRTC compiles every kernel variant; xpnet's CuPy calls and
+    the fake CuPy's names are checked against the real package."""
+    session.install("cupy-cuda12x>=14", "nvidia-cuda-nvrtc-cu12", "nvidia-cuda-runtime-cu12",
+                    "nvidia-nccl-cu12", "pytest", "-e.")
+    session.run("python", "-m", "xpnet.cuda", "--compile-only", *session.posargs)
+    session.run("pytest", "-q", "tests/test_cuda_compile.py", "tests/test_cupy_api.py",
+                env={"XPNET_REQUIRE_REAL_CUPY": "1"})
 
 
 # Models whose gradients the gradcheck sessions compare: the chapter-5 net on MNIST images, the
