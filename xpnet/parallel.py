@@ -42,20 +42,17 @@ from typing import Any
 
 import numpy as np
 
+from . import blas_threads
 from .backend import Array, backend_name, namespace, to_numpy
 from .backend import asarray as _asarray
 from .backend import device as device_of
 
 __all__ = ["Communicator", "DataParallel", "from_environment", "launched_by_mpi"]
 
-#: Environment variables that the common MPI launchers set in every process they start.
-_LAUNCHER_VARS = ("PMI_RANK", "PMI_SIZE", "PMIX_RANK", "OMPI_COMM_WORLD_SIZE",
-                  "MPI_LOCALNRANKS", "HYDI_CONTROL_FD")
-
 
 def launched_by_mpi() -> bool:
     """Whether this process was started by an MPI launcher (``mpiexec``/``mpirun``)."""
-    return any(name in os.environ for name in _LAUNCHER_VARS)
+    return blas_threads.launched_by_mpi()
 
 
 def _import_mpi() -> Any:
@@ -181,6 +178,11 @@ class Communicator:
         self._wait(self.comm.Iallreduce(self.MPI.IN_PLACE, buf, op=self.MPI.SUM), what)
         return buf.tolist()
 
+    def allgather_object(self, value: Any, what: str) -> list[Any]:
+        """Every rank's ``value`` (a small picklable object), in rank order, on every rank."""
+        self._wait(self.comm.Ibarrier(), what, 10 * self.timeout)
+        return list(self.comm.allgather(value))
+
     def bcast_object(self, value: Any, what: str) -> Any:
         """Rank 0's ``value`` (a small picklable object) on every rank."""
         self._wait(self.comm.Ibarrier(), what, 10 * self.timeout)
@@ -272,6 +274,9 @@ class DataParallel:
         if cuda_graph:
             msg = "cuda_graph=True is not supported with data parallelism (comm=...)"
             raise ValueError(msg)
+        # cores / local processes BLAS threads each (set before NumPy loaded when xpnet was
+        # imported first; else through threadpoolctl, when installed): see xpnet.blas_threads.
+        blas_threads.apply()
         self.batch_size = batch_size
         self.is_root = self.comm.is_root
         self.size = self.comm.size
