@@ -63,3 +63,12 @@ def test_nox_session_descriptions_are_whole_sentences():
         assert first.strip().endswith("."), (func.name, first)
         assert not rest.strip() or rest.startswith("\n"), (func.name, doc)  # a blank line next
         assert first[:1].isupper(), (func.name, first)
+
+
+def test_graph_examples_answer_help_instead_of_writing_a_file_named_help(tmp_path):
+    for path in sorted((ROOT / "examples").glob("graph_*.py")):
+        done = subprocess.run([sys.executable, str(path), "--help"], cwd=tmp_path,
+                              capture_output=True, text=True, timeout=60, check=True)
+        doc = ast.get_docstring(ast.parse(path.read_text()))
+        assert _words(doc) in _words(done.stdout), path.name
+        assert not list(tmp_path.iterdir()), path.name

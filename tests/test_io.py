@@ -49,7 +49,7 @@ def test_pickled_object_arrays_are_refused(tmp_path):
     obj = np.empty(1, dtype=object)
     obj[0] = {"x": 1}
     np.savez(path, W1=obj, b1=np.zeros(3), W2=np.zeros((3, 2)), b2=np.zeros(2))
-    with pytest.raises(ParamsFileError, match="holds Python objects .* never loads") as info:
+    with pytest.raises(ParamsFileError, match=r"holds Python objects .* never loads") as info:
         load_params(path)
     assert "allow_pickle" not in str(info.value)  # NumPy's advice to load it unsafely: never
 
