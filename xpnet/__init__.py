@@ -1,4 +1,4 @@
-"""xpnet: the backprop layers of "Deep Learning from Scratch" (chapter 5) on any Array API backend.
+"""xpnet: the library of "Deep Learning from Scratch" (chapters 5 to 8) on any Array API backend.
 
 One code path trains on NumPy on a CPU and on CuPy on a CUDA GPU (and on PyTorch and
 array-api-strict): every layer takes its array namespace from its inputs.
