@@ -59,8 +59,10 @@ def tests(session: nox.Session, backend: str) -> None:
 
 @nox.session
 def tests_fake_cupy(session: nox.Session) -> None:
-    """Every backend test on the CPU's fake CuPy (tests/fakecupy: NumPy buffers, CuPy's
-    capture rules, xpnet's CUDA kernel sources compiled with g++): the CuPy code paths run."""
+    """Every backend test through the CuPy code paths, on the CPU's fake CuPy.
+
+    tests/fakecupy: NumPy buffers, CuPy's capture rules, xpnet's CUDA kernel sources compiled
+    with g++."""
     if shutil.which("g++") is None:
         session.skip("the fake CuPy compiles kernel sources with g++, which is not installed")
     _install(session, "numpy")
@@ -70,8 +72,10 @@ def tests_fake_cupy(session: nox.Session) -> None:
 
 @nox.session
 def cuda_compile(session: nox.Session) -> None:
-    """The real CuPy without a GPU: NVRTC compiles every kernel variant; xpnet's CuPy calls and
-    the fake CuPy's names are checked against the real package."""
+    """The real CuPy judges xpnet's kernels and CuPy calls, no GPU needed.
+
+    NVRTC compiles every kernel variant; xpnet's CuPy calls and the fake CuPy's names are
+    checked against the real package."""
     session.install("cupy-cuda12x>=14", "nvidia-cuda-nvrtc-cu12", "nvidia-cuda-runtime-cu12",
                     "nvidia-nccl-cu12", "pytest", "-e.")
     session.run("python", "-m", "xpnet.cuda", "--compile-only", *session.posargs)
@@ -93,9 +97,10 @@ GRADCHECK_MODELS = (
 @nox.session
 @nox.parametrize("backend", BACKENDS, ids=BACKENDS)
 def gradcheck(session: nox.Session, backend: str) -> None:
-    """Backprop vs numerical gradients of the book's networks (GRADCHECK_MODELS) on real
-    MNIST samples, float64: every element of the 784-50-10 TwoLayerNet, directional derivatives
-    for the bigger nets and on the GPU."""
+    """Backprop against numerical gradients of the book's networks on real MNIST samples.
+
+    The networks of GRADCHECK_MODELS, float64: every element of the 784-50-10 TwoLayerNet,
+    directional derivatives for the bigger nets and on the GPU."""
     _install(session, backend, extras="test")
     for model in GRADCHECK_MODELS:
         mode = "fast" if backend == "cupy" or model else "full"
@@ -108,7 +113,7 @@ def gradcheck(session: nox.Session, backend: str) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """ruff."""
+    """Lint with ruff."""
     session.install("ruff>=0.6")
     session.run("ruff", "check", ".")
 

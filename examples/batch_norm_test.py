@@ -22,7 +22,7 @@ from xpnet.backend import asarray
 from xpnet.datasets import load_mnist
 from xpnet.optim import SGD
 
-parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
 parser.add_argument("--epochs", type=int, default=20)
 parser.add_argument("--scales", type=int, default=16,
                     help="how many weight scales, log-spaced from 1 to 1e-4 (the book: 16)")

@@ -13,7 +13,7 @@ import argparse
 from xpnet import DeepConvNet
 from xpnet.datasets import load_mnist
 
-parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
 parser.add_argument("params", help="the book's ch08/deep_convnet_params.pkl")
 parser.add_argument("--samples", type=int, default=10000, help="test images to use")
 parser.add_argument("--backend", default="numpy", help="numpy, torch or cupy (float16 needed)")

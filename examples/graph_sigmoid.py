@@ -12,6 +12,8 @@ import sys
 
 from xpnet.graph import render_example
 
+if sys.argv[1:2] in (["-h"], ["--help"]):
+    sys.exit(print(__doc__))  # not a file named --help.dot
 out = sys.argv[1] if len(sys.argv) > 1 else None
 path = render_example("sigmoid", fmt=None, out=out)
 print(f"wrote {path}")

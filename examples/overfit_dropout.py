@@ -16,7 +16,7 @@ import matplotlib.pyplot as plt
 from xpnet import MultiLayerNetExtend, Trainer
 from xpnet.datasets import load_mnist
 
-parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
 parser.add_argument("--epochs", type=int, default=301)
 parser.add_argument("--dropout", type=float, default=0.2,
                     help="dropout ratio of the second run (the first has none); 0: one run only")

@@ -16,7 +16,7 @@ import matplotlib.pyplot as plt
 from xpnet import MultiLayerNet, Trainer
 from xpnet.datasets import load_mnist
 
-parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
 parser.add_argument("--epochs", type=int, default=201)
 parser.add_argument("--weight-decay", type=float, default=0.1,
                     help="lambda of the second run (the first has none); 0: one run only")

@@ -16,7 +16,7 @@ import matplotlib.pyplot as plt
 from xpnet import SimpleConvNet, Trainer
 from xpnet.datasets import load_mnist
 
-parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
 parser.add_argument("--epochs", type=int, default=20)
 parser.add_argument("--train-size", type=int, default=None,
                     help="train on the first this many images (default: all 60000)")

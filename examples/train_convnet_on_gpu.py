@@ -13,7 +13,7 @@ import sys
 from xpnet import SimpleConvNet, Trainer, cuda_available
 from xpnet.backend import cuda_status
 
-parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
 parser.add_argument("--epochs", type=int, default=20)
 parser.add_argument("--dtype", default="float32", choices=("float32", "float64"))
 args = parser.parse_args()

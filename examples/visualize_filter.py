@@ -17,7 +17,7 @@ import numpy as np
 
 from xpnet import SimpleConvNet, Trainer, to_numpy
 
-parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
 parser.add_argument("--params", default=None,
                     help="trained weights: an .npz of train_convnet.py or the book's params.pkl")
 parser.add_argument("--epochs", type=int, default=1,

@@ -18,7 +18,7 @@ from xpnet.datasets import load_mnist
 from xpnet.optim import SGD
 from xpnet.util import smooth_curve
 
-parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
 parser.add_argument("--iters", type=int, default=2000)
 parser.add_argument("--batch-size", type=int, default=128)
 parser.add_argument("--backend", default="numpy")

@@ -344,8 +344,17 @@ def test_parse_device_torch():
     torch = pytest.importorskip("torch")
     xp = backend.get_namespace("torch")
     assert backend.parse_device(xp, "cpu") == torch.device("cpu")
-    assert backend.parse_device(xp, 1) == torch.device("cuda:1")
-    assert backend.parse_device(xp, "cuda:0") == torch.device("cuda:0")
+    with pytest.raises(ValueError, match="torch has no device 'tpu'"):
+        backend.parse_device(xp, "tpu")
+    if torch.cuda.is_available():
+        assert backend.parse_device(xp, "cuda:0") == torch.device("cuda:0")
+        count = torch.cuda.device_count()
+        with pytest.raises(ValueError, match=f"torch sees {count} CUDA device"):
+            backend.parse_device(xp, count)
+    else:  # a CPU-only torch says so, instead of failing at the first array (issue 17)
+        for spec in ("cuda:0", 1, "cuda"):
+            with pytest.raises(ValueError, match=r"this torch \(.*\) cannot use CUDA"):
+                backend.parse_device(xp, spec)
 
 
 def _fake_cupy_namespace(monkeypatch):

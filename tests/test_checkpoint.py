@@ -14,6 +14,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -493,3 +494,135 @@ def test_the_checkpoint_benchmark_runs(tmp_path, capsys):
         ("mlp-bn", "float64")]
     assert all(r["write_s"] > 0 and r["bytes"] > 0 for r in rows)
     assert "share" in capsys.readouterr().out
+
+
+# --------------------------------------------------------------------------- issue 17
+
+# A process that takes a run directory's lock, says so, and holds it until killed.
+HOLDER = textwrap.dedent('''
+    import sys, time
+    sys.path.insert(0, {root!r})
+    from xpnet.checkpoint import RunLock
+    RunLock(sys.argv[1]).acquire()
+    print("held", flush=True)
+    time.sleep(120)
+''')
+
+
+@contextlib.contextmanager
+def _lock_held_elsewhere(tmp_path, folder):
+    """Another process holding ``folder``'s run lock (killed with SIGKILL on exit)."""
+    script = tmp_path / "holder.py"
+    script.write_text(HOLDER.format(root=str(ROOT)))
+    proc = subprocess.Popen([sys.executable, str(script), str(folder)], stdout=subprocess.PIPE,
+                            text=True)
+    try:
+        assert proc.stdout.readline().strip() == "held"
+        yield proc
+    finally:
+        proc.kill()
+        proc.wait(timeout=30)
+        proc.stdout.close()
+
+
+def test_a_run_directory_in_use_is_refused_naming_the_running_process(tmp_path):
+    from xpnet.checkpoint import RunInUseError, RunLock
+
+    run = tmp_path / "run"
+    run.mkdir()
+    with _lock_held_elsewhere(tmp_path, run) as holder:
+        with pytest.raises(RunInUseError, match=rf"is in use by another run \(pid {holder.pid} ") \
+                as info:
+            RunLock(run).acquire()
+        assert "holder.py" in str(info.value)  # its command line
+        net, opt = make("two-layer", "float64")
+        with pytest.raises(RunInUseError):  # train() writing checkpoints there: refused too
+            train(net, *data(), **SETUP, optimizer=opt, checkpoint=run / CHECKPOINT_NAME)
+        assert not (run / CHECKPOINT_NAME).exists()
+    # SIGKILL left the lock file behind; the lock itself went with the process.
+    with RunLock(run) as lock:
+        assert lock.held
+    assert not (run / ".xpnet-run.lock").exists()
+
+
+def test_the_run_lock_is_reentrant_and_held_while_training(tmp_path):
+    from xpnet.checkpoint import RunLock
+
+    run = tmp_path / "run"
+    run.mkdir()
+    probe = tmp_path / "probe.py"
+    probe.write_text(textwrap.dedent(f'''
+        import sys
+        sys.path.insert(0, {str(ROOT)!r})
+        from xpnet.checkpoint import RunInUseError, RunLock
+        try:
+            RunLock(sys.argv[1]).acquire()
+        except RunInUseError as exc:
+            print("refused:", exc)
+        else:
+            print("taken")
+    '''))
+
+    def other_process_gets_it():
+        done = subprocess.run([sys.executable, str(probe), str(run)], capture_output=True,
+                              text=True, timeout=60, check=True)
+        return done.stdout.startswith("taken"), done.stdout
+
+    seen = []
+
+    class Probing(TwoLayerNet):
+        def gradient(self, *args, **kwargs):
+            if not seen:
+                seen.append(other_process_gets_it())
+            return super().gradient(*args, **kwargs)
+
+    with RunLock(run):  # the command holds it around the loop; the loop takes it again
+        net = Probing(20, 8, 5, dtype="float64", seed=3)
+        train(net, *data(), **SETUP, optimizer=SGD(lr=0.1), checkpoint=run / CHECKPOINT_NAME)
+        assert other_process_gets_it()[0] is False  # still held: the outer hold
+    assert seen[0][0] is False, seen
+    assert f"pid {os.getpid()}" in seen[0][1]
+    assert other_process_gets_it()[0] is True
+
+
+def test_a_finished_run_extended_from_its_checkpoint_numbers_epochs_as_an_uninterrupted_one(
+        tmp_path):
+    """Extending a 6-epoch run to 7 gave 9 records (epochs 8 and 9 after 6, the old run's
+    evaluation after its last step kept as epoch 7)."""
+    kwargs = dict(batch_size=20, seed=5)  # 230 samples: 11 steps an epoch
+    net, opt = make("two-layer", "float64")
+    ref = train(net, *data(), iters=77, **kwargs, optimizer=opt)
+    net, opt = make("two-layer", "float64")
+    train(net, *data(), iters=66, **kwargs, optimizer=opt, checkpoint=tmp_path / "c.npz")
+    net, opt = make("two-layer", "float64")
+    longer = train(net, *data(), iters=77, **kwargs, optimizer=opt,
+                   resume_from=load_checkpoint(tmp_path / "c.npz"))
+    assert [(e.epoch, e.iteration) for e in longer.epochs] == \
+        [(e.epoch, e.iteration) for e in ref.epochs] == [*((k + 1, 11 * k + 1) for k in range(7)),
+                                                          (8, 77)]
+    assert longer.loss == ref.loss
+    assert longer.final_test_acc == ref.final_test_acc
+
+
+def test_a_finished_trainer_run_checkpoints_its_last_step(tmp_path):
+    """Without an evaluation after the last step (the book's Trainer), the checkpoint was the
+    last epoch's start: extending the run repeated that epoch's steps."""
+    net, _ = make("two-layer", "float64")
+    x, t, xt, tt = data()
+    trainer = Trainer(net, x, t, xt, tt, epochs=2, mini_batch_size=20, verbose=False,
+                      checkpoint=tmp_path / "c.npz")
+    trainer.train()
+    assert [e.iteration for e in trainer.history.epochs] == [1, 13]  # epochs of 11.5 steps
+    assert load_checkpoint(tmp_path / "c.npz").iteration == trainer.max_iter == 23
+
+
+def test_a_checkpoint_made_for_another_backend_warns_once_from_build_net_and_restore(tmp_path):
+    torch = pytest.importorskip("torch")
+    net, opt = make("mlp", "float32")
+    train(net, *data(), **{**SETUP, "iters": 8}, optimizer=opt, checkpoint=tmp_path / "c.npz")
+    state = load_checkpoint(tmp_path / "c.npz")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        moved = state.build_net(xp="torch", device=torch.device("cpu"))
+        train(moved, *data(), **SETUP, optimizer=state.build_optimizer(), resume_from=state)
+    assert [w.category for w in caught] == [CheckpointWarning], [str(w.message) for w in caught]

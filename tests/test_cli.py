@@ -137,7 +137,8 @@ def test_evaluate_bad_file_is_one_line(mnist, tmp_path, capsys):
     assert main(["evaluate", str(bad)]) == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith("xpnet: error:")
-    assert "not a readable xpnet parameter file" in err
+    assert "is not an .npz archive" in err
+    assert len(err.splitlines()) == 1
 
 
 def test_data_fetch_says_where_the_files_are(monkeypatch, tmp_path, capsys):

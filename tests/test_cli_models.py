@@ -80,8 +80,9 @@ def test_simple_convnet_trains_from_the_command(tmp_path):
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    (["--batchnorm"], "--batchnorm go with --model mlp"),
-    (["--model", "simple-convnet", "--hidden", "10"], "--hidden go with --model mlp"),
+    (["--batchnorm"], "--batchnorm goes with --model mlp"),
+    (["--batchnorm", "--dropout", "0.2"], "--batchnorm, --dropout go with --model mlp"),
+    (["--model", "simple-convnet", "--hidden", "10"], "--hidden goes with --model mlp"),
     (["--model", "mlp", "--hidden-size", "10"], "--hidden-size goes with --model two-layer"),
     (["--model", "mlp", "--dropout", "1.5"], "--dropout must lie in"),
 ])

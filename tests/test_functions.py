@@ -207,9 +207,13 @@ def test_wrong_integer_label_shape(be, fn):
 @pytest.mark.parametrize("fn", [F.softmax_cross_entropy, F.cross_entropy_error])
 def test_float_labels_with_wrong_shape(be, fn):
     x = be.asarray(np.zeros((4, 3)))
-    with pytest.raises(ValueError, match=r"one-hot labels must have shape \(4, 3\) for scores of "
-                                         r"shape \(4, 3\), got shape \(4,\)"):
+    # One float per row: class indices of the wrong dtype, not wrong one-hot rows (issue 17).
+    with pytest.raises(TypeError, match=r"labels of shape \(4,\) and dtype .*float64 look like "
+                                        r"class indices, which must be integers: cast them"):
         fn(x, be.asarray([0.0, 1.0, 2.0, 0.0]))
+    with pytest.raises(ValueError, match=r"one-hot labels must have shape \(4, 3\) for scores of "
+                                         r"shape \(4, 3\), got shape \(4, 2\)"):
+        fn(x, be.asarray(np.zeros((4, 2))))
 
 
 @pytest.mark.parametrize("fn", [F.softmax_cross_entropy, F.cross_entropy_error])

@@ -49,8 +49,18 @@ def test_pickled_object_arrays_are_refused(tmp_path):
     obj = np.empty(1, dtype=object)
     obj[0] = {"x": 1}
     np.savez(path, W1=obj, b1=np.zeros(3), W2=np.zeros((3, 2)), b2=np.zeros(2))
-    with pytest.raises(ParamsFileError, match="not a readable xpnet parameter file"):
+    with pytest.raises(ParamsFileError, match=r"holds Python objects .* never loads") as info:
         load_params(path)
+    assert "allow_pickle" not in str(info.value)  # NumPy's advice to load it unsafely: never
+
+
+def test_a_file_that_is_no_npz_is_named_without_numpys_pickle_advice(tmp_path):
+    """``xpnet evaluate README.md`` quoted NumPy's "load it unsafely using allow_pickle"."""
+    text = tmp_path / "README.md"
+    text.write_text("# a text file\n")
+    with pytest.raises(ParamsFileError, match=r"README.md is not an \.npz archive") as info:
+        load_params(text)
+    assert "pickle" not in str(info.value)
 
 
 @pytest.mark.parametrize(

@@ -372,8 +372,10 @@ def test_softmax_with_loss_bad_labels(be):
     x = be.asarray(np.zeros((2, 3)))
     with pytest.raises(ValueError, match=r"class indices must have shape \(2,\)"):
         SoftmaxWithLoss().forward(x, be.asarray([0, 1, 2], "int64"))
-    with pytest.raises(ValueError, match=r"one-hot labels must have shape \(2, 3\)"):
+    with pytest.raises(TypeError, match=r"look like class indices, which must be integers"):
         SoftmaxWithLoss().forward(x, be.asarray([0.0, 1.0]))
+    with pytest.raises(ValueError, match=r"one-hot labels must have shape \(2, 3\)"):
+        SoftmaxWithLoss().forward(x, be.asarray(np.zeros((2, 2))))
     with pytest.raises(TypeError, match="labels have dtype bool"):
         SoftmaxWithLoss().forward(x, be.asarray([True, False]))
 

@@ -433,8 +433,10 @@ def test_bad_inputs(be):
         net.loss(x, be.asarray([0, 2], "uint8"))
     with pytest.raises(ValueError, match=r"class indices must have shape \(2,\)"):
         net.loss(x, be.asarray([[0, 1, 0], [1, 0, 1]], "int64"))
-    with pytest.raises(ValueError, match=r"one-hot labels must have shape \(2, 2\)"):
+    with pytest.raises(TypeError, match=r"look like class indices, which must be integers"):
         net.loss(x, be.asarray([0.0, 1.0]))
+    with pytest.raises(ValueError, match=r"one-hot labels must have shape \(2, 2\)"):
+        net.loss(x, be.asarray(np.zeros((2, 3))))
     with pytest.raises(TypeError, match="labels have dtype bool"):
         net.loss(x, be.asarray([True, False]))
     with pytest.raises(ValueError, match="x has 2 rows but t has 3"):

@@ -400,3 +400,100 @@ def test_history_to_dict_is_json_ready(data):
     assert record["epochs"][-1]["iteration"] == 20
     assert record["versions"]["numpy"] == np.__version__
     assert isinstance(history, History)
+
+
+# --------------------------------------------------------------------------- issue 17
+
+
+def test_train_accuracy_is_measured_on_the_whole_training_set(data):
+    """With ``eval_samples=None`` the train accuracy covers all training rows (it took as many
+    as the test set has: 90 of 300 here)."""
+    x, t, xt, tt = data
+    t = t.copy()
+    t[len(tt):] = (t[len(tt):] + 1) % 3  # rows past the test set's length: all mislabeled
+    net = TwoLayerNet(20, 16, 3, dtype="float32", seed=0)
+    history = train(net, x, t, xt, tt, iters=30, batch_size=30, lr=0.5, seed=1)
+    whole = net.accuracy(net.xp.asarray(x), net.xp.asarray(t))
+    assert history.epochs[-1].iteration == 30  # the evaluation after the last step
+    assert history.epochs[-1].train_acc == whole
+    assert history.train_acc_list[-1] == whole
+    head = net.accuracy(net.xp.asarray(x[:len(tt)]), net.xp.asarray(t[:len(tt)]))
+    assert head != whole  # the data tell the two apart
+
+
+@pytest.mark.parametrize("name", SYNC_BACKENDS)
+def test_the_whole_training_set_is_evaluated_with_one_host_read(name, monkeypatch, rng):
+    """A training set of several evaluation batches (10000 rows each) still costs one read
+    for its hit count: the counts are summed on the device."""
+    x, t = clusters(rng, 25_000)
+    net = TwoLayerNet(20, 16, 3, **_net_kwargs(name), dtype="float32", seed=0)
+    counter = _count_syncs(name, monkeypatch)
+    history = train(net, x, t, x[:50], t[:50], iters=3, batch_size=30, lr=0.5, seed=1)
+    assert [e.iteration for e in history.epochs] == [1, 3]
+    assert len(counter.reads) == 4 + 3 * len(history.epochs), counter.reads
+
+
+def test_a_loss_grown_far_past_its_start_stops_the_run_as_diverged(data):
+    """``--lr 1e6``: the loss stays finite but grows by orders of magnitude (it used to run to
+    the end and exit 0)."""
+    x, t, xt, tt = data
+    net = TwoLayerNet(20, 16, 3, dtype="float64", seed=0)  # float32 would overflow to inf
+    history = train(net, x, t, xt, tt, iters=200, batch_size=30, lr=1e6, seed=1)
+    assert history.status == "diverged"
+    assert history.iterations < 200  # stopped at an evaluation, not run to the end
+    assert all(math.isfinite(v) for v in history.loss)
+    assert np.median(history.loss[-10:]) > 10 * history.loss[0]
+    assert history.message.startswith("training diverged: the loss grew from")
+    assert "learning rate is the likely cause" in history.message
+    assert "lr=1e+06" in history.message
+
+
+class SpikyNet(TwoLayerNet):
+    """Reports a loss 1000 too large at every 7th step (the update is untouched)."""
+
+    def gradient(self, x, t, **kwargs):
+        grads = super().gradient(x, t, **kwargs)
+        self.calls = getattr(self, "calls", 0) + 1
+        if self.calls % 7 == 0:
+            self.last_loss = self.last_loss + 1000.0
+        return grads
+
+
+def test_loss_spikes_are_not_divergence(data):
+    """The median of the last steps decides: a few huge losses do not stop a healthy run."""
+    x, t, xt, tt = data
+    net = SpikyNet(20, 16, 3, dtype="float32", seed=0)
+    history = train(net, x, t, xt, tt, iters=120, batch_size=30, lr=0.5, seed=1)
+    assert history.status == "finished", history.message
+    assert max(history.loss) > 100 * history.loss[0]
+    assert history.final_test_acc > 0.9
+
+
+def test_nan_in_the_data_is_named_and_the_learning_rate_is_not_blamed(data):
+    x, t, xt, tt = data
+    x = x.copy()
+    x[17, 3] = np.nan
+    net = TwoLayerNet(20, 16, 3, dtype="float32", seed=0)
+    history = train(net, x, t, xt, tt, iters=50, batch_size=300, lr=0.5, seed=1)
+    assert history.status == "diverged"
+    assert "the loss became nan at iteration 1" in history.message
+    assert "training images hold 1 NaN or infinite values: clean the data" in history.message
+    assert "a smaller learning rate will not help" in history.message
+    assert "try a smaller" not in history.message
+
+
+def test_unscaled_images_are_named_as_the_likely_cause(data):
+    """Pixels of 0-255 (load_mnist(normalize=False)): the fix to name is scaling them."""
+    x, t, xt, tt = data
+    x = np.abs(x) * 255.0 / np.abs(x).max()
+    net = TwoLayerNet(20, 16, 3, dtype="float64", seed=0)
+    history = train(net, x, t, xt, tt, iters=200, batch_size=30, lr=100.0, seed=1)
+    assert history.status == "diverged", history.loss[::10]
+    assert "The training images reach |x| = 255: scale them" in history.message
+
+
+def test_a_nan_from_the_updates_still_suggests_the_learning_rate(be, data):
+    x, t, xt, tt = data
+    net = PoisonedNet(20, 16, 3, xp=be.xp, device=be.device, dtype="float32", seed=0)
+    history = train(net, x, t, xt, tt, iters=100, batch_size=30, lr=0.5, seed=1)
+    assert "learning rate is the likely cause: try a smaller one than lr=0.5" in history.message

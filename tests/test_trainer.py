@@ -180,3 +180,27 @@ def test_a_diverging_run_stops_and_says_so(data, capsys):
     assert history.status == "diverged"
     assert trainer.final_test_acc is None
     assert "training stopped" in capsys.readouterr().out
+
+
+class RowCountingNet(TwoLayerNet):
+    """Records how many rows each accuracy evaluation sees."""
+
+    def accuracy(self, x, t, **kwargs):
+        self.rows = [*getattr(self, "rows", []), int(x.shape[0])]
+        return super().accuracy(x, t, **kwargs)
+
+
+@pytest.mark.parametrize("samples", [None, 50])
+def test_train_acc_list_covers_the_whole_training_set(data, samples):
+    """The book's Trainer with evaluate_sample_num_per_epoch=None measures the whole training
+    set; xpnet took only as many rows as the test set has (60 of 200 here)."""
+    x, t, xt, tt = data
+    net = RowCountingNet(12, 8, 3, seed=0)
+    trainer = Trainer(net, x, t, xt, tt, epochs=3, mini_batch_size=50, verbose=False,
+                      evaluate_sample_num_per_epoch=samples)
+    trainer.train()
+    assert len(trainer.train_acc_list) == 3
+    train_rows = net.rows[0:-1:2]  # per epoch: train, then test; at the end: the whole test set
+    assert train_rows == [len(x) if samples is None else samples] * 3
+    assert net.rows[1:-1:2] == [len(xt) if samples is None else samples] * 3
+    assert net.rows[-1] == len(xt)

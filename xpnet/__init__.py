@@ -1,8 +1,14 @@
-"""xpnet: the backprop layers of "Deep Learning from Scratch" (chapter 5) on any Array API backend.
+"""xpnet: the library of "Deep Learning from Scratch" (chapters 5 to 8) on any Array API backend.
 
 One code path trains on NumPy on a CPU and on CuPy on a CUDA GPU (and on PyTorch and
 array-api-strict): every layer takes its array namespace from its inputs.
 """
+
+# First, before NumPy loads its BLAS: under mpiexec, cores / processes BLAS threads per process
+# (unless the user set a count). Imports nothing, does nothing outside an MPI launcher.
+from .blas_threads import limit_before_numpy as _limit_before_numpy
+
+_limit_before_numpy()
 
 from . import backend, conv, cuda, functions, gradcheck, graph, layers, nets, optim, train, util
 from .backend import cuda_available, get_namespace, to_numpy

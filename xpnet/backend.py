@@ -302,7 +302,23 @@ def parse_device(xp: Namespace, spec: Any) -> Any:
     if name == "torch":
         import torch
 
-        return torch.device(f"cuda:{spec}" if isinstance(spec, int) else text)
+        try:
+            dev = torch.device(f"cuda:{spec}" if isinstance(spec, int) else text)
+        except RuntimeError as exc:  # torch's own message: "Expected one of cpu, cuda, ..."
+            msg = f"torch has no device {spec!r}: {str(exc).splitlines()[0]}"
+            raise ValueError(msg) from None
+        if dev.type == "cuda":
+            if not torch.cuda.is_available():
+                msg = (f"this torch ({torch.__version__}) cannot use CUDA (a CPU-only build, or "
+                       f"no GPU or driver here); got device={spec!r}: use --device cpu, or "
+                       "install a CUDA build of torch on a machine with a GPU")
+                raise ValueError(msg)
+            count = torch.cuda.device_count()
+            if dev.index is not None and dev.index >= count:
+                msg = (f"torch sees {count} CUDA device(s) (cuda:0 to cuda:{count - 1}); got "
+                       f"device={spec!r}")
+                raise ValueError(msg)
+        return dev
     if name == "cupy":
         index = _cuda_index(spec)  # before the import: a bad spec is the user's error either way
         import cupy

@@ -26,7 +26,7 @@ import time
 import warnings
 import zipfile
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,11 +34,13 @@ import numpy as np
 
 from .backend import asarray, dtype_name, random_generator, to_numpy
 
-__all__ = ["CHECKPOINT_NAME", "Checkpoint", "CheckpointError", "CheckpointWarning", "Checkpointer",
-           "load_checkpoint", "save_checkpoint"]
+__all__ = ["CHECKPOINT_NAME", "LOCK_NAME", "Checkpoint", "CheckpointError", "CheckpointWarning",
+           "Checkpointer", "RunInUseError", "RunLock", "load_checkpoint", "save_checkpoint"]
 
 #: The checkpoint's file name in a run directory.
 CHECKPOINT_NAME = "checkpoint.npz"
+#: The lock file of a run directory in use (see :class:`RunLock`).
+LOCK_NAME = ".xpnet-run.lock"
 FORMAT = "xpnet-checkpoint"
 FORMAT_VERSION = 1
 _META_KEY = "__checkpoint__"
@@ -52,7 +54,20 @@ class CheckpointError(ValueError):
 
 
 class CheckpointWarning(UserWarning):
-    """A checkpoint could not be written; training goes on."""
+    """A checkpoint could not be written, or its dropout generator could not be carried over;
+    training goes on."""
+
+
+class RunInUseError(RuntimeError):
+    """Another process is running in this run directory (it holds its :class:`RunLock`).
+
+    ``holder`` is what that process wrote into the lock file (``pid``, ``host``, ``command``,
+    ``started``; empty if it had not written it yet)."""
+
+    def __init__(self, message: str, folder: Path, holder: Mapping[str, Any]) -> None:
+        super().__init__(message)
+        self.folder = folder
+        self.holder = dict(holder)
 
 
 def _xpnet_version() -> str:
@@ -160,6 +175,9 @@ class Checkpoint:
     buffers: dict[str, np.ndarray]
     optimizer_state: dict[str, Any]
     order: np.ndarray | None
+    # Dropout generators made in place of another library's, by (id(network), group).
+    _made_generators: dict[tuple[int, int], Any] = field(default_factory=dict, repr=False,
+                                                          compare=False)
 
     @property
     def iteration(self) -> int:
@@ -171,15 +189,16 @@ class Checkpoint:
         """The run's settings (``iters``, ``batch_size``, ``seed``, ``eval_every`` ...)."""
         return {**self.meta["history"]["config"], **self.meta.get("settings", {})}
 
-    def build_net(self, *, xp: Any = None, device: Any = None) -> Any:
+    def build_net(self, *, xp: Any = None, device: Any = None, dtype: Any = None) -> Any:
         """The checkpoint's network, with its parameters, buffers and dropout generator, on
-        backend ``xp`` and ``device`` (any: a CPU run may continue elsewhere)."""
+        backend ``xp`` and ``device`` (any: a CPU run may continue elsewhere), in ``dtype``
+        (default the checkpoint's; another one is for evaluating, not for resuming)."""
         from .nets import Network
 
         info = self.meta["network"]
         cls = Network.registry[info["class"]]
-        net = cls.from_params(self.params, xp=xp, device=device, dtype=info["dtype"],
-                              **info["config"])
+        net = cls.from_params(self.params, xp=xp, device=device,
+                              dtype=info["dtype"] if dtype is None else dtype, **info["config"])
         self._restore_net(net)
         return net
 
@@ -229,10 +248,16 @@ class Checkpoint:
             msg = (f"{self.path} holds the state of {len(saved['groups'])} dropout layers, the "
                    f"network has {len(layers)}")
             raise CheckpointError(msg)
+        # Generators this checkpoint made in place of another library's: build_net() and then
+        # restore() (the command does both) hand over the same ones, with one warning.
+        made = self._made_generators
         rngs: dict[int, Any] = {}
         for layer, group in zip(layers, saved["groups"], strict=True):
             if group is None:
                 continue
+            if group not in rngs and layer.rng is not None and \
+                    made.get((id(net), group)) is layer.rng:
+                rngs[group] = layer.rng
             if group not in rngs:
                 state = saved["states"][group]
                 rng = layer.rng or random_generator(net.xp, net.device, 0)
@@ -246,6 +271,7 @@ class Checkpoint:
                         [abs(int(self.config.get("seed") or 0)), self.iteration, group])
                     rng = random_generator(net.xp, net.device,
                                            int(seed.generate_state(1, np.uint32)[0]))
+                    made[(id(net), group)] = rng
                     warnings.warn(
                         f"the checkpoint's dropout generator is of {state['backend']!r}; on "
                         f"{rng.backend!r} the dropout masks continue from a new generator",
@@ -434,12 +460,169 @@ def _params(path: Path, arrays: Mapping[str, np.ndarray],
             from None
     return params
 
+# --------------------------------------------------------------------------- the run lock
+
+# Locks this process holds: real path of the lock file -> [file descriptor, depth].
+_HELD: dict[str, list[int]] = {}
+_HELD_GUARD = threading.Lock()
+
+
+def describe_holder(holder: Mapping[str, Any]) -> str:
+    """``"pid 123 on host, started ..., running `xpnet train ...`"`` from a lock file's record."""
+    if not holder.get("pid"):
+        return "a process that is starting"
+    text = f"pid {holder['pid']}"
+    if holder.get("host"):
+        text += f" on {holder['host']}"
+    if holder.get("started"):
+        text += f", started {holder['started']}"
+    if holder.get("command"):
+        text += f", running `{holder['command']}`"
+    return text
+
+
+class RunLock:
+    """Exclusive use of a run directory (or a checkpoint's folder) by one process at a time.
+
+    The lock is the file :data:`LOCK_NAME` in ``folder``, locked with ``flock`` (POSIX; where
+    there is none, created exclusively and held while its process lives) and naming its holder:
+    process id, host, command line and start time. A second process asking for it gets
+    :class:`RunInUseError` naming the first. A process that dies (even by SIGKILL) releases it:
+    the operating system drops the ``flock``, and a lock file left behind by a dead process is
+    taken over. Re-entrant within a process (``xpnet train`` holds it around the loop, which
+    takes it again for its checkpoints).
+    """
+
+    def __init__(self, folder: str | os.PathLike[str]) -> None:
+        self.folder = Path(folder)
+        self.path = self.folder / LOCK_NAME
+        self._key: str | None = None
+
+    def acquire(self) -> RunLock:
+        """Take the lock (the folder must exist); :class:`RunInUseError` if another process
+        holds it."""
+        key = os.path.realpath(self.path)
+        with _HELD_GUARD:
+            if key in _HELD:
+                _HELD[key][1] += 1
+                self._key = key
+                return self
+            fd = _take(self.path)
+            _HELD[key] = [fd, 1]
+            self._key = key
+        return self
+
+    def release(self) -> None:
+        """Give the lock back (the lock file goes when the outermost holder lets go)."""
+        if self._key is None:
+            return
+        with _HELD_GUARD:
+            key, self._key = self._key, None
+            entry = _HELD.get(key)
+            if entry is None:
+                return
+            entry[1] -= 1
+            if entry[1] > 0:
+                return
+            del _HELD[key]
+            try:
+                os.unlink(key)  # still locked by us: nobody else can be using this file
+            except OSError:  # Windows removes no open file: close first
+                os.close(entry[0])
+                with contextlib.suppress(OSError):
+                    os.unlink(key)
+            else:
+                os.close(entry[0])  # drops the flock
+
+    @property
+    def held(self) -> bool:
+        """Whether this object holds the lock."""
+        return self._key is not None
+
+    def __enter__(self) -> RunLock:
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def _holder_record() -> bytes:
+    import socket
+    import sys
+
+    record = {"pid": os.getpid(), "host": socket.gethostname(),
+              "command": " ".join([os.path.basename(sys.argv[0] or "python"), *sys.argv[1:]]),
+              "started": time.strftime("%Y-%m-%d %H:%M:%S")}
+    return json.dumps(record).encode()
+
+
+def _read_holder(path: Path) -> dict[str, Any]:
+    try:
+        record = json.loads(path.read_bytes() or b"{}")
+    except (OSError, ValueError):
+        return {}
+    return record if isinstance(record, dict) else {}
+
+
+def _in_use(path: Path) -> RunInUseError:
+    holder = _read_holder(path)
+    msg = (f"{path.parent} is in use by another run ({describe_holder(holder)}); wait for it to "
+           "finish or write to another folder")
+    return RunInUseError(msg, path.parent, holder)
+
+
+def _take(path: Path) -> int:
+    """An open descriptor of ``path`` that this process holds the lock of."""
+    try:
+        import fcntl
+    except ImportError:  # no flock (Windows): an exclusively created file, checked for life
+        return _take_exclusive(path)
+    for _ in range(100):
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise _in_use(path) from None
+        try:
+            same = os.fstat(fd).st_ino == os.stat(path).st_ino
+        except FileNotFoundError:
+            same = False
+        if not same:  # its holder removed the file as we opened it: take the new one
+            os.close(fd)
+            continue
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, _holder_record(), 0)
+        return fd
+    raise _in_use(path)
+
+
+def _take_exclusive(path: Path) -> int:
+    for _ in range(100):
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o666)
+        except FileExistsError:
+            holder = _read_holder(path)
+            pid = holder.get("pid")
+            if isinstance(pid, int) and not _alive(pid):
+                with contextlib.suppress(OSError):
+                    path.unlink()  # left behind by a process that is gone
+                continue
+            raise _in_use(path) from None
+        os.write(fd, _holder_record())
+        return fd
+    raise _in_use(path)
+
 
 class Checkpointer:
     """What :func:`xpnet.train.train` calls: ``save`` at each evaluation and on Ctrl-C, and,
     as a context manager around the loop, a Ctrl-C (SIGINT) handler that turns the signal into
     ``KeyboardInterrupt`` only at :meth:`poll` (the top of a step), so the state saved on
-    Ctrl-C is never half a step. With ``path=None`` every method does nothing."""
+    Ctrl-C is never half a step. With ``path=None`` every method does nothing.
+
+    Made, it takes the :class:`RunLock` of the checkpoint's folder (:class:`RunInUseError` if
+    another process writes there); leaving the context manager, or :meth:`release`, gives it
+    back."""
 
     def __init__(self, path: str | os.PathLike[str] | None, *, net: Any, optimizer: Any,
                  history: Any, rng: np.random.Generator, batches_per_perm: int,
@@ -454,8 +637,22 @@ class Checkpointer:
         self._interrupted = False
         self._previous: Any = None
         self._warned = False
+        #: The iteration of the last checkpoint written (``None``: none yet).
+        self.iteration: int | None = None
+        self._lock: RunLock | None = None
         if self.path is not None:
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._lock = RunLock(self.path.parent).acquire()
+            except OSError:
+                pass  # a folder that cannot be written: save() says so and training goes on
             self._remove_stale_temporaries()
+
+    def release(self) -> None:
+        """Give the run lock back (done on leaving the context manager)."""
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
 
     def _remove_stale_temporaries(self) -> None:
         """Temporary files of writers killed mid-write (``.checkpoint.npz.<pid>.<hex>.tmp``)."""
@@ -491,6 +688,7 @@ class Checkpointer:
                               CheckpointWarning, stacklevel=2)
             return
         self.written += 1
+        self.iteration = int(self.history.iterations)
         self.seconds += time.perf_counter() - began
 
     def poll(self) -> None:
@@ -512,6 +710,7 @@ class Checkpointer:
         if self._previous is not None:
             signal.signal(signal.SIGINT, self._previous)
             self._previous = None
+        self.release()
 
 
 def _alive(pid: int) -> bool:

@@ -139,6 +139,12 @@ def _as_batch(y: Array, t: Array, xp: Any) -> tuple[Array, Array, bool]:
         # A column of class indices, (N, 1): the book's ch07/gradient_check.py passes
         # np.array([1]).reshape((1, 1)).
         t = xp.reshape(t, tuple(expected))
+    if not is_int and y.ndim == 2 and tuple(t.shape) == tuple(y.shape[:-1]):
+        # One label per row, as class indices are, but floating (np.array([0., 3., ...])).
+        msg = (f"labels of shape {tuple(t.shape)} and dtype {t.dtype} look like class indices, "
+               "which must be integers: cast them (t.astype(int)), or pass one-hot rows of "
+               f"shape {tuple(y.shape)}")
+        raise TypeError(msg)
     if tuple(t.shape) != tuple(expected):
         form = "class indices" if is_int else "one-hot labels"
         msg = (f"{form} must have shape {tuple(expected)} for scores of shape "

@@ -142,13 +142,31 @@ def load_params(path: str | os.PathLike[str]) -> tuple[dict[str, np.ndarray], di
     if not path.is_file():
         msg = f"no parameter file at {path}"
         raise ParamsFileError(msg)
+    what = ("it must be an .npz written by `xpnet train` or xpnet.io.save_params (or a "
+            "checkpoint.npz, which `xpnet evaluate` and xpnet.checkpoint read)")
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(4)
+    except OSError as exc:
+        raise ParamsFileError(f"cannot read {path} ({exc.strerror or exc})") from None
+    if head != b"PK\x03\x04":  # not a zip archive: NumPy would try it as a pickle
+        msg = f"{path} is not an .npz archive (no zip header); {what}"
+        raise ParamsFileError(msg)
     try:
         # Our own handle: np.load(path) leaks its file when the archive is corrupt.
         with open(path, "rb") as handle, np.load(handle, allow_pickle=False) as data:
             arrays = {name: data[name] for name in data.files}
-    except Exception as exc:  # zipfile.BadZipFile, ValueError (pickled object arrays), OSError
+    except ValueError as exc:
+        if "pickle" not in str(exc):
+            msg = f"{path} is not a readable xpnet parameter file (ValueError: {exc}); {what}"
+            raise ParamsFileError(msg) from None
+        # NumPy's advice (allow_pickle=True) would run code from the file: never.
+        msg = (f"{path} holds Python objects (pickled arrays), which xpnet never loads: they "
+               f"could run code; {what}")
+        raise ParamsFileError(msg) from None
+    except Exception as exc:  # zipfile.BadZipFile, EOFError, OSError, zlib.error
         msg = (f"{path} is not a readable xpnet parameter file ({type(exc).__name__}: {exc}); "
-               "it must be an .npz written by `xpnet train` or xpnet.io.save_params")
+               f"{what}")
         raise ParamsFileError(msg) from None
     metadata: dict[str, Any] = {}
     if _META_KEY in arrays:

@@ -35,6 +35,7 @@ step's allreduce, so all ranks stop after the same step and rank 0 keeps its run
 
 from __future__ import annotations
 
+import math
 import os
 import signal
 import sys
@@ -46,6 +47,7 @@ from typing import Any
 
 import numpy as np
 
+from . import blas_threads
 from .backend import (
     Array,
     backend_name,
@@ -60,14 +62,10 @@ from .backend import device as device_of
 __all__ = ["Communicator", "DataParallel", "from_environment", "launched_by_mpi", "local_device",
            "nccl_problem"]
 
-#: Environment variables that the common MPI launchers set in every process they start.
-_LAUNCHER_VARS = ("PMI_RANK", "PMI_SIZE", "PMIX_RANK", "OMPI_COMM_WORLD_SIZE",
-                  "MPI_LOCALNRANKS", "HYDI_CONTROL_FD")
-
 
 def launched_by_mpi() -> bool:
     """Whether this process was started by an MPI launcher (``mpiexec``/``mpirun``)."""
-    return any(name in os.environ for name in _LAUNCHER_VARS)
+    return blas_threads.launched_by_mpi()
 
 
 def _import_mpi() -> Any:
@@ -217,15 +215,15 @@ class Communicator:
         self._wait(self.comm.Iallreduce(self.MPI.IN_PLACE, buf, op=self.MPI.SUM), what)
         return buf.tolist()
 
-    def bcast_object(self, value: Any, what: str) -> Any:
-        """Rank 0's ``value`` (a small picklable object) on every rank."""
-        self._wait(self.comm.Ibarrier(), what, 10 * self.timeout)
-        return self.comm.bcast(value, root=0)
-
     def allgather_object(self, value: Any, what: str) -> list[Any]:
         """Every rank's ``value`` (a small picklable object), in rank order, on every rank."""
         self._wait(self.comm.Ibarrier(), what, 10 * self.timeout)
         return list(self.comm.allgather(value))
+
+    def bcast_object(self, value: Any, what: str) -> Any:
+        """Rank 0's ``value`` (a small picklable object) on every rank."""
+        self._wait(self.comm.Ibarrier(), what, 10 * self.timeout)
+        return self.comm.bcast(value, root=0)
 
 
 # --------------------------------------------------------------------------- CuPy / NCCL
@@ -335,7 +333,7 @@ def _pack(xp: Any, arrays: list[Array], tail: list[Array] = ()) -> Array:
 def _unpack(xp: Any, buf: Array, like: list[Array]) -> list[Array]:
     out, at = [], 0
     for a in like:
-        n = int(np.prod(a.shape))
+        n = math.prod(a.shape)  # not np.prod: microseconds a call, six calls a step
         out.append(xp.reshape(buf[at:at + n], a.shape))
         at += n
     return out
@@ -370,6 +368,9 @@ class DataParallel:
         if cuda_graph:
             msg = "cuda_graph=True is not supported with data parallelism (comm=...)"
             raise ValueError(msg)
+        # cores / local processes BLAS threads each (set before NumPy loaded when xpnet was
+        # imported first; else through threadpoolctl, when installed): see xpnet.blas_threads.
+        blas_threads.apply()
         self.batch_size = batch_size
         self.is_root = self.comm.is_root
         self.size = self.comm.size

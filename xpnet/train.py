@@ -7,7 +7,15 @@ NumPy), moves it to the device, and gathers batches there with ``take``. No step
 back: the per-step losses stay on the device. Device->host reads (syncs): four before the loop
 (the smallest and largest label of each set, checked once), then three per evaluation (the
 losses since the last one, in one transfer, and the count of correct predictions on the train
-and on the test set).
+and on the test set: xpnet's networks count them in batches on the device and read the total
+once). Evaluations cover the whole training and test sets unless ``eval_samples`` says
+otherwise.
+
+A run stops as diverged (:class:`DivergedError`, ``History.status == "diverged"``) when a loss
+becomes NaN or infinite, or when the median loss of the last steps grows far past where the run
+began (:data:`DIVERGENCE_FACTOR` times the first step's loss, or times the loss of guessing,
+``log(classes)``, when that is larger). The message names the likely cause: non-finite or very
+large values in the training data, else the learning rate.
 """
 
 from __future__ import annotations
@@ -41,10 +49,24 @@ from .cuda import CudaGraphStep, fused_kernels
 from .functions import check_labels
 from .optim import SGD, Optimizer, get_optimizer
 
-__all__ = ["EpochRecord", "History", "NonFiniteLossError", "sgd_step", "train", "versions"]
+__all__ = ["DIVERGENCE_FACTOR", "DivergedError", "EpochRecord", "History", "NonFiniteLossError",
+           "sgd_step", "train", "versions"]
+
+#: A run has diverged when the median loss of its last :data:`DIVERGENCE_WINDOW` steps exceeds
+#: this many times its start: the first step's loss, or the loss of guessing (``log(classes)``)
+#: when that is larger, so that a run starting from a trained network is not held to its tiny
+#: first loss. Healthy runs, even noisy ones (Adam at a high rate, a loss spike), stay far below;
+#: a learning rate far too large (``--lr 1e6``) passes it within an epoch.
+DIVERGENCE_FACTOR = 10.0
+#: Steps whose median loss is compared (fewer at the start of a run: at least 10).
+DIVERGENCE_WINDOW = 100
 
 
-class NonFiniteLossError(FloatingPointError):
+class DivergedError(FloatingPointError):
+    """Training diverged: the loss became NaN or infinite, or grew far past its start."""
+
+
+class NonFiniteLossError(DivergedError):
     """The training loss became NaN or infinite."""
 
 
@@ -207,7 +229,8 @@ def _move_labels(t: Any, xp: Any, device: Any, dtype: Any) -> Array:
     if t.ndim == 2:  # one-hot rows: floating, like the scores
         return t if dtype is None or t.dtype == dtype else xp.astype(t, dtype)
     if not xp.isdtype(t.dtype, "integral"):
-        msg = f"labels must be class indices (integers) or one-hot rows, got dtype {t.dtype}"
+        msg = (f"labels of shape {tuple(t.shape)} and dtype {t.dtype} look like class indices, "
+               "which must be integers: cast them (t.astype(int)), or pass one-hot rows")
         raise TypeError(msg)
     return t
 
@@ -309,7 +332,7 @@ def train(
         Steps between accuracy evaluations; default one epoch, ``max(N / batch_size, 1)``.
     eval_samples
         Evaluate on the first this many train and test samples (the book's
-        ``evaluate_sample_num_per_epoch``); default all.
+        ``evaluate_sample_num_per_epoch``); default the whole training and test sets.
     eval_at_end
         Also evaluate after the last step (default). ``False`` (the book's Trainer) evaluates
         only every ``eval_every`` steps, then the whole test set once at the end
@@ -335,8 +358,9 @@ def train(
         across them and the gradients averaged: the updates are those of one process. Only
         rank 0 logs and shows the progress bar. ``None``: one process, no MPI.
 
-    Returns the :class:`History`. A NaN/inf loss stops the run with ``status="diverged"``;
-    Ctrl-C stops it with ``status="interrupted"``; both keep what was measured so far.
+    Returns the :class:`History`. A NaN/inf loss, or a loss grown far past its start (see the
+    module text), stops the run with ``status="diverged"`` and a message naming the likely
+    cause; Ctrl-C stops it with ``status="interrupted"``; both keep what was measured so far.
     """
     for name, value in (("iters", iters), ("batch_size", batch_size)):
         if not isinstance(value, (int, np.integer)) or value < 1:
@@ -406,6 +430,14 @@ def train(
     if resume_from is not None:
         first, order_host, perm_start = resume_from.restore(net, optimizer, history, rng)
         start -= history.wall_time
+        last = history.epochs[-1] if history.epochs else None
+        if (last is not None and first < iters and last.iteration == first
+                and (first - 1) % iter_per_epoch != 0):
+            # The finished run's evaluation after its last step ("end"): the run goes on, so
+            # that step is no longer its last; the lengthened run evaluates on its own
+            # schedule, as an uninterrupted run of that length would.
+            history.epochs.pop()
+            history.final_test_acc = None
     saver = Checkpointer(checkpoint, net=net, optimizer=optimizer, history=history, rng=rng,
                          batches_per_perm=batches_per_perm, started=start,
                          settings={"eval_at_end": eval_at_end})
@@ -424,13 +456,19 @@ def train(
                          parallel.make_step(net, xp, x_train, t_train, optimizer))
     except BaseException:
         last_layer.check_labels = checked_labels
+        saver.release()
         raise
     accuracy = net.accuracy if parallel is None else parallel.accuracy(net)
     if say is not None and parallel is not None and parallel.note:
         say(parallel.note)
-    n_eval = x_test.shape[0] if eval_samples is None else eval_samples
-    evaluation = (accuracy, x_train[:n_eval, ...], t_train[:n_eval, ...],
-                  x_test[:n_eval, ...], t_test[:n_eval, ...])
+    # The whole sets unless eval_samples says otherwise (the book's Trainer with
+    # evaluate_sample_num_per_epoch=None); xpnet's networks count hits in batches on the device.
+    n_train = train_size if eval_samples is None else eval_samples
+    n_test = x_test.shape[0] if eval_samples is None else eval_samples
+    evaluation = (accuracy, x_train[:n_train, ...], t_train[:n_train, ...],
+                  x_test[:n_test, ...], t_test[:n_test, ...])
+    # Divergence: the loss of guessing among the classes bounds the start from below.
+    floor = math.log(n_classes) if n_classes and n_classes > 1 else 0.0
     train_start = time.perf_counter() - history.train_time
     # A diverging run is caught and reported below with its iteration; NumPy's own overflow
     # warnings on the way there would only be noise.
@@ -453,21 +491,23 @@ def train(
                 if on_schedule or (eval_at_end and i + 1 == iters):
                     _end_epoch(net, history, pending, *evaluation,
                                time.perf_counter() - train_start, say, bar,
-                               label=None if on_schedule else "end")
+                               label=None if on_schedule else "end", floor=floor)
                     saver.save(order_host, perm_start, time.perf_counter() - train_start)
-            _sync_losses(history, pending)
+            _sync_losses(history, pending, floor)
+            if saver.iteration != history.iterations:  # the last step's state, to extend from
+                saver.save(order_host, perm_start, time.perf_counter() - train_start)
             if not eval_at_end:  # the book's Trainer: the whole test set, once, at the end
                 history.final_test_acc = accuracy(x_test, t_test)
         except KeyboardInterrupt:
             history.status = "interrupted"
             history.message = f"interrupted by the user after {history.iterations} iterations"
             # The run is over either way; a NaN among these losses shows in history.loss.
-            with contextlib.suppress(NonFiniteLossError):
+            with contextlib.suppress(DivergedError):
                 _sync_losses(history, pending)
                 saver.save(order_host, perm_start, time.perf_counter() - train_start)
-        except NonFiniteLossError as exc:
+        except DivergedError as exc:
             history.status = "diverged"
-            history.message = str(exc)
+            history.message = _divergence_message(exc, x_train, t_train, float(optimizer.lr))
         finally:
             last_layer.check_labels = checked_labels
             if bar is not None:
@@ -518,8 +558,10 @@ def _describe(optimizer: Any) -> dict[str, Any]:
     return {"name": type(optimizer).__name__}
 
 
-def _sync_losses(history: History, pending: list[Array]) -> None:
-    """Bring this epoch's losses to the host (one transfer) and stop on the first NaN/inf."""
+def _sync_losses(history: History, pending: list[Array], floor: float = 0.0) -> None:
+    """Bring this epoch's losses to the host (one transfer); raise :class:`DivergedError` on the
+    first NaN/inf, or when the median of the last :data:`DIVERGENCE_WINDOW` losses exceeds
+    :data:`DIVERGENCE_FACTOR` times ``max(first loss, floor)``."""
     if not pending:
         return
     xp = namespace(pending[0])
@@ -529,19 +571,48 @@ def _sync_losses(history: History, pending: list[Array]) -> None:
     history.loss.extend(values)
     for offset, value in enumerate(values):
         if not math.isfinite(value):
-            iteration = first + offset + 1
-            msg = (f"the loss became {value} at iteration {iteration}; training stopped. "
-                   f"Try a smaller learning rate (lr={history.config['lr']}) or float64")
-            raise NonFiniteLossError(msg)
+            raise NonFiniteLossError(f"the loss became {value} at iteration {first + offset + 1}")
+    window = history.loss[-DIVERGENCE_WINDOW:]
+    if len(window) < 10 or not math.isfinite(history.loss[0]):
+        return
+    start = max(history.loss[0], floor)
+    typical = float(np.median(window))
+    if typical > DIVERGENCE_FACTOR * start:
+        end = len(history.loss)
+        msg = (f"the loss grew from {history.loss[0]:.4g} at iteration 1 to a median of "
+               f"{typical:.4g} over iterations {end - len(window) + 1}-{end}, more than "
+               f"{DIVERGENCE_FACTOR:g} times its start")
+        raise DivergedError(msg)
+
+
+def _divergence_message(exc: DivergedError, x_train: Array, t_train: Array, lr: float) -> str:
+    """``exc``'s text with the likely cause and fix: non-finite or very large values in the
+    training data (read back now, on the way out), else the learning rate."""
+    xp = namespace(x_train)
+    text = f"training diverged: {exc}; training stopped. "
+    for name, values in (("images", x_train), ("labels", t_train)):
+        if not xp.isdtype(values.dtype, "real floating"):
+            continue
+        bad = int(xp.sum(xp.astype(~xp.isfinite(values), xp.int64)))
+        if bad:
+            return (text + f"The training {name} hold {bad} NaN or infinite values: clean the "
+                    "data (a smaller learning rate will not help)")
+    largest = float(xp.max(xp.abs(x_train))) if math.prod(x_train.shape) else 0.0
+    if largest > 100.0:
+        return (text + f"The training images reach |x| = {largest:g}: scale them to about "
+                "[0, 1] (load_mnist(normalize=True), or divide by their largest value)")
+    return text + f"The learning rate is the likely cause: try a smaller one than lr={lr:g}"
 
 
 def _end_epoch(net: Any, history: History, pending: list[Array],
                accuracy: Callable[[Array, Array], float], x_train: Array, t_train: Array,
                x_test: Array, t_test: Array, seconds: float,
-               say: Callable[[str], None] | None, bar: Any, label: str | None = None) -> None:
+               say: Callable[[str], None] | None, bar: Any, label: str | None = None,
+               floor: float = 0.0) -> None:
     """Evaluate and record; the printed line names the epoch, or ``label`` (the extra
-    evaluation after the last step, which is not the start of an epoch)."""
-    _sync_losses(history, pending)
+    evaluation after the last step, which is not the start of an epoch). ``floor``: see
+    :func:`_sync_losses`."""
+    _sync_losses(history, pending, floor)
     train_acc = accuracy(x_train, t_train)
     test_acc = accuracy(x_test, t_test)
     record = EpochRecord(epoch=len(history.epochs) + 1, iteration=history.iterations,
