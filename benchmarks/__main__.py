@@ -330,12 +330,12 @@ def _launches(c: C.Contender) -> dict[str, Any]:
 
 def _fused_calls() -> int | None:
     """Calls of xpnet's fused CuPy kernels so far (``None`` where xpnet does not count them)."""
-    from xpnet import cuda
+    from xpnet.backend import cuda_available, get_namespace
+    from xpnet.ops import ops_for
 
-    fused = getattr(cuda, "_FUSED", None)
-    if fused is None:
+    if not cuda_available():
         return None
-    return sum(getattr(k, "calls", 0) for k in fused.values() if k is not None)
+    return getattr(ops_for(get_namespace("cupy")), "calls", None)
 
 
 def targets(results: dict[str, Any]) -> list[dict[str, Any]]:

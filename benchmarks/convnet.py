@@ -404,12 +404,14 @@ def floor_step(model: str, batch: int, seed: int, with_columns: bool) -> Callabl
     with buffers made once: per layer the forward matmul ``W @ colT``, the weight gradient
     ``dout @ colT.T`` and (all but the first layer) the input gradient as one matmul of the
     flipped filters with the columns of ``dout`` padded by ``k-1-pad``; ``with_columns`` adds
-    building both column matrices with xpnet's own ``_cols_t`` (only the windows' in-image
+    building both column matrices with xpnet's own ``Ops.im2col_t`` (only the windows' in-image
     parts: the zeros of the reused buffers are written once). Everything else of the step
     (ReLU, pooling, bias, affine layers, loss, Adam) is left out."""
     import array_api_compat.numpy as xnp
 
-    from xpnet.conv import _cols_t, _Workspace
+    from xpnet.ops import Workspace, ops_for
+
+    ops = ops_for(xnp)
 
     rng = np.random.default_rng(seed)
     layers = []
@@ -417,11 +419,11 @@ def floor_step(model: str, batch: int, seed: int, with_columns: bool) -> Callabl
         o = h + 2 * pad - k + 1
         x = rng.standard_normal((c, batch, h, h), dtype=np.float32)  # (C, N, H, W)
         d = rng.standard_normal((f, batch, o, o), dtype=np.float32)  # dout, (F, N, OH, OW)
-        work = _Workspace()  # the layer's reused buffers, as a Convolution keeps them
+        work = Workspace()  # the layer's reused buffers, as a Convolution keeps them
         # The columns exactly as xpnet's Convolution builds them: of the input (forward), and
         # of dout padded by k-1-pad (the input gradient's full convolution).
-        x_cols = functools.partial(_cols_t, xnp, x, k, k, 1, pad, o, o, work)
-        d_cols = (functools.partial(_cols_t, xnp, d, k, k, 1, k - 1 - pad, h, h, work, tag="d")
+        x_cols = functools.partial(ops.im2col_t, x, k, k, 1, pad, o, o, work)
+        d_cols = (functools.partial(ops.im2col_t, d, k, k, 1, k - 1 - pad, h, h, work, tag="d")
                   if needs_dx else None)
         layers.append((rng.standard_normal((f, c * k * k), dtype=np.float32),
                        xnp.reshape(d, (f, -1)),

@@ -26,7 +26,7 @@ import numpy as np
 
 import xpnet
 from xpnet.backend import cuda_status, to_numpy
-from xpnet.cuda import graph_safe
+from xpnet.cuda.graph import graph_safe
 from xpnet.optim import get_optimizer
 from xpnet.train import train
 

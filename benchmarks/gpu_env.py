@@ -47,7 +47,7 @@ def describe() -> dict[str, Any]:
     except Exception as exc:
         found["cupy_error"] = f"{type(exc).__name__}: {exc}"
     try:
-        from xpnet.parallel import nccl_problem
+        from xpnet.ops.cupy_ops import nccl_problem
 
         found["nccl"] = nccl_problem() or "available"
     except Exception as exc:

@@ -22,7 +22,7 @@ def main() -> int:
 
     from xpnet import TwoLayerNet
     from xpnet.backend import to_numpy
-    from xpnet.parallel import nccl_problem
+    from xpnet.ops.cupy_ops import nccl_problem
     from xpnet.train import train
 
     problem = nccl_problem()

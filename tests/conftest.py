@@ -278,12 +278,7 @@ def _forget_cupy() -> None:
     for name in [m for m in sys.modules if m == "cupy" or m.startswith("cupy.")
                  or m.startswith("array_api_compat.cupy")]:
         del sys.modules[name]
-    backend._CUDA_STATE.clear()
-    for kind in [k for k in backend._NAMESPACE_OF_TYPE if k.__module__.startswith("cupy")]:
-        del backend._NAMESPACE_OF_TYPE[kind]
-    from xpnet import cuda
-
-    cuda._FUSED.clear()
+    backend.clear_caches()
 
 
 def _real_cupy_usable() -> bool:

@@ -15,9 +15,10 @@ import pytest
 
 import xpnet
 import xpnet.conv
-from xpnet.cuda import fused_kernels, graph_safe
 from xpnet.cuda.compile_check import LAYOUTS, main, variants
+from xpnet.cuda.graph import graph_safe
 from xpnet.cuda.kernels import KERNELS, KernelSource
+from xpnet.ops import CupyOps, ops_for
 from xpnet.train import sgd_step, train
 
 BROKEN = KernelSource("broken", "T x", "T y", "y = x + undefined_name;")
@@ -103,13 +104,13 @@ def test_every_variant_xpnet_launches_is_in_the_compile_check(fake_cupy):
     half = xpnet.DeepConvNet(xp="cupy", dtype="float32", seed=0)
     import array_api_compat.cupy as xp
 
-    fused = fused_kernels(xp)
+    fused = ops_for(xp)
     h = fake_cupy.asarray(images.astype(np.float16))
     for layer in half.layers.values():  # the book's half-precision inference
         if hasattr(layer, "W"):
             layer.W, layer.b = xp.astype(layer.W, xp.float16), xp.astype(layer.b, xp.float16)
         h = layer.forward(h, False) if "Dropout" in type(layer).__name__ else layer.forward(h)
-    assert fused is not None
+    assert isinstance(fused, CupyOps)
     by_name = {k.name: k for k in KERNELS.values()}
     problems = []
     for name, types, scalars in sorted(launches):

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 import xpnet
-from xpnet.backend import random_generator, to_numpy
+from xpnet.backend import to_numpy
+from xpnet.rng import random_generator
 from xpnet.train import train
 
 
@@ -51,7 +52,7 @@ def test_training_on_the_second_device(cupy2, optimizer):
     if optimizer == "adam":
         assert opt.iter.device.id == 1
     dropout = next(layer for layer in net.layers.values() if hasattr(layer, "rng"))
-    assert dropout.rng._counter.device.id == 1
+    assert dropout.rng._stream._counter.device.id == 1
     # The same run on device 0 gives the same numbers.
     net0 = xpnet.MultiLayerNetExtend(784, [30, 20], 10, use_batchnorm=True, use_dropout=True,
                                      dropout_ration=0.2, xp="cupy", dtype="float32", seed=0)

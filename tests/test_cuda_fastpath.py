@@ -13,8 +13,9 @@ import pytest
 
 import xpnet
 from xpnet import backend
-from xpnet.cuda import CupyKernels, fused_kernels, graph_safe
+from xpnet.cuda.graph import graph_safe
 from xpnet.layers import Affine, Relu, SoftmaxWithLoss
+from xpnet.ops import CupyOps, Ops, ops_for
 from xpnet.train import train
 
 
@@ -23,32 +24,32 @@ def test_cpu_training_never_imports_cupy():
         "import sys, numpy as np, xpnet\n"
         "from xpnet.train import train\n"
         "from xpnet.backend import get_namespace\n"
-        "from xpnet.cuda import fused_kernels\n"
+        "from xpnet.ops import Ops, ops_for\n"
         "rng = np.random.default_rng(0)\n"
         "x = rng.random((200, 784), dtype=np.float32); t = rng.integers(0, 10, 200)\n"
         "net = xpnet.TwoLayerNet(784, 20, 10, dtype='float32', seed=0)\n"
         "train(net, x, t, x[:50], t[:50], iters=5, batch_size=20)\n"
-        "assert fused_kernels(get_namespace('numpy')) is None\n"
+        "assert type(ops_for(get_namespace('numpy'))) is Ops\n"
         "assert 'cupy' not in sys.modules, 'cupy was imported'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
 def test_fused_kernels_are_none_off_cupy(be):
-    kernels = fused_kernels(be.xp)
+    ops = ops_for(be.xp)
     if backend.backend_name(be.xp) == "cupy":
-        assert isinstance(kernels, CupyKernels)
+        assert isinstance(ops, CupyOps)
     else:
-        assert kernels is None
+        assert not isinstance(ops, CupyOps)  # the portable operations (torch: its own rng)
 
 
 def test_fused_kernels_are_returned_on_cupy(any_cupy):
     import array_api_compat.cupy as xp
 
-    kernels = fused_kernels(xp)
-    assert isinstance(kernels, CupyKernels)
-    assert fused_kernels(xp) is kernels  # one instance per namespace
-    assert fused_kernels(backend.get_namespace("numpy")) is None
+    kernels = ops_for(xp)
+    assert isinstance(kernels, CupyOps)
+    assert ops_for(xp) is kernels  # one instance per namespace
+    assert type(ops_for(backend.get_namespace("numpy"))) is Ops
 
 
 def test_cuda_graph_needs_cupy():
@@ -78,7 +79,7 @@ FTZ = float(np.finfo(np.float32).tiny)
 
 
 def test_kernels_match_numpy(xp, rng):
-    k = fused_kernels(xp)
+    k = ops_for(xp)
     x = rng.standard_normal((6, 5)).astype(np.float32)
     x[0, :2] = 0.0
     x[1, :2] = FTZ / 4, -FTZ / 4  # denormals: NumPy keeps them, a -ftz kernel reads 0
@@ -91,24 +92,29 @@ def test_kernels_match_numpy(xp, rng):
                                   np.where(m.get(), 0, d))
     p = rng.standard_normal((6, 5)).astype(np.float32)
     pd = _dev(xp, p)
-    k.sgd_update(pd, _dev(xp, d), 0.1)
+    params = {"p": pd}
+    calls = k.calls
+    k.sgd_update(params, "p", _dev(xp, d), 0.1)
+    assert k.calls == calls + 1  # one kernel, in place
+    assert params["p"] is pd
     np.testing.assert_allclose(pd.get(), p - np.float32(0.1) * d, rtol=1e-6, atol=FTZ)
     a = rng.standard_normal((7, 4)).astype(np.float32)
     b = rng.standard_normal((7, 3)).astype(np.float32)
-    got = k.matmul(_dev(xp, a).T, _dev(xp, b))  # a transposed (strided) operand
-    np.testing.assert_allclose(got.get(), a.T.astype(np.float64) @ b, rtol=1e-5, atol=1e-6)
-    with pytest.raises(ValueError, match="matmul"):
-        k.matmul(_dev(xp, a), _dev(xp, b))
+    with graph_safe():  # xpnet's own kernel instead of cuBLAS
+        got = k.matmul(_dev(xp, a).T, _dev(xp, b))  # a transposed (strided) operand
+        np.testing.assert_allclose(got.get(), a.T.astype(np.float64) @ b, rtol=1e-5, atol=1e-6)
+        with pytest.raises(ValueError, match="matmul"):
+            k.matmul(_dev(xp, a), _dev(xp, b))
 
 
 @pytest.mark.parametrize("labels", ["index", "rows"])
 def test_softmax_grad_kernel_matches_numpy(xp, rng, labels):
-    k = fused_kernels(xp)
+    k = ops_for(xp)
     y = rng.random((4, 3)).astype(np.float32)
     t = np.array([2, 0, 1, 2])
     hot = np.eye(3, dtype=np.float32)[t]
     given = _dev(xp, t) if labels == "index" else _dev(xp, hot)
-    got = k.softmax_grad(_dev(xp, y), given, 0.25, rows=labels == "rows")
+    got = k.softmax_grad(_dev(xp, y), given, None, 0.25, rows=labels == "rows")
     np.testing.assert_allclose(got.get(), (y - hot) * 0.25, rtol=1e-6)
 
 
@@ -120,7 +126,7 @@ def _softmax_loss_reference(x, hot):
 
 
 def test_layers_fused_branches_on_cupy(xp, rng):
-    kernels = fused_kernels(xp)
+    kernels = ops_for(xp)
     before = kernels.calls
     x = rng.standard_normal((5, 4)).astype(np.float32)
     relu = Relu()

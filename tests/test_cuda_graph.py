@@ -1,4 +1,4 @@
-"""``train(cuda_graph=True)`` and :class:`~xpnet.cuda.CudaGraphStep` on the fake CuPy, which
+"""``train(cuda_graph=True)`` and :class:`~xpnet.cuda.graph.CudaGraphStep` on the fake CuPy, which
 enforces CuPy 14's stream-capture rules (see ``tests/fakecupy/cupy/_core.py``): a cuBLAS call,
 a host sync, work on the legacy stream or a default-pool allocation inside the captured step, or
 an unordered use of an array across streams, makes these tests fail."""
@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 
 import xpnet
+import xpnet.ops.cupy_ops
 import xpnet.train as train_module
 from xpnet.backend import to_numpy
-from xpnet.cuda import CudaGraphStep, graph_safe
+from xpnet.cuda.graph import CudaGraphStep, graph_safe
 from xpnet.train import train
 
 ITERS = 8
@@ -185,7 +186,7 @@ def test_graph_training_does_no_work_outside_the_graph(fake_cupy, graph_steps, m
 
 
 def test_graph_step_without_graph_safe_matmul_fails(any_cupy, graph_steps, monkeypatch):
-    monkeypatch.setattr(xpnet.cuda.CupyKernels, "graph_safe", property(lambda self: False))
+    monkeypatch.setattr(xpnet.ops.cupy_ops, "graph_safe_active", lambda: False)
     with pytest.warns(RuntimeWarning, match="cuBLAS"):
         _run("cupy", True)
 

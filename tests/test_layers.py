@@ -8,7 +8,6 @@ import re
 import numpy as np
 import pytest
 
-from xpnet import backend
 from xpnet.gradcheck import numerical_gradient
 from xpnet.layers import (
     AddLayer,
@@ -20,6 +19,7 @@ from xpnet.layers import (
     Sigmoid,
     SoftmaxWithLoss,
 )
+from xpnet.rng import random_generator
 
 RTOL, ATOL = 1e-7, 1e-9  # float64 central differences: truncation ~1e-9, round-off ~1e-11
 
@@ -625,7 +625,7 @@ def test_dropout_training_masks_and_inference_scaling(be, rng):
     assert 0.67 < mask.mean() < 0.73  # keeps 70% of 10000: sd 0.005
     be.assert_close(out, xh * mask, rtol=0)
     # the mask is the backend generator's float32 stream compared with the ratio
-    want = backend.random_generator(be.xp, be.device, 4).random((100, 100), "float32") > 0.3
+    want = random_generator(be.xp, be.device, 4).random((100, 100), "float32") > 0.3
     np.testing.assert_array_equal(mask, be.to_numpy(want))
 
     be.assert_close(layer.forward(x, train_flg=False), xh * (1.0 - 0.3), rtol=0)
@@ -652,11 +652,11 @@ def test_dropout_seeds(be, rng):
     c.forward(x)
     assert not np.array_equal(be.to_numpy(c.mask), masks_a[0])
     # two layers sharing one generator draw one stream between them
-    shared = backend.random_generator(be.xp, be.device, 9)
+    shared = random_generator(be.xp, be.device, 9)
     d1, d2 = Dropout(0.5, rng=shared), Dropout(0.5, rng=shared)
     d1.forward(x)
     d2.forward(x)
-    ref = backend.random_generator(be.xp, be.device, 9)
+    ref = random_generator(be.xp, be.device, 9)
     for layer in (d1, d2):
         np.testing.assert_array_equal(be.to_numpy(layer.mask),
                                       be.to_numpy(ref.random((8, 16), "float32") > 0.5))
@@ -715,7 +715,7 @@ def test_dropout_errors(be):
     with pytest.raises(ValueError, match="seed must be a non-negative integer or None, got -3"):
         Dropout(seed=-3)
     if be.other_device is not None:
-        elsewhere = backend.random_generator(be.xp, be.other_device, 0)
+        elsewhere = random_generator(be.xp, be.other_device, 0)
         with pytest.raises(ValueError, match=r"Dropout's rng draws on .* but the input is on"):
             Dropout(rng=elsewhere).forward(x)
 

@@ -13,8 +13,8 @@ import pytest
 
 import xpnet
 from xpnet import optim
-from xpnet.cuda import CupyKernels
 from xpnet.layers import Affine
+from xpnet.ops import CupyOps
 from xpnet.optim import OPTIMIZERS, get_optimizer
 
 NAMES = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam")
@@ -549,8 +549,10 @@ class _FakeCupy:
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("name", NAMES)
 def test_fused_kernels_follow_the_book_rules(monkeypatch, rng, name, dtype):
-    kernels = CupyKernels(_FakeCupy)
-    monkeypatch.setattr(optim, "fused_kernels", lambda xp: kernels)
+    import array_api_compat.numpy as numpy_xp
+
+    kernels = CupyOps(numpy_xp, cupy=_FakeCupy)
+    monkeypatch.setattr(optim, "ops_for", lambda xp: kernels)
     host, grads = _host_problem(rng)
     params = {k: v.astype(dtype) for k, v in host.items()}
     before = dict(params)

@@ -372,13 +372,13 @@ def test_nccl_absent_is_said_in_one_line_naming_the_package():
     """CuPy without libnccl: ``from cupy.cuda import nccl`` works and the module holds only
     ``available = False``; the NCCL communicator used to die on ``nccl.get_unique_id`` with an
     AttributeError."""
-    code = ("from xpnet.parallel import Communicator, _nccl, nccl_problem\n"
+    code = ("from xpnet.ops.cupy_ops import _NcclCollectives, nccl_problem\n"
             "print(nccl_problem())\n"
             "class Comm:\n"
-            "    is_root, size, rank, _nccl = True, 1, 0, None\n"
+            "    is_root, size, rank = True, 1, 0\n"
             "    def bcast_object(self, value, what): return value\n"
             "try:\n"
-            "    _nccl(Comm())\n"
+            "    _NcclCollectives(Comm())._communicator()\n"
             "except RuntimeError as exc:\n"
             "    print('refused:', exc)\n")
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,

@@ -24,6 +24,8 @@ __all__ = [
     "Namespace",
     "asarray",
     "backend_name",
+    "backend_report",
+    "clear_caches",
     "cuda_available",
     "cuda_device_count",
     "cuda_status",
@@ -33,10 +35,14 @@ __all__ = [
     "dtype_name",
     "get_namespace",
     "is_available",
+    "is_numpy",
     "namespace",
     "on_device",
     "parse_device",
+    "random_family",
+    "register_cache",
     "resolve_dtype",
+    "same_backend",
     "supports_float64",
     "to_numpy",
 ]
@@ -56,6 +62,23 @@ _PIP_NAMES = {
 }
 _ALIASES = {"np": "numpy", "strict": "array_api_strict", "array-api-strict": "array_api_strict",
             "pytorch": "torch", "cp": "cupy"}
+
+
+_CACHES: list[dict[Any, Any]] = []
+
+
+def register_cache(cache: dict[Any, Any]) -> dict[Any, Any]:
+    """Register a module-level cache (a dict) for :func:`clear_caches`; returns it."""
+    _CACHES.append(cache)
+    return cache
+
+
+def clear_caches() -> None:
+    """Forget everything xpnet remembers per backend, array type or namespace (namespaces,
+    CUDA status, operations, label kinds, ...): for tests that swap a backend's module (the
+    fake CuPy) and for long-lived processes that do."""
+    for cache in _CACHES:
+        cache.clear()
 
 
 class BackendError(RuntimeError):
@@ -109,7 +132,7 @@ def namespace(*arrays: Any) -> Namespace:
 
 
 # {array type: namespace} for the fast path of :func:`namespace`.
-_NAMESPACE_OF_TYPE: dict[type, Namespace] = {}
+_NAMESPACE_OF_TYPE: dict[type, Namespace] = register_cache({})
 
 
 def _cacheable(kind: type) -> bool:
@@ -127,6 +150,25 @@ def _cacheable(kind: type) -> bool:
 
 # array_api_compat's resolver, under a private name so tests and callers use :func:`namespace`.
 array_namespace = array_api_compat.array_namespace
+
+
+def is_numpy(xp: Namespace) -> bool:
+    """Whether ``xp`` is NumPy's namespace (host arrays, no device)."""
+    return bool(array_api_compat.is_numpy_namespace(xp))
+
+
+def same_backend(x: Any, xp: Namespace) -> bool:
+    """Whether ``x`` is an array of ``xp``'s backend (any device)."""
+    try:
+        return backend_name(namespace(x)) == backend_name(xp)
+    except TypeError:
+        return False
+
+
+def random_family(name: str) -> str:
+    """The random-state family of backend ``name``: generators of one family share a state
+    format (PyTorch's and CuPy's are their own; every other backend draws with NumPy)."""
+    return name if name in ("torch", "cupy") else "numpy-host"
 
 
 def backend_name(xp: Namespace) -> str:
@@ -189,7 +231,24 @@ def is_available(name: str) -> bool:
     return True
 
 
-_CUDA_STATE: dict[str, Any] = {}
+def backend_report() -> list[tuple[str, str]]:
+    """``(backend, "available 2.4.6" / "not installed" / "unavailable: why")`` for each of
+    :data:`BACKENDS` (CuPy: whether a CUDA device is usable, and if not, why)."""
+    found = []
+    for name in BACKENDS:
+        if name == "cupy":
+            ok, why = cuda_status()
+            found.append((name, "available" if ok else "unavailable: " + why))
+            continue
+        if not is_available(name):
+            found.append((name, "not installed"))
+            continue
+        module = importlib.import_module(name)
+        found.append((name, f"available {getattr(module, '__version__', '')}".rstrip()))
+    return found
+
+
+_CUDA_STATE: dict[str, Any] = register_cache({})
 
 
 def _probe_cuda() -> tuple[bool, str]:
@@ -424,126 +483,3 @@ def to_numpy(x: Any) -> np.ndarray:
         return np.asarray(x)
     except Exception:
         return np.from_dlpack(x)
-
-
-# --------------------------------------------------------------------------- random numbers
-# The Array API has no random numbers. NumPy, PyTorch and CuPy each have their own generator;
-# layers that need random numbers on the device (Dropout masks) ask for one here, so the
-# backend names stay in this module. (Appended here, away from the functions above.)
-__all__ += ["RandomGenerator", "random_generator"]
-
-_RANDOM_DTYPES = ("float32", "float64")
-
-
-class RandomGenerator:
-    """A seeded stream of uniform ``[0, 1)`` numbers on one backend and device.
-
-    Made by :func:`random_generator`. ``random(shape, dtype)`` draws on the device where the
-    library has its own generator (PyTorch, CuPy) and with NumPy on the host otherwise
-    (array-api-strict, moved with ``xp.asarray(..., device=...)``). ``get_state()`` returns plain
-    host data (dicts, lists, ints, strings: JSON-compatible) that ``set_state()`` restores, so
-    the stream continues exactly where it was.
-    """
-
-    def __init__(self, xp: Namespace, device: Any, seed: int | None) -> None:
-        self.xp = xp
-        self.device = default_device(xp) if device is None else device
-        self.backend = backend_name(xp)
-        # SeedSequence turns any seed (or None: fresh OS entropy) into well-mixed state.
-        self._seq = np.random.SeedSequence(seed)
-        if self.backend == "torch":
-            import torch
-
-            self._torch = torch
-            self._gen = torch.Generator(device=self.device or torch.device("cpu"))
-            self._gen.manual_seed(int(self._seq.generate_state(1, np.uint64)[0]))
-        elif self.backend == "cupy":
-            # xpnet's counter-based kernel (xpnet.cuda): the state is a key and a counter that
-            # lives on the device, so drawing never reads back and a CUDA graph advances it.
-            self._key = int(self._seq.generate_state(1, np.uint64)[0])
-            with on_device(self.device):
-                self._counter = xp.zeros((), dtype=xp.uint64, device=self.device)
-        else:  # numpy, array_api_strict and any other namespace: NumPy on the host
-            self._gen = np.random.default_rng(self._seq)
-
-    def random(self, shape: tuple[int, ...] | int, dtype: Any = "float64") -> Array:
-        """Uniform samples in ``[0, 1)`` of ``shape`` and floating ``dtype`` (``"float32"``,
-        ``"float64"`` or that dtype of the namespace) on the generator's device."""
-        shape = (shape,) if isinstance(shape, int) else tuple(int(n) for n in shape)
-        name = dtype if isinstance(dtype, str) else dtype_name(dtype)
-        if name not in _RANDOM_DTYPES:
-            msg = f"random numbers come as float32 or float64, got dtype {dtype!r}"
-            raise TypeError(msg)
-        if self.backend == "torch":
-            return self._torch.rand(shape, generator=self._gen, device=self._gen.device,
-                                    dtype=getattr(self._torch, name))
-        if self.backend == "cupy":
-            return self._cupy_random(shape, name)
-        host = self._gen.random(shape, dtype=np.dtype(name))
-        if self.backend == "numpy":
-            return host
-        return asarray(host, self.xp, device=self.device, dtype=getattr(self.xp, name))
-
-    def _cupy_random(self, shape: tuple[int, ...], name: str) -> Array:
-        from .cuda import fused_kernels
-
-        with on_device(self.device):
-            return fused_kernels(self.xp).uniform(shape, getattr(self.xp, name), self._key,
-                                                  self._counter)
-
-    def get_state(self) -> dict[str, Any]:
-        """The generator's state as plain host data (JSON-compatible)."""
-        if self.backend == "torch":
-            state: Any = self._gen.get_state().tolist()  # a CPU uint8 tensor, on any device
-        elif self.backend == "cupy":
-            state = {"key": self._key, "counter": int(self._counter)}  # one device read
-        else:
-            state = self._gen.bit_generator.state
-        return {"backend": self.backend, "state": state}
-
-    def set_state(self, state: dict[str, Any]) -> None:
-        """Restore a state from :meth:`get_state` (of a generator of the same backend)."""
-        got = state.get("backend") if isinstance(state, dict) else None
-        if got != self.backend:
-            msg = (f"this is a {self.backend} random generator; the state given comes from "
-                   f"{got!r}: restore it into a generator of that backend")
-            raise ValueError(msg)
-        if self.backend == "torch":
-            self._gen.set_state(self._torch.tensor(state["state"], dtype=self._torch.uint8))
-        elif self.backend == "cupy":
-            self._key = int(state["state"]["key"])
-            with on_device(self.device):
-                self._counter[...] = int(state["state"]["counter"])
-        else:
-            self._gen.bit_generator.state = state["state"]
-
-    def __repr__(self) -> str:
-        return f"RandomGenerator(backend={self.backend!r}, device={self.device!r})"
-
-
-def random_generator(xp: Namespace | str | None = None, device: Any = None,
-                     seed: int | None = None) -> RandomGenerator:
-    """A seeded generator of uniform random numbers on ``device`` of backend ``xp``.
-
-    Parameters
-    ----------
-    xp
-        A namespace, a backend name, or ``None`` (NumPy).
-    device
-        Where the numbers land (``None``: the backend's default device).
-    seed
-        Any non-negative integer; ``None`` takes fresh entropy from the OS. The same seed gives
-        the same stream on the same backend (streams differ between backends).
-
-    Returns
-    -------
-    RandomGenerator
-        ``random(shape, dtype)``, ``get_state()``, ``set_state(state)``.
-    """
-    if xp is None or isinstance(xp, str):
-        xp = get_namespace(xp)
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))
-                             or seed < 0):
-        msg = f"seed must be a non-negative integer or None, got {seed!r}"
-        raise ValueError(msg)
-    return RandomGenerator(xp, device, None if seed is None else int(seed))

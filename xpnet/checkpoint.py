@@ -32,7 +32,8 @@ from typing import Any
 
 import numpy as np
 
-from .backend import asarray, dtype_name, random_generator, to_numpy
+from .backend import asarray, dtype_name, random_family, to_numpy
+from .rng import random_generator
 
 __all__ = ["CHECKPOINT_NAME", "LOCK_NAME", "Checkpoint", "CheckpointError", "CheckpointWarning",
            "Checkpointer", "RunInUseError", "RunLock", "load_checkpoint", "save_checkpoint"]
@@ -105,11 +106,6 @@ def _dropout_state(net: Any) -> dict[str, Any] | None:
             states.append(layer.rng.get_state())
         groups.append(seen[id(layer.rng)])
     return {"groups": groups, "states": states}
-
-
-def _family(backend: str) -> str:
-    """Generators of one family share a state format (all but torch and cupy draw with NumPy)."""
-    return backend if backend in ("torch", "cupy") else "numpy-host"
 
 
 def save_checkpoint(path: str | os.PathLike[str], *, net: Any, optimizer: Any, history: Any,
@@ -261,7 +257,7 @@ class Checkpoint:
             if group not in rngs:
                 state = saved["states"][group]
                 rng = layer.rng or random_generator(net.xp, net.device, 0)
-                if _family(state["backend"]) == _family(rng.backend):
+                if state.get("family", random_family(state["backend"])) == rng.family:
                     rng.set_state({"backend": rng.backend, "state": state["state"]})
                 else:
                     # Another library's generator: its state means nothing here. Draw on from a

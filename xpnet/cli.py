@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .backend import BACKENDS, BackendError, get_namespace, is_available, parse_device
+from .backend import BACKENDS, BackendError, get_namespace, parse_device
 
 __all__ = ["main"]
 
@@ -687,21 +687,10 @@ def cmd_graph(args: argparse.Namespace) -> int:
 
 
 def cmd_backends(args: argparse.Namespace) -> int:
-    from .backend import cuda_status
+    from .backend import backend_report
 
-    for name in BACKENDS:
-        if name == "cupy":
-            ok, why = cuda_status()
-            print(f"{name:<18} {'available' if ok else 'unavailable: ' + why}")
-            continue
-        state = "available" if is_available(name) else "not installed"
-        version = ""
-        if state == "available":
-            import importlib
-
-            module = importlib.import_module(name)
-            version = f" {getattr(module, '__version__', '')}"
-        print(f"{name:<18} {state}{version}")
+    for name, text in backend_report():
+        print(f"{name:<18} {text}")
     return EXIT_OK
 
 

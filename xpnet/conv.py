@@ -3,8 +3,9 @@
 
 Everything is written with portable Array API calls (strided slices, slice assignment,
 ``reshape``, ``permute_dims``, ``matmul``), so the same code runs on NumPy, array-api-strict,
-PyTorch and CuPy; on CuPy, fused kernels from :mod:`xpnet.cuda` build and scatter the columns
-and do the pooling.
+PyTorch and CuPy; the column building and pooling are the backend's operations
+(:func:`xpnet.ops.ops_for`: portable code in :mod:`xpnet.ops.convolution`, fused kernels on
+CuPy).
 
 Layout. The layers take and return ``(N, C, H, W)`` arrays, as the book's do, but build the
 columns transposed, ``colT`` of shape ``(C*FH*FW, N*OH*OW)``, from the input viewed as
@@ -26,7 +27,7 @@ from __future__ import annotations
 from typing import Any
 
 from .backend import Array, Namespace, device, namespace
-from .cuda import fused_kernels
+from .ops import Workspace, ops_for
 
 __all__ = ["Convolution", "Pooling", "col2im", "im2col"]
 
@@ -66,121 +67,6 @@ def _check_floating(xp: Namespace, x: Array, what: str) -> None:
         raise TypeError(msg)
 
 
-def _win(start: int, stride: int, count: int) -> slice:
-    """``count`` positions from ``start`` in steps of ``stride`` (the stop stays in bounds:
-    array-api-strict refuses stops past the end)."""
-    return slice(start, start + stride * (count - 1) + 1, stride)
-
-
-class _Workspace:
-    """A layer's reusable buffers, by name: made once, written in place on every step.
-
-    Fresh arrays of tens of megabytes (a DeepConvNet column matrix) cost more in page faults
-    than in copying: the allocator hands large blocks back to the system when they are freed,
-    so each step would touch brand-new memory. A buffer is made again only when the shape,
-    dtype, array type or device it is asked for changes (another batch size), so a layer holds
-    one step's worth, as it holds its columns between ``forward`` and ``backward`` anyway.
-    Zeroed buffers rely on their callers writing only the same region on every use.
-    """
-
-    def __init__(self) -> None:
-        self._arrays: dict[str, Array] = {}
-
-    def get(self, xp: Namespace, name: str, shape: tuple[int, ...], like: Array, *,
-            zeros: bool = False) -> Array:
-        buf = self._arrays.get(name)
-        dev = device(like)
-        if (buf is None or tuple(buf.shape) != shape or type(buf) is not type(like)
-                or buf.dtype != like.dtype or device(buf) != dev):
-            make = xp.zeros if zeros else xp.empty
-            buf = self._arrays[name] = make(shape, dtype=like.dtype, device=dev)
-        return buf
-
-
-def _padded(xp: Namespace, xt: Array, pad: int, work: _Workspace | None = None,
-            tag: str = "") -> Array:
-    """``xt`` (``(C, N, H, W)``) with ``pad`` zeros around its last two axes, on its device
-    (in ``work``'s buffer, whose border stays zero, when given)."""
-    if pad == 0:
-        return xt
-    C, N, H, W = xt.shape
-    shape = (C, N, H + 2 * pad, W + 2 * pad)
-    if work is None:
-        out = xp.zeros(shape, dtype=xt.dtype, device=device(xt))
-    else:
-        out = work.get(xp, tag + "padded", shape, xt, zeros=True)
-    out[:, :, pad:pad + H, pad:pad + W] = xt
-    return out
-
-
-def _cols_t(xp: Namespace, xt: Array, fh: int, fw: int, stride: int, pad: int,
-            oh: int, ow: int, work: _Workspace | None = None, tag: str = "") -> Array:
-    """The transposed columns ``(C*FH*FW, N*OH*OW)`` of ``xt`` ``(C, N, H, W)`` (written into
-    ``work``'s buffers named ``tag...`` when given)."""
-    C, N = xt.shape[0], xt.shape[1]
-    fused = fused_kernels(xp)
-    if fused is not None:
-        return fused.im2col_t(xt, fh, fw, stride, pad, oh, ow)
-    shape = (C, fh, fw, N, oh, ow)
-    if work is not None and stride == 1 and pad:
-        # Straight from xt, no padded copy: tap (i, j) of output (y, x) reads input
-        # (y + i - pad, x + j - pad); only the outputs whose input lies inside are written,
-        # every step the same ones, so the rest of the reused buffer keeps its zeros.
-        H, W = xt.shape[2], xt.shape[3]
-        col = work.get(xp, tag + "col_unpadded", shape, xt, zeros=True)
-        for i in range(fh):
-            y0, y1 = max(0, pad - i), min(oh, H + pad - i)
-            for j in range(fw):
-                x0, x1 = max(0, pad - j), min(ow, W + pad - j)
-                if y1 > y0 and x1 > x0:
-                    col[:, i, j, :, y0:y1, x0:x1] = xt[:, :, y0 + i - pad:y1 + i - pad,
-                                                       x0 + j - pad:x1 + j - pad]
-        return xp.reshape(col, (C * fh * fw, N * oh * ow))
-    img = _padded(xp, xt, pad, work, tag)
-    col = (xp.empty(shape, dtype=xt.dtype, device=device(xt)) if work is None
-           else work.get(xp, tag + "col", shape, xt))
-    for i in range(fh):
-        for j in range(fw):
-            col[:, i, j, ...] = img[:, :, _win(i, stride, oh), _win(j, stride, ow)]
-    return xp.reshape(col, (C * fh * fw, N * oh * ow))
-
-
-def _col2im_t(xp: Namespace, col_t: Array, shape_t: tuple[int, int, int, int], fh: int, fw: int,
-              stride: int, pad: int, oh: int, ow: int) -> Array:
-    """Sum the transposed columns back into an image ``(C, N, H, W)`` (the adjoint of
-    :func:`_cols_t`): every input pixel gets the sum over the windows that read it."""
-    C, N, H, W = shape_t
-    fused = fused_kernels(xp)
-    if fused is not None:
-        return fused.col2im_t(col_t, shape_t, fh, fw, stride, pad, oh, ow)
-    col = xp.reshape(col_t, (C, fh, fw, N, oh, ow))
-    img = xp.zeros((C, N, H + 2 * pad, W + 2 * pad), dtype=col_t.dtype, device=device(col_t))
-    for i in range(fh):
-        for j in range(fw):
-            img[:, :, _win(i, stride, oh), _win(j, stride, ow)] += col[:, i, j, ...]
-    if pad:
-        img = img[:, :, pad:pad + H, pad:pad + W]
-    return img
-
-
-def _dx_full(xp: Namespace, d4: Array, w: Array, pad: int, work: _Workspace) -> Array:
-    """The input gradient ``(C, N, H, W)`` of a stride-1 convolution with ``pad < FH, FW``,
-    from ``d4`` (``dout`` as ``(FN, N, OH, OW)``) and the filters ``w`` ``(FN, C, FH, FW)``,
-    as the "full" convolution of ``dout`` with the flipped filters:
-    ``dx[c, y, x] = sum_{f, i, j} dpad[f, y + i, x + j] * w[f, c, FH-1-i, FW-1-j]``, where
-    ``dpad`` is ``dout`` padded by ``FH-1-pad`` (``FW-1-pad``) zeros. Its columns hold exactly
-    the ``N*H*W`` positions of ``dx``: one matmul gives ``dx`` in ``(C, N, H, W)`` order, with
-    no ``(C*FH*FW, N*OH*OW)`` product to fold back (``col2im``)."""
-    FH, FW = w.shape[2], w.shape[3]
-    N, oh, ow = d4.shape[1], d4.shape[2], d4.shape[3]
-    H, W = oh + FH - 1 - 2 * pad, ow + FW - 1 - 2 * pad  # stride 1: OH = H + 2*pad - FH + 1
-    # One padding for both axes (the caller makes sure that FH == FW).
-    cols = _cols_t(xp, d4, FH, FW, 1, FH - 1 - pad, H, W, work, tag="d")
-    flipped = xp.flip(w, axis=(2, 3))
-    wt = xp.reshape(xp.permute_dims(flipped, (1, 0, 2, 3)), (w.shape[1], -1))
-    return xp.reshape(wt @ cols, (w.shape[1], N, H, W))
-
-
 def im2col(input_data: Array, filter_h: int, filter_w: int, stride: int = 1,
            pad: int = 0) -> Array:
     """Unfold the windows of ``input_data`` into rows (the book's ``im2col``).
@@ -206,7 +92,7 @@ def im2col(input_data: Array, filter_h: int, filter_w: int, stride: int = 1,
     oh = _out_size(H, filter_h, stride, pad, "im2col (height)")
     ow = _out_size(W, filter_w, stride, pad, "im2col (width)")
     xt = xp.permute_dims(input_data, (1, 0, 2, 3))
-    return _cols_t(xp, xt, filter_h, filter_w, stride, pad, oh, ow).T
+    return ops_for(xp).im2col_t(xt, filter_h, filter_w, stride, pad, oh, ow).T
 
 
 def col2im(col: Array, input_shape: tuple[int, int, int, int], filter_h: int, filter_w: int,
@@ -233,7 +119,7 @@ def col2im(col: Array, input_shape: tuple[int, int, int, int], filter_h: int, fi
         msg = (f"col2im: col must have shape {want} for input_shape {tuple(input_shape)}, "
                f"filter {filter_h}x{filter_w}, stride {stride}, pad {pad}; got {tuple(col.shape)}")
         raise ValueError(msg)
-    img = _col2im_t(xp, col.T, (C, N, H, W), filter_h, filter_w, stride, pad, oh, ow)
+    img = ops_for(xp).col2im_t(col.T, (C, N, H, W), filter_h, filter_w, stride, pad, oh, ow)
     return xp.permute_dims(img, (1, 0, 2, 3))
 
 
@@ -262,7 +148,8 @@ class Convolution:
         self.xp = None
         self._w2 = None  # W as (FN, C*FH*FW) in the compute dtype
         self._out_shape: tuple[int, ...] = ()
-        self._work = _Workspace()
+        self._work = Workspace()
+        self.ops = None
 
     @property
     def col(self) -> Array | None:
@@ -305,7 +192,8 @@ class Convolution:
         self.x = x
         self._w2 = xp.reshape(W, (FN, C * FH * FW))
         xt = xp.permute_dims(x, (1, 0, 2, 3))
-        self.col_t = _cols_t(xp, xt, FH, FW, self.stride, self.pad, oh, ow, self._work)
+        self.ops = ops_for(xp)
+        self.col_t = self.ops.im2col_t(xt, FH, FW, self.stride, self.pad, oh, ow, self._work)
         out = self._w2 @ self.col_t
         out += xp.reshape(b, (FN, 1))  # in place on the fresh product
         self._out_shape = (N, FN, oh, ow)
@@ -327,15 +215,8 @@ class Convolution:
             return None
         _, C, H, W = self.x.shape
         FH, FW = self.W.shape[2], self.W.shape[3]
-        # The full convolution's columns have FN*FH*FW rows, col2im's product C*FH*FW: take
-        # it unless the filters outnumber the input channels (a first layer on a gray image).
-        if (self.stride == 1 and FH == FW and self.pad < FH and FN <= 2 * C
-                and fused_kernels(xp) is None):
-            w = xp.reshape(self._w2, (FN, C, FH, FW))
-            dxt = _dx_full(xp, xp.reshape(d2, (FN, N, oh, ow)), w, self.pad, self._work)
-        else:
-            dcol_t = self._w2.T @ d2
-            dxt = _col2im_t(xp, dcol_t, (C, N, H, W), FH, FW, self.stride, self.pad, oh, ow)
+        dxt = self.ops.conv_input_grad(d2, self._w2, (C, N, H, W), FH, FW, self.stride,
+                                       self.pad, oh, ow, self._work)
         return xp.permute_dims(dxt, (1, 0, 2, 3))
 
 
@@ -360,7 +241,8 @@ class Pooling:
         self.x = None
         self.arg_max = None
         self.xp = None
-        self._masks: tuple[list[Array], list[Array]] | None = None
+        self.ops = None
+        self._saved: tuple[str, Any] | None = None  # what the operations' backward needs
         self._out_shape: tuple[int, ...] = ()
 
     @property
@@ -380,62 +262,11 @@ class Pooling:
         self.x = x
         self._out_shape = (N, C, oh, ow)
         xt = xp.permute_dims(x, (1, 0, 2, 3))
-        fused = fused_kernels(xp)
-        if fused is not None:
-            out, self.arg_max = fused.max_pool_forward(xt, ph, pw, s, p, oh, ow)
-            self._masks = None
-        elif self.fast:
-            out, self._masks = self._fast_forward(xp, xt)
-            self.arg_max = None
-        else:
-            img = _padded(xp, xt, p)
-            win = xp.stack([img[:, :, _win(i, s, oh), _win(j, s, ow)]
-                            for i in range(ph) for j in range(pw)], axis=-1)
-            self.arg_max = xp.argmax(win, axis=-1)  # first maximum, as the standard says
-            out = xp.max(win, axis=-1)
-            self._masks = None
+        self.ops = ops_for(xp)
+        out, self._saved = self.ops.max_pool_forward(xt, ph, pw, s, p, oh, ow)
+        kind, value = self._saved
+        self.arg_max = value if kind == "arg" else None
         return xp.permute_dims(out, (1, 0, 2, 3))
-
-    @staticmethod
-    def _first_max(xp: Namespace, parts: list[Array]) -> tuple[Array, list[Array]]:
-        """Elementwise maximum of ``parts`` and, for all but the last, the mask of where that
-        part holds the first maximum (the last part takes what is left)."""
-        top = parts[0]
-        for part in parts[1:]:
-            top = xp.maximum(top, part)
-        if len(parts) == 2:
-            return top, [parts[0] >= parts[1]]
-        masks, found = [], None
-        for part in parts[:-1]:
-            hit = part == top
-            if found is not None:
-                hit = xp.logical_and(hit, xp.logical_not(found))
-                found = xp.logical_or(found, hit)
-            else:
-                found = hit
-            masks.append(hit)
-        return top, masks
-
-    def _fast_forward(self, xp: Namespace, xt: Array) -> tuple[Array, Any]:
-        # Max over the columns of each window, then over its rows: row-major first maximum.
-        k = self.stride
-        oh, ow = self._out_shape[2], self._out_shape[3]
-        cols, col_masks = self._first_max(xp, [xt[:, :, :k * oh, _win(j, k, ow)]
-                                               for j in range(k)])
-        out, row_masks = self._first_max(xp, [cols[:, :, i::k, :] for i in range(k)])
-        return out, (col_masks, row_masks)
-
-    @staticmethod
-    def _split(xp: Namespace, grad: Array, masks: list[Array]) -> list[Array]:
-        """``grad`` split by first-maximum masks; the parts sum exactly to ``grad``."""
-        parts, rest = [], grad
-        for mask in masks:
-            part = xp.astype(mask, grad.dtype)
-            part *= rest  # multiplying by a 0/1 array: NumPy's where() is ~10x slower
-            parts.append(part)
-            rest = rest - part
-        parts.append(rest)
-        return parts
 
     def backward(self, dout: Array) -> Array:
         xp = self.xp
@@ -447,30 +278,5 @@ class Pooling:
         H, W = self.x.shape[2], self.x.shape[3]
         ph, pw, s, p = self.pool_h, self.pool_w, self.stride, self.pad
         dt = xp.permute_dims(dout, (1, 0, 2, 3))
-        dev = device(dout)
-        fused = fused_kernels(xp)
-        if fused is not None:
-            dx = fused.max_pool_backward(dt, self.arg_max, (C, N, H, W), ph, pw, s, p, oh, ow)
-        elif self._masks is not None:
-            col_masks, row_masks = self._masks
-            k = s
-            dcols = xp.empty((C, N, k * oh, ow), dtype=dout.dtype, device=dev)
-            for i, part in enumerate(self._split(xp, dt, row_masks)):
-                dcols[:, :, i::k, :] = part
-            # Where the windows tile x every element is written; the rows and columns the
-            # floor drops (H % k, W % k) are read by no window and keep zeros.
-            tiled = H % k == 0 and W % k == 0  # (oh, ow) = (H // k, W // k)
-            dx = (xp.empty if tiled else xp.zeros)((C, N, H, W), dtype=dout.dtype, device=dev)
-            for j, part in enumerate(self._split(xp, dcols, col_masks)):
-                dx[:, :, :k * oh, _win(j, k, ow)] = part
-        else:
-            hot = self.arg_max[..., None] == xp.arange(ph * pw, dtype=self.arg_max.dtype,
-                                                        device=dev)
-            dcol = xp.astype(hot, dout.dtype)
-            dcol *= dt[..., None]
-            img = xp.zeros((C, N, H + 2 * p, W + 2 * p), dtype=dout.dtype, device=dev)
-            for i in range(ph):
-                for j in range(pw):
-                    img[:, :, _win(i, s, oh), _win(j, s, ow)] += dcol[..., i * pw + j]
-            dx = img[:, :, p:p + H, p:p + W] if p else img
+        dx = self.ops.max_pool_backward(dt, self._saved, (C, N, H, W), ph, pw, s, p, oh, ow)
         return xp.permute_dims(dx, (1, 0, 2, 3))

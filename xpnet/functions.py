@@ -11,7 +11,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from .backend import Array, device, namespace
+from .backend import Array, namespace, register_cache
+from .ops import one_hot
 
 __all__ = [
     "check_labels",
@@ -63,29 +64,6 @@ def log_softmax(x: Array, /, *, axis: int = -1) -> Array:
     return z - xp.log(xp.sum(xp.exp(z), axis=axis, keepdims=True))
 
 
-def one_hot(t: Array, /, num_classes: int, *, dtype: Any = None) -> Array:
-    """One-hot rows ``(N, num_classes)`` for integer labels ``t`` of shape ``(N,)``."""
-    xp = namespace(t)
-    classes = _classes(xp, num_classes, t.dtype, device(t))
-    return xp.astype(t[..., None] == classes, dtype if dtype is not None else xp.float64)
-
-
-_CLASSES: dict[tuple[int, int, Any, str], Array] = {}
-
-
-def _classes(xp: Any, num_classes: int, dtype: Any, dev: Any) -> Array:
-    """``arange(num_classes)`` in the labels' dtype (int64 where that cannot count so far)
-    on their device, made once per (backend, size, dtype, device): a step should not pay for
-    it. Comparing equal dtypes also spares a cast of the labels."""
-    key = (id(xp), num_classes, dtype, repr(dev))  # repr: not every device type is hashable
-    found = _CLASSES.get(key)
-    if found is None:
-        if xp.iinfo(dtype).max < num_classes - 1:
-            dtype = xp.int64
-        found = _CLASSES[key] = xp.arange(num_classes, dtype=dtype, device=dev)
-    return found
-
-
 def check_labels(t: Array, /, num_classes: int) -> None:
     """Raise ``ValueError`` unless integer labels ``t`` all lie in ``[0, num_classes)``.
 
@@ -102,7 +80,7 @@ def check_labels(t: Array, /, num_classes: int) -> None:
         raise ValueError(msg)
 
 
-_LABEL_KINDS: dict[tuple[int, Any], str | None] = {}
+_LABEL_KINDS: dict[tuple[int, Any], str | None] = register_cache({})
 
 
 def _label_kind(xp: Any, dtype: Any) -> str | None:

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from .backend import Array, RandomGenerator, backend_name, device, namespace, random_generator
-from .cuda import fused_kernels
+from .backend import Array, backend_name, device, namespace
 from .functions import _as_batch, check_labels, one_hot, sigmoid
+from .ops import ops_for
+from .rng import RandomGenerator, random_generator
 
 __all__ = [
     "AddLayer",
@@ -145,28 +146,16 @@ class Relu:
 
     def __init__(self) -> None:
         self.mask = None
-        self.xp = None
+        self.ops = None
 
     def forward(self, x: Array) -> Array:
-        xp = self.xp = namespace(x)
-        fused = fused_kernels(xp)
-        if fused is not None:  # CuPy: one kernel for the mask and the output
-            out, self.mask = fused.relu_forward(x)
-            return out
-        self.mask = x <= 0
-        return xp.maximum(x, 0.0)  # NumPy: ~4x faster than where(mask, 0.0, x), same values
+        self.ops = ops_for(x)
+        out, self.mask = self.ops.relu_forward(x)  # mask = (x <= 0)
+        return out
 
     def backward(self, dout: Array) -> Array:
         # A new array: the book's `dout[self.mask] = 0` would overwrite the caller's gradient.
-        xp = self.xp
-        fused = fused_kernels(xp)
-        if fused is not None:
-            return fused.relu_backward(dout, self.mask)
-        # dout * (x > 0), multiplied in place into the fresh 0/1 array: NumPy's where() is
-        # 2x (small arrays) to 4x (large ones) slower.
-        dx = xp.astype(xp.logical_not(self.mask), dout.dtype)
-        dx *= dout
-        return dx
+        return self.ops.relu_backward(dout, self.mask)
 
 
 class Sigmoid:
@@ -205,6 +194,7 @@ class Affine:
         self.dW = None
         self.db = None
         self.xp = None
+        self.ops = None
 
     def forward(self, x: Array) -> Array:
         xp = self.xp = namespace(x, self.W)
@@ -222,16 +212,16 @@ class Affine:
         if x.dtype != W.dtype or b.dtype != W.dtype:
             x, W, b = _promoted(xp, "Affine", x, W, b)
         self.x = x  # in the promoted dtype: backward's x.T @ dout needs no second cast
-        fused = fused_kernels(xp)
-        # CuPy inside a CUDA-graph step: xpnet's own kernel (CuPy refuses cuBLAS in a capture).
-        out = fused.matmul(x, W) if fused is not None and fused.graph_safe else x @ W
+        # ops.matmul: x @ W, or on CuPy inside a CUDA-graph step xpnet's own kernel (CuPy
+        # refuses cuBLAS during a capture).
+        self.ops = ops_for(xp)
+        out = self.ops.matmul(x, W)
         out += b  # in place on the fresh product: no second (N, out) array
         return out
 
     def backward(self, dout: Array) -> Array | None:
         xp = self.xp
-        fused = fused_kernels(xp)
-        matmul = fused.matmul if fused is not None and fused.graph_safe else xp.matmul
+        matmul = self.ops.matmul
         x = self.x
         if dout.dtype != x.dtype:
             x, dout = _promoted(xp, "Affine backward", x, dout)
@@ -265,9 +255,11 @@ class SoftmaxWithLoss:
         self._labels = None  # labels as a batch: indices (N,) or rows (N, C)
         self._rows_given = False  # whether the labels came as rows
         self.xp = None
+        self.ops = None
 
     def forward(self, x: Array, t: Array) -> Array:
         xp = self.xp = namespace(x, t)
+        self.ops = ops_for(xp)
         self._single = x.ndim == 1
         x2, t2, hot = _as_batch(x, t, xp)
         if not hot and self.check_labels:
@@ -285,22 +277,17 @@ class SoftmaxWithLoss:
             self.loss = -xp.sum(t2 * (z - xp.log(s))) / x2.shape[0]
             return self.loss
         # Index labels: one-hot rows sum to 1, so -sum(t * (z - log s)) = sum(log s) - sum(t * z).
-        if fused_kernels(xp) is None:
-            self.t_hot = one_hot(t2, x2.shape[-1], dtype=x2.dtype)
-            picked = xp.sum(self.t_hot * z)
-        else:  # CuPy: no one-hot array at all (fewer kernels); backward reads the indices
-            self.t_hot = None
-            picked = xp.sum(xp.take_along_axis(z, xp.astype(t2, xp.int64)[:, None], axis=1))
+        # (ops: the one-hot rows, kept for backward, or none where a fused backward reads the
+        # indices.)
+        picked, self.t_hot = self.ops.softmax_index_terms(z, t2)
         self.loss = (xp.sum(xp.log(s)) - picked) / x2.shape[0]
         return self.loss
 
     def backward(self, dout: Any = 1) -> Array:
         batch_size = self.y.shape[0]
-        fused = fused_kernels(self.xp)
-        if fused is not None and isinstance(dout, (int, float)):
-            # One kernel: (y - one_hot(t)) * (dout / N).
-            dx = fused.softmax_grad(self.y, self._labels, dout / batch_size,
-                                    rows=self._rows_given)
+        if isinstance(dout, (int, float)):  # (y - one_hot(t)) * (dout / N): one kernel on CuPy
+            dx = self.ops.softmax_grad(self.y, self._labels, self.t_hot, dout / batch_size,
+                                       rows=self._rows_given)
         else:
             if self.t_hot is None:
                 self.t_hot = one_hot(self._labels, self.y.shape[-1], dtype=self.y.dtype)
@@ -315,7 +302,7 @@ class Dropout:
     "inverted" one). Backward ``dx = dout * mask``.
 
     Masks come from a seeded generator of the input's backend on the input's device
-    (:func:`xpnet.backend.random_generator`: no host round-trip on a GPU).
+    (:func:`xpnet.rng.random_generator`: no host round-trip on a GPU).
 
     Parameters
     ----------
@@ -355,12 +342,12 @@ class Dropout:
 
     def _generator(self, xp: Any, dev: Any) -> RandomGenerator:
         rng = self.rng
-        if rng is not None and rng.backend == backend_name(xp) and repr(rng.device) == repr(dev):
+        if rng is not None and rng.draws_on(xp, dev):
             return rng
         if self._rng_given:
             msg = (f"Dropout's rng draws on {rng.backend} device {rng.device!r} but the input "
                    f"is on {backend_name(xp)} device {dev!r}; pass a generator made with "
-                   "xpnet.backend.random_generator(xp, device, seed)")
+                   "xpnet.rng.random_generator(xp, device, seed)")
             raise ValueError(msg)
         # The layer's own generator, made on first use (again if the input moved).
         self.rng = random_generator(xp, dev, self.seed)

@@ -9,7 +9,7 @@ library allows it, so a layer holding a parameter sees the update; arrays that c
 State (``self.v``, ``self.h``, ``self.m``, Adam's ``self.iter``) is made on the first update,
 on each parameter's device with its dtype. Gradients of another floating dtype are cast to the
 parameter's dtype first, as NumPy's in-place ``p -= lr * g`` does. On CuPy each parameter's
-update is one fused kernel (:class:`xpnet.cuda.CupyKernels`).
+update is one fused kernel (:class:`xpnet.ops.cupy_ops.CupyOps`).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from collections.abc import Mapping, MutableMapping
 from typing import Any, ClassVar
 
 import numpy as np
-from array_api_compat import is_numpy_namespace, is_writeable_array
+from array_api_compat import is_numpy_namespace
 
 from .backend import (
     Array,
@@ -29,11 +29,12 @@ from .backend import (
     asarray,
     namespace,
     on_device,
+    register_cache,
     supports_float64,
     to_numpy,
 )
 from .backend import device as device_of
-from .cuda import fused_kernels
+from .ops import Ops, ops_for
 
 __all__ = [
     "OPTIMIZERS",
@@ -95,17 +96,9 @@ class _Hyper:
         obj.__dict__[self.name] = self.check(type(obj).__name__, self.name, value)
 
 
-def _writeable(p: Array) -> bool:
-    """Whether ``p`` can be changed in place (NumPy's own flag read directly: it is the common
-    case, and ``is_writeable_array`` costs a few microseconds per call)."""
-    if type(p) is np.ndarray:
-        return bool(p.flags.writeable)
-    return is_writeable_array(p)
-
-
 # {(namespace name, dtype): whether it is real floating}, for the per-update checks. The name
 # comes first so that dtypes of two libraries are never compared (strict warns).
-_REAL_FLOATING: dict[tuple[str, Any], bool] = {}
+_REAL_FLOATING: dict[tuple[str, Any], bool] = register_cache({})
 
 
 def _real_floating(xp: Namespace, dtype: Any) -> bool:
@@ -116,25 +109,6 @@ def _real_floating(xp: Namespace, dtype: Any) -> bool:
     return found
 
 
-def _subtract(params: MutableMapping[str, Array], key: str, p: Array, delta: Array) -> Array:
-    """``params[key] -= delta``: in place when ``p`` can be written (layers holding ``p`` see
-    the change), else a new array stored through ``params[key] = ...``. Returns the result."""
-    if _writeable(p):
-        p -= delta
-        return p
-    params[key] = p - delta
-    return params[key]
-
-
-def _add(params: MutableMapping[str, Array], key: str, p: Array, delta: Array) -> Array:
-    """``params[key] += delta``, in place where possible (as :func:`_subtract`)."""
-    if _writeable(p):
-        p += delta
-        return p
-    params[key] = p + delta
-    return params[key]
-
-
 def _is_number(value: Any) -> bool:
     """A plain Python real number (not bool); NumPy scalars go the arrays' way."""
     return isinstance(value, (int, float)) and not isinstance(value, bool)
@@ -143,8 +117,9 @@ def _is_number(value: Any) -> bool:
 class Optimizer:
     """Base class: checks, lazy state, the fused/portable split and ``state_dict``.
 
-    A subclass names its state dicts in ``_state_names`` and implements ``_step`` (portable,
-    one parameter) and ``_fused_step`` (one CuPy kernel for one parameter).
+    A subclass names its state dicts in ``_state_names`` and implements ``_step``: the update
+    of one parameter by the backend's operations (:mod:`xpnet.ops`: portable code, one fused
+    kernel on CuPy).
     """
 
     name: ClassVar[str] = ""
@@ -191,15 +166,12 @@ class Optimizer:
             # (an array's shape, dtype and device never change), the same state.
             self._seen = (params, tuple(params.values()), self._state_objects(), xp)
         self._advance(xp)
-        fused = fused_kernels(xp)
+        ops = ops_for(xp)
         for key in params:
             p, g = params[key], grads[key]
             if g.dtype != p.dtype:  # as NumPy's p -= g: the update is done in p's dtype
                 g = xp.astype(g, p.dtype)
-            if fused is not None and p.dtype in (xp.float32, xp.float64):
-                self._fused_step(fused, key, p, g)
-            else:
-                self._step(params, key, p, g, xp)
+            self._step(ops, params, key, g)
 
     def _update_numbers(self, params: MutableMapping[str, Any], grads: Mapping[str, Any],
                         keys: list[str]) -> None:
@@ -217,8 +189,8 @@ class Optimizer:
             elif value is not params[key]:  # an array that could not change in place
                 params[key] = value
 
-    def _step(self, params: MutableMapping[str, Array], key: str, p: Array, g: Array,
-              xp: Namespace) -> None:
+    def _step(self, ops: Ops, params: MutableMapping[str, Array], key: str, g: Array) -> None:
+        """Update ``params[key]`` (and its state) with its gradient ``g`` through ``ops``."""
         raise NotImplementedError
 
     def _advance(self, xp: Namespace) -> None:
@@ -227,9 +199,6 @@ class Optimizer:
     def _state_objects(self) -> tuple[Any, ...]:
         """The state containers whose identity the cached checks rely on."""
         return tuple(getattr(self, name) for name in self._state_names)
-
-    def _fused_step(self, fused: Any, key: str, p: Array, g: Array) -> None:
-        raise NotImplementedError
 
     # -- checks -------------------------------------------------------------------------------
 
@@ -428,12 +397,8 @@ class SGD(Optimizer):
     def __init__(self, lr: float = 0.01) -> None:
         self.lr = lr
 
-    def _step(self, params: MutableMapping[str, Array], key: str, p: Array, g: Array,
-              xp: Namespace) -> None:
-        _subtract(params, key, p, self.lr * g)
-
-    def _fused_step(self, fused: Any, key: str, p: Array, g: Array) -> None:
-        fused.sgd_update(p, g, self.lr)
+    def _step(self, ops: Ops, params: MutableMapping[str, Array], key: str, g: Array) -> None:
+        ops.sgd_update(params, key, g, self.lr)
 
 
 class Momentum(Optimizer):
@@ -457,15 +422,8 @@ class Momentum(Optimizer):
         self.momentum = momentum
         self.v: dict[str, Array] | None = None
 
-    def _step(self, params: MutableMapping[str, Array], key: str, p: Array, g: Array,
-              xp: Namespace) -> None:
-        v = self.v
-        v[key] *= self.momentum
-        v[key] -= self.lr * g
-        _add(params, key, p, v[key])
-
-    def _fused_step(self, fused: Any, key: str, p: Array, g: Array) -> None:
-        fused.momentum_update(p, self.v[key], g, self.lr, self.momentum)
+    def _step(self, ops: Ops, params: MutableMapping[str, Array], key: str, g: Array) -> None:
+        ops.momentum_update(params, key, g, self.v[key], self.lr, self.momentum)
 
 
 class Nesterov(Optimizer):
@@ -490,16 +448,8 @@ class Nesterov(Optimizer):
         self.momentum = momentum
         self.v: dict[str, Array] | None = None
 
-    def _step(self, params: MutableMapping[str, Array], key: str, p: Array, g: Array,
-              xp: Namespace) -> None:
-        m, v = self.momentum, self.v
-        p = _add(params, key, p, (m * m) * v[key])
-        _subtract(params, key, p, ((1.0 + m) * self.lr) * g)
-        v[key] *= m
-        v[key] -= self.lr * g
-
-    def _fused_step(self, fused: Any, key: str, p: Array, g: Array) -> None:
-        fused.nesterov_update(p, self.v[key], g, self.lr, self.momentum)
+    def _step(self, ops: Ops, params: MutableMapping[str, Array], key: str, g: Array) -> None:
+        ops.nesterov_update(params, key, g, self.v[key], self.lr, self.momentum)
 
 
 class AdaGrad(Optimizer):
@@ -518,13 +468,8 @@ class AdaGrad(Optimizer):
         self.lr = lr
         self.h: dict[str, Array] | None = None
 
-    def _step(self, params: MutableMapping[str, Array], key: str, p: Array, g: Array,
-              xp: Namespace) -> None:
-        self.h[key] += g * g
-        _subtract(params, key, p, _scaled_step(self.lr, g, self.h[key], xp))
-
-    def _fused_step(self, fused: Any, key: str, p: Array, g: Array) -> None:
-        fused.adagrad_update(p, self.h[key], g, self.lr, EPS)
+    def _step(self, ops: Ops, params: MutableMapping[str, Array], key: str, g: Array) -> None:
+        ops.adagrad_update(params, key, g, self.h[key], self.lr, EPS)
 
 
 class RMSprop(Optimizer):
@@ -549,26 +494,8 @@ class RMSprop(Optimizer):
         self.decay_rate = decay_rate
         self.h: dict[str, Array] | None = None
 
-    def _step(self, params: MutableMapping[str, Array], key: str, p: Array, g: Array,
-              xp: Namespace) -> None:
-        h = self.h
-        h[key] *= self.decay_rate
-        square = (1.0 - self.decay_rate) * g
-        square *= g
-        h[key] += square
-        _subtract(params, key, p, _scaled_step(self.lr, g, h[key], xp))
-
-    def _fused_step(self, fused: Any, key: str, p: Array, g: Array) -> None:
-        fused.rmsprop_update(p, self.h[key], g, self.lr, self.decay_rate, EPS)
-
-
-def _scaled_step(lr: Any, g: Array, square: Array, xp: Namespace) -> Array:
-    """``lr * g / (sqrt(square) + 1e-7)``, with the temporaries reused in place."""
-    denominator = xp.sqrt(square)
-    denominator += EPS
-    step = lr * g
-    step /= denominator
-    return step
+    def _step(self, ops: Ops, params: MutableMapping[str, Array], key: str, g: Array) -> None:
+        ops.rmsprop_update(params, key, g, self.h[key], self.lr, self.decay_rate, EPS)
 
 
 class Adam(Optimizer):
@@ -627,17 +554,10 @@ class Adam(Optimizer):
     def _state_objects(self) -> tuple[Any, ...]:
         return (*super()._state_objects(), self.iter)
 
-    def _step(self, params: MutableMapping[str, Array], key: str, p: Array, g: Array,
-              xp: Namespace) -> None:
-        m, v = self.m, self.v
-        step = g - m[key]
-        step *= 1.0 - self.beta1
-        m[key] += step
-        step = g * g
-        step -= v[key]
-        step *= 1.0 - self.beta2
-        v[key] += step
-        _subtract(params, key, p, _scaled_step(self._lr_t_as(p.dtype, xp), m[key], v[key], xp))
+    def _step(self, ops: Ops, params: MutableMapping[str, Array], key: str, g: Array) -> None:
+        p = params[key]
+        ops.adam_update(params, key, g, self.m[key], self.v[key], self.iter, self.lr, self.beta1,
+                        self.beta2, EPS, lambda: self._lr_t_as(p.dtype, ops.xp))
 
     def _lr_t_as(self, dtype: Any, xp: Namespace) -> Array:
         """The bias-corrected rate ``lr * sqrt(1 - beta2**t) / (1 - beta1**t)`` (0-d, on the
@@ -648,10 +568,6 @@ class Adam(Optimizer):
             lr_t = self.lr * xp.sqrt(1.0 - self.beta2 ** t) / (1.0 - self.beta1 ** t)
             lr_t = self._lr_t[dtype] = xp.astype(lr_t, dtype)
         return lr_t
-
-    def _fused_step(self, fused: Any, key: str, p: Array, g: Array) -> None:
-        fused.adam_update(p, self.m[key], self.v[key], g, self.iter, self.lr, self.beta1,
-                          self.beta2, EPS)
 
     def state_dict(self) -> dict[str, Any]:
         state = super().state_dict()

@@ -58,9 +58,9 @@ from .backend import (
 )
 from .backend import asarray as _asarray
 from .backend import device as device_of
+from .ops import ops_for
 
-__all__ = ["Communicator", "DataParallel", "from_environment", "launched_by_mpi", "local_device",
-           "nccl_problem"]
+__all__ = ["Communicator", "DataParallel", "from_environment", "launched_by_mpi", "local_device"]
 
 
 def launched_by_mpi() -> bool:
@@ -123,11 +123,11 @@ class Communicator:
         self.rank = int(comm.Get_rank())
         self.size = int(comm.Get_size())
         self.timeout = _default_timeout() if timeout is None else float(timeout)
-        self._nccl: Any = None
         self._local: tuple[int, int] | None = None
-        #: CuPy arrays travel by NCCL (True) or through host copies (False: see
-        #: :meth:`DataParallel.make_step`, which decides it for all ranks alike).
-        self.nccl = True
+        #: Device-side collectives (NCCL on CuPy: :meth:`xpnet.ops.Ops.collectives`), or
+        #: ``None``: arrays go through MPI (in place for NumPy, through host copies for the
+        #: others). :meth:`DataParallel.make_step` decides it for all ranks alike.
+        self.collectives: Any = None
 
     @property
     def local_rank(self) -> int:
@@ -192,8 +192,8 @@ class Communicator:
         if isinstance(buf, np.ndarray):
             self._wait(self.comm.Iallreduce(self.MPI.IN_PLACE, buf, op=self.MPI.SUM), what)
             return buf
-        if self.nccl and backend_name(namespace(buf)) == "cupy":
-            return _nccl_allreduce(self, buf)
+        if self.collectives is not None:
+            return self.collectives.allreduce_(buf)
         # Other backends: through a host copy (torch CPU tensors share memory with it).
         host = np.array(to_numpy(buf), copy=True)
         self._wait(self.comm.Iallreduce(self.MPI.IN_PLACE, host, op=self.MPI.SUM), what)
@@ -202,9 +202,8 @@ class Communicator:
     def broadcast_(self, buf: Array, what: str = "the parameter broadcast") -> Array:
         """Rank 0's ``buf`` on every rank. Ranks may reach this at different times (data
         loading), so the watchdog allows ten times the usual timeout."""
-        if (self.nccl and not isinstance(buf, np.ndarray)
-                and backend_name(namespace(buf)) == "cupy"):
-            return _nccl_broadcast(self, buf)
+        if self.collectives is not None and not isinstance(buf, np.ndarray):
+            return self.collectives.broadcast_(buf)
         host = buf if isinstance(buf, np.ndarray) else np.array(to_numpy(buf), copy=True)
         self._wait(self.comm.Ibcast(host, root=0), what, 10 * self.timeout)
         return host if host is buf else _asarray(host, namespace(buf), device=device_of(buf))
@@ -226,33 +225,7 @@ class Communicator:
         return self.comm.bcast(value, root=0)
 
 
-# --------------------------------------------------------------------------- CuPy / NCCL
-# The only CuPy code of data parallelism: it cannot run on a machine without a GPU.
-
-
-#: What to install for NCCL, by the CUDA major version CuPy was built for.
-_NCCL_PACKAGES = {12: "nvidia-nccl-cu12", 13: "nvidia-nccl-cu13"}
-
-
-def nccl_problem() -> str | None:
-    """Why CuPy cannot use NCCL here (what to install), or ``None`` when it can.
-
-    ``from cupy.cuda import nccl`` succeeds without the NCCL library; the module then holds
-    only ``available = False`` (CuPy 14)."""
-    try:
-        import cupy
-        from cupy.cuda import nccl
-    except ImportError as exc:
-        return f"CuPy's NCCL module cannot be imported ({exc})"
-    if getattr(nccl, "available", False):
-        return None
-    try:
-        major = int(cupy.cuda.runtime.runtimeGetVersion()) // 1000
-    except Exception:
-        major = 12
-    package = _NCCL_PACKAGES.get(major, "nvidia-nccl-cu12")
-    return (f"CuPy finds no NCCL library: pip install {package} (or xpnet[cuda{major}-mpi]) "
-            "for GPU-to-GPU gradients")
+# --------------------------------------------------------------------------- devices
 
 
 def local_device(comm: Communicator, xp: Any) -> Any:
@@ -265,12 +238,14 @@ def local_device(comm: Communicator, xp: Any) -> Any:
     return parse_device(xp, comm.local_rank % count)
 
 
-def _device_transport_problem(comm: Communicator, device: Any) -> str | None:
-    """Why the CuPy arrays of this job cannot travel by NCCL (the same answer on every rank),
-    or ``None``. Collective: every rank must call it."""
+def _device_transport_problem(comm: Communicator, device: Any, ops: Any) -> str | None:
+    """Why the arrays of this job cannot travel by the device's collectives (NCCL): two ranks
+    of one node on the same device, or what ``ops`` says is missing; the same answer on every
+    rank, or ``None``. Collective: every rank must call it."""
     node = comm.comm.Get_processor_name() if hasattr(comm.comm, "Get_processor_name") else ""
-    seen = comm.allgather_object((str(node), getattr(device, "id", device), nccl_problem()),
-                                 "the device check")
+    seen = comm.allgather_object(
+        (str(node), getattr(device, "id", device), ops.collectives_problem(comm, device)),
+        "the device check")
     where: dict[tuple[str, Any], list[int]] = {}
     for rank, (host, dev, _) in enumerate(seen):
         where.setdefault((host, dev), []).append(rank)
@@ -282,45 +257,6 @@ def _device_transport_problem(comm: Communicator, device: Any) -> str | None:
                 "when --device is left out)")
     missing = next((why for _, _, why in seen if why is not None), None)
     return missing
-
-
-def _nccl(comm: Communicator) -> Any:
-    """The NCCL communicator of this job (made once; its unique id travels over MPI)."""
-    if comm._nccl is None:
-        problem = nccl_problem()
-        if problem is not None:
-            raise RuntimeError(problem)
-        from cupy.cuda import nccl
-
-        uid = nccl.get_unique_id() if comm.is_root else None
-        uid = comm.bcast_object(uid, "the NCCL id broadcast")
-        comm._nccl = nccl.NcclCommunicator(comm.size, uid, comm.rank)
-    return comm._nccl
-
-
-def _nccl_type(buf: Array) -> int:
-    from cupy.cuda import nccl
-
-    types = {"float16": nccl.NCCL_FLOAT16, "float32": nccl.NCCL_FLOAT32,
-             "float64": nccl.NCCL_FLOAT64}
-    return types[str(buf.dtype)]
-
-
-def _nccl_allreduce(comm: Communicator, buf: Array) -> Array:
-    import cupy
-    from cupy.cuda import nccl
-
-    _nccl(comm).allReduce(buf.data.ptr, buf.data.ptr, buf.size, _nccl_type(buf), nccl.NCCL_SUM,
-                          cupy.cuda.get_current_stream().ptr)
-    return buf
-
-
-def _nccl_broadcast(comm: Communicator, buf: Array) -> Array:
-    import cupy
-
-    _nccl(comm).bcast(buf.data.ptr, buf.size, _nccl_type(buf), 0,
-                      cupy.cuda.get_current_stream().ptr)
-    return buf
 
 
 # --------------------------------------------------------------------------- the training step
@@ -403,13 +339,16 @@ class DataParallel:
 
         params = net.params
         first = next(iter(params.values()))
-        if backend_name(xp) == "cupy":
-            problem = _device_transport_problem(self.comm, device_of(first))
+        ops = ops_for(xp)
+        collectives = ops.collectives(self.comm, device_of(first))
+        if collectives is not None:
+            problem = _device_transport_problem(self.comm, device_of(first), ops)
             if problem is not None:
-                self.comm.nccl = False
+                collectives = None
                 if self.is_root:
                     self.note = (f"note: {problem}; until then the gradients go through MPI "
                                  "on the host each step (slower)")
+        self.comm.collectives = collectives
         self.broadcast_params(net)
         read_loss = _loss_reader(net)
         takes_scale = _takes_scale(net)
@@ -419,10 +358,8 @@ class DataParallel:
         keys = list(params.keys())
         dtype = params[keys[0]].dtype
         dev = device_of(params[keys[0]])
-        host = (isinstance(params[keys[0]], np.ndarray) or backend_name(xp) != "cupy"
-                or not self.comm.nccl)
-        if backend_name(xp) != "cupy" and not isinstance(params[keys[0]], np.ndarray) \
-                and self.is_root:
+        host = collectives is None
+        if host and not isinstance(first, np.ndarray) and self.is_root and self.note is None:
             self.note = (f"note: {backend_name(xp)} arrays go through a host copy for MPI "
                          "each step (NumPy and CuPy/NCCL need none)")
 

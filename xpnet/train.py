@@ -41,12 +41,13 @@ from .backend import (
     dtype_name,
     namespace,
     on_device,
+    same_backend,
     to_numpy,
 )
 from .backend import device as device_of
 from .checkpoint import Checkpointer
-from .cuda import CudaGraphStep, fused_kernels
 from .functions import check_labels
+from .ops import ops_for
 from .optim import SGD, Optimizer, get_optimizer
 
 __all__ = ["DIVERGENCE_FACTOR", "DivergedError", "EpochRecord", "History", "NonFiniteLossError",
@@ -131,16 +132,12 @@ def versions(xp: Any) -> dict[str, str]:
 
 def sgd_step(params: Any, grads: dict[str, Array], lr: float) -> None:
     """``p -= lr * g`` for each parameter: in place where the backend allows it, else rebinding
-    through ``params`` (whose ``__setitem__`` keeps the layers in step). On CuPy one fused
-    kernel per parameter."""
-    fused = None
+    through ``params`` (whose ``__setitem__`` keeps the layers in step), by the backend's
+    operations (on CuPy one fused kernel per parameter)."""
+    ops = None
     for key, grad in grads.items():
-        if fused is None:
-            fused = fused_kernels(namespace(grad)) or False
-        if fused:
-            fused.sgd_update(params[key], grad, lr)
-        else:
-            params[key] -= lr * grad
+        ops = ops or ops_for(grad)
+        ops.sgd_update(params, key, grad, lr)
 
 
 def _takes_scale(net: Any) -> bool:
@@ -186,12 +183,9 @@ def _make_step(net: Any, xp: Any, x_train: Array, t_train: Array, optimizer: Opt
 
     if not cuda_graph:
         return eager, contextlib.nullcontext()
-    if backend_name(xp) != "cupy":
-        msg = f"cuda_graph=True needs the cupy backend, this network uses {backend_name(xp)!r}"
-        raise ValueError(msg)
     # Static buffers: the graph always gathers the rows named by idx_buf, refilled per step.
     # Made on the graph's (non-blocking) stream, which never waits for the legacy stream.
-    graph_step = CudaGraphStep(lambda: eager(idx_buf))
+    graph_step = ops_for(xp).graph_step(lambda: eager(idx_buf))
     with graph_step.stream:
         idx_buf = xp.zeros((batch_size,), dtype=xp.int64, device=device_of(x_train))
 
@@ -203,18 +197,11 @@ def _make_step(net: Any, xp: Any, x_train: Array, t_train: Array, optimizer: Opt
     return replay, graph_step.stream
 
 
-def _same_backend(x: Any, xp: Any) -> bool:
-    try:
-        return backend_name(namespace(x)) == backend_name(xp)
-    except TypeError:
-        return False
-
-
 def _move_images(x: Any, xp: Any, device: Any, dtype: Any) -> Array:
     """Images (any shape: ``(N, 784)`` or ``(N, C, H, W)``) in the net's dtype (kept as they
     are when the net has none: the book's own networks promote) on its device; arrays already
     of the net's backend are converted there, without a trip through the host."""
-    if _same_backend(x, xp):
+    if same_backend(x, xp):
         x = x if dtype is None or x.dtype == dtype else xp.astype(x, dtype)
         return x if device_of(x) == device else xp.to_device(x, device)
     return asarray(to_numpy(x), xp, device=device, dtype=dtype)
@@ -222,7 +209,7 @@ def _move_images(x: Any, xp: Any, device: Any, dtype: Any) -> Array:
 
 def _move_labels(t: Any, xp: Any, device: Any, dtype: Any) -> Array:
     """Labels on the net's device: one-hot rows in the net's dtype, class indices as they are."""
-    if not _same_backend(t, xp):
+    if not same_backend(t, xp):
         t = asarray(to_numpy(t), xp, device=device)
     elif device_of(t) != device:
         t = xp.to_device(t, device)

@@ -41,6 +41,7 @@ from ..backend import (
     namespace,
     on_device,
     parse_device,
+    register_cache,
     resolve_dtype,
     to_numpy,
 )
@@ -149,7 +150,7 @@ class Params(dict):
         return dict.__getitem__(self, name)
 
 
-_TAKES_TRAIN_FLG: dict[type, bool] = {}
+_TAKES_TRAIN_FLG: dict[type, bool] = register_cache({})
 
 
 def takes_train_flg(layer: Any) -> bool:

@@ -8,9 +8,10 @@ from typing import Any
 
 import numpy as np
 
-from ..backend import Array, Namespace, random_generator
+from ..backend import Array, Namespace
 from ..conv import Convolution, Pooling
 from ..layers import Affine, Dropout, Relu, SoftmaxWithLoss
+from ..rng import random_generator
 from ._convnet import (
     ConvNetMixin,
     check_conv_param,

@@ -8,8 +8,9 @@ from typing import Any
 
 import numpy as np
 
-from ..backend import Array, Namespace, asarray, random_generator, to_numpy
+from ..backend import Array, Namespace, asarray, to_numpy
 from ..layers import BatchNormalization, Dropout
+from ..rng import random_generator
 from .multi_layer_net import MultiLayerNet
 
 __all__ = ["MultiLayerNetExtend"]
