@@ -328,16 +328,16 @@ def test_resume_takes_the_checkpoint_file_too(run, capsys):
 def _unwritable(monkeypatch, folder: Path) -> None:
     """Writing into ``folder`` fails with EACCES (root writes anywhere: chmod proves nothing
     here, so the write probe is refused by hand)."""
-    import xpnet.io
+    import xpnet._files
 
-    real = xpnet.io.temp_path_beside
+    real = xpnet._files.temp_path_beside
 
     def probe(path):
         if Path(path).parent == folder:
             raise PermissionError(13, "Permission denied", str(path))
         return real(path)
 
-    monkeypatch.setattr(xpnet.io, "temp_path_beside", probe)
+    monkeypatch.setattr(xpnet._files, "temp_path_beside", probe)
 
 
 def test_a_read_only_run_directory_gives_advice_that_can_be_followed(run, tmp_path, capsys,

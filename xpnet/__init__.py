@@ -11,6 +11,7 @@ from .blas_threads import limit_before_numpy as _limit_before_numpy
 _limit_before_numpy()
 
 from . import backend, conv, cuda, functions, gradcheck, graph, layers, nets, optim, train, util
+from ._version import __version__
 from .backend import cuda_available, get_namespace, to_numpy
 from .book_pickle import UnsafePickleError, load_book_params
 from .conv import Convolution, Pooling, col2im, im2col
@@ -62,8 +63,6 @@ from .optim import (
 )
 from .trainer import Trainer
 from .util import conv_output_size, shuffle_dataset, smooth_curve
-
-__version__ = "0.1.0"
 
 __all__ = [
     "OPTIMIZERS",

@@ -72,7 +72,7 @@ class RunInUseError(RuntimeError):
 
 
 def _xpnet_version() -> str:
-    from . import __version__
+    from ._version import __version__
 
     return __version__
 
@@ -116,7 +116,7 @@ def save_checkpoint(path: str | os.PathLike[str], *, net: Any, optimizer: Any, h
     ``order`` is the permutation the batches come from and ``order_used`` how many batches of
     it were taken (``None`` when the next step starts a new one).
     """
-    from .io import atomic_write_bytes
+    from ._files import atomic_write_bytes
 
     arrays: dict[str, np.ndarray] = {}
     for name, value in net.params.items():

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from . import __version__
+from ._version import __version__
 from .backend import BACKENDS, BackendError, get_namespace, parse_device
 
 __all__ = ["main"]
@@ -116,7 +116,7 @@ def _check_out(out: Path, *, resuming: Path | None = None) -> None:
     if blocker is not None:
         what = "is a file" if blocker == out else f"cannot be made: {blocker} is a file"
         raise CLIError(f"{flag} {what}, not a folder; {fix}", EXIT_USAGE)
-    from .io import temp_path_beside
+    from ._files import temp_path_beside
 
     try:
         out.mkdir(parents=True, exist_ok=True)

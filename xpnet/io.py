@@ -1,115 +1,43 @@
-"""Saving and loading parameters (``.npz``, no pickle) and run records (JSON), atomically."""
+"""Saving and loading parameters and networks (``.npz``, no pickle, :mod:`xpnet._npz`) and
+run records (JSON), atomically (:mod:`xpnet._files`)."""
 
 from __future__ import annotations
 
-import json
 import os
-import secrets
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .backend import to_numpy
+from ._files import atomic_write_bytes, temp_path_beside, write_json
+from ._npz import (
+    BUFFER_PREFIX,
+    NETWORK_KEY,
+    ParamsFileError,
+    network_arrays,
+    read_npz,
+    write_npz,
+)
 from .nets import Network, TwoLayerNet
 from .nets.base import names_text
 
 __all__ = ["ParamsFileError", "atomic_write_bytes", "load_net", "load_params", "save_net",
            "save_params", "temp_path_beside", "write_json"]
 
-BUFFER_PREFIX = "buffer."
-_META_KEY = "__metadata__"
-#: The metadata entry naming the network a file holds: ``{"class": ..., "sizes": [...],
-#: "config": {...}}``. Files without it (written before MultiLayerNet) hold a TwoLayerNet.
-NETWORK_KEY = "network"
-
-
-class ParamsFileError(ValueError):
-    """A parameter file is missing, corrupt, or does not fit the network."""
-
-
-def temp_path_beside(path: str | os.PathLike[str]) -> Path:
-    """A new empty file next to ``path`` (same folder, so ``os.replace`` is atomic), created with
-    the mode a plain ``open()`` gives (``tempfile.mkstemp`` would make it private)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    for _ in range(100):
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-        try:
-            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
-        except FileExistsError:
-            continue
-        return tmp
-    msg = f"could not create a temporary file next to {path}"
-    raise FileExistsError(msg)
-
-
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
-    """Write ``data`` to ``path`` through a temporary file, fsync and ``os.replace``: readers
-    (and concurrent writers) see the old file or the new one, never half of one."""
-    path = Path(path)
-    tmp = temp_path_beside(path)
-    try:
-        with open(tmp, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
-    return path
-
-
-def _fsync_dir(folder: Path) -> None:
-    """Best effort: make the rename itself durable (POSIX; a no-op where it cannot be)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def write_json(path: str | os.PathLike[str], data: Any) -> Path:
-    """Write ``data`` as indented JSON, atomically."""
-    text = json.dumps(data, indent=2, default=str) + "\n"
-    return atomic_write_bytes(path, text.encode())
-
 
 def save_params(path: str | os.PathLike[str], params: Mapping[str, Any],
                 metadata: Mapping[str, Any] | None = None) -> Path:
     """Save parameters (arrays of any backend) and a JSON-able ``metadata`` dict to ``.npz``."""
-    import io
-
-    arrays = {name: np.ascontiguousarray(to_numpy(value)) for name, value in params.items()}
-    arrays[_META_KEY] = np.asarray(json.dumps(dict(metadata or {}), default=str))
-    buffer = io.BytesIO()
-    np.savez(buffer, **arrays)
-    return atomic_write_bytes(path, buffer.getvalue())
+    return write_npz(path, params, metadata)
 
 
 def save_net(path: str | os.PathLike[str], net: Network,
              metadata: Mapping[str, Any] | None = None) -> Path:
     """Save a network's parameters with what :func:`load_net` needs to rebuild it: its class,
-    sizes and constructor options (``metadata["network"]``), besides ``metadata``."""
-    meta = dict(metadata or {})
-    # Buffers (batch-norm running statistics) are state, not parameters: saved beside them
-    # under a prefix, so that a loaded network predicts as the saved one did.
-    buffers = {k: v for k, v in getattr(net, "buffers", dict)().items() if v is not None}
-    meta[NETWORK_KEY] = {"class": type(net).__name__, "sizes": list(net.sizes),
-                         "config": net.config()}
-    if buffers:
-        meta[NETWORK_KEY]["buffers"] = sorted(buffers)
-    arrays = dict(net.params)
-    arrays.update({BUFFER_PREFIX + k: v for k, v in buffers.items()})
-    return save_params(path, arrays, meta)
+    sizes and constructor options (``metadata["network"]``), besides ``metadata``; buffers
+    (batch-norm running statistics) beside the parameters."""
+    return write_npz(path, *network_arrays(net, metadata))
 
 
 def _network_class(path: Path, metadata: Mapping[str, Any]) -> tuple[type[Network], dict]:
@@ -139,42 +67,7 @@ def load_params(path: str | os.PathLike[str]) -> tuple[dict[str, np.ndarray], di
     fit together, and says what is wrong otherwise.
     """
     path = Path(path)
-    if not path.is_file():
-        msg = f"no parameter file at {path}"
-        raise ParamsFileError(msg)
-    what = ("it must be an .npz written by `xpnet train` or xpnet.io.save_params (or a "
-            "checkpoint.npz, which `xpnet evaluate` and xpnet.checkpoint read)")
-    try:
-        with open(path, "rb") as handle:
-            head = handle.read(4)
-    except OSError as exc:
-        raise ParamsFileError(f"cannot read {path} ({exc.strerror or exc})") from None
-    if head != b"PK\x03\x04":  # not a zip archive: NumPy would try it as a pickle
-        msg = f"{path} is not an .npz archive (no zip header); {what}"
-        raise ParamsFileError(msg)
-    try:
-        # Our own handle: np.load(path) leaks its file when the archive is corrupt.
-        with open(path, "rb") as handle, np.load(handle, allow_pickle=False) as data:
-            arrays = {name: data[name] for name in data.files}
-    except ValueError as exc:
-        if "pickle" not in str(exc):
-            msg = f"{path} is not a readable xpnet parameter file (ValueError: {exc}); {what}"
-            raise ParamsFileError(msg) from None
-        # NumPy's advice (allow_pickle=True) would run code from the file: never.
-        msg = (f"{path} holds Python objects (pickled arrays), which xpnet never loads: they "
-               f"could run code; {what}")
-        raise ParamsFileError(msg) from None
-    except Exception as exc:  # zipfile.BadZipFile, EOFError, OSError, zlib.error
-        msg = (f"{path} is not a readable xpnet parameter file ({type(exc).__name__}: {exc}); "
-               f"{what}")
-        raise ParamsFileError(msg) from None
-    metadata: dict[str, Any] = {}
-    if _META_KEY in arrays:
-        try:
-            metadata = json.loads(str(arrays.pop(_META_KEY)))
-        except json.JSONDecodeError as exc:
-            msg = f"{path}: the metadata entry is not valid JSON ({exc})"
-            raise ParamsFileError(msg) from None
+    arrays, metadata = read_npz(path)
     cls, config = _network_class(path, metadata)
     names = cls._param_names(arrays, **config)
     extra = sorted(set(arrays) - set(names))

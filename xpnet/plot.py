@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .io import atomic_write_bytes
+from ._files import atomic_write_bytes
 
 __all__ = ["MatplotlibMissing", "history_figure", "plot_history"]
 

@@ -117,7 +117,7 @@ class History:
 
 def versions(xp: Any) -> dict[str, str]:
     """Versions of Python, xpnet, NumPy and the backend, for the record."""
-    from . import __version__
+    from ._version import __version__
 
     found = {"python": platform.python_version(), "xpnet": __version__, "numpy": np.__version__}
     name = backend_name(xp)

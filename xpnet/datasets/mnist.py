@@ -41,7 +41,7 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from ..io import atomic_write_bytes
+from .._files import atomic_write_bytes
 from .idx import IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC, IDXError, maybe_gunzip, parse_idx
 
 __all__ = [

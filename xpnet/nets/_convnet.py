@@ -15,7 +15,9 @@ from typing import Any
 
 import numpy as np
 
+from .._npz import NETWORK_KEY, network_arrays, read_npz, write_npz
 from ..backend import Array, asarray, backend_name, dtype_name
+from ..book_pickle import load_book_params
 from ..conv import _out_size
 from .base import check_size, names_text
 
@@ -179,8 +181,6 @@ class ConvNetMixin:
         ``load_params("params.pkl")`` then reads the weights just trained (it tells the two
         formats apart by their first bytes), where Python's ``pickle`` would refuse the file.
         """
-        from ..io import save_net
-
         path = Path(file_name)
         if path.suffix.lower() in (".pkl", ".pickle"):
             warnings.warn(
@@ -188,16 +188,13 @@ class ConvNetMixin:
                 "load_params reads it back, pickle.load does not; name it "
                 f"{str(path.with_suffix('.npz'))!r} to say what it holds",
                 UserWarning, stacklevel=2)
-        return save_net(path, self)
+        return write_npz(path, *network_arrays(self))
 
     def load_params(self, file_name: str | os.PathLike[str] = "params.pkl") -> None:
         """Replace the parameters with those of ``file_name``: the book's pickle (read by
         :func:`xpnet.book_pickle.load_book_params`, which runs no code from the file) or an
         ``.npz`` written by :meth:`save_params`. Every array must have this network's shape;
         values are cast to its dtype and moved to its device. Nothing changes on an error."""
-        from ..book_pickle import load_book_params
-        from ..io import NETWORK_KEY, load_params
-
         path = Path(file_name)
         if not path.is_file():
             msg = f"no parameter file at {path}"
@@ -205,7 +202,7 @@ class ConvNetMixin:
         with open(path, "rb") as handle:
             is_zip = handle.read(4) == b"PK\x03\x04"  # .npz is a zip; a pickle starts b"\x80"
         if is_zip:
-            host, metadata = load_params(path)
+            host, metadata = read_npz(path)
             entry = metadata.get(NETWORK_KEY) or {}
             kind = entry.get("class")
             if kind != type(self).__name__:
