@@ -26,45 +26,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from .backend import Array, Namespace, device, namespace
+from ._checks import floating_input, four_d, int_at_least, promoted, window_count
+from .backend import Array, device, namespace
 from .ops import Workspace, ops_for
 
 __all__ = ["Convolution", "Pooling", "col2im", "im2col"]
-
-
-def _check_int(value: Any, name: str, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        msg = f"{name} must be an integer >= {low}, got {value!r}"
-        raise ValueError(msg)
-    return value
-
-
-def _out_size(size: int, field: int, stride: int, pad: int, what: str) -> int:
-    """``(size + 2*pad - field) // stride + 1``: the number of whole windows, floored as the
-    book's layers (``1 + int(...)``), PyTorch's ``conv2d`` and ``max_pool2d`` do. Where
-    ``stride`` does not divide ``size + 2*pad - field``, the last ``(size + 2*pad - field) %
-    stride`` rows (columns) of the padded input are read by no window (they get zero gradient).
-    Refuses a window that does not fit at all."""
-    span = size + 2 * pad - field
-    if span < 0:
-        msg = (f"{what}: a window of {field} does not fit into an input of {size} with "
-               f"padding {pad}; use a smaller window or more padding")
-        raise ValueError(msg)
-    return span // stride + 1
-
-
-def _check_4d(x: Any, what: str) -> None:
-    if getattr(x, "ndim", None) != 4:
-        shape = tuple(getattr(x, "shape", ()))
-        msg = f"{what} needs input of shape (N, C, H, W), got shape {shape}"
-        raise ValueError(msg)
-
-
-def _check_floating(xp: Namespace, x: Array, what: str) -> None:
-    if not xp.isdtype(x.dtype, "real floating"):
-        msg = (f"{what} needs floating input, got dtype {x.dtype}; cast it first, "
-               "e.g. xp.astype(x, xp.float32)")
-        raise TypeError(msg)
 
 
 def im2col(input_data: Array, filter_h: int, filter_w: int, stride: int = 1,
@@ -85,12 +51,12 @@ def im2col(input_data: Array, filter_h: int, filter_w: int, stride: int = 1,
         function does). It may be a transposed view; its values are those of the book's
         function.
     """
-    _check_4d(input_data, "im2col")
+    four_d(input_data, "im2col")
     xp = namespace(input_data)
     _N, _C, H, W = input_data.shape
-    stride, pad = _check_int(stride, "stride", 1), _check_int(pad, "pad", 0)
-    oh = _out_size(H, filter_h, stride, pad, "im2col (height)")
-    ow = _out_size(W, filter_w, stride, pad, "im2col (width)")
+    stride, pad = int_at_least(stride, "stride", 1), int_at_least(pad, "pad", 0)
+    oh = window_count(H, filter_h, stride, pad, "im2col (height)")
+    ow = window_count(W, filter_w, stride, pad, "im2col (width)")
     xt = xp.permute_dims(input_data, (1, 0, 2, 3))
     return ops_for(xp).im2col_t(xt, filter_h, filter_w, stride, pad, oh, ow).T
 
@@ -111,9 +77,9 @@ def col2im(col: Array, input_shape: tuple[int, int, int, int], filter_h: int, fi
     """
     xp = namespace(col)
     N, C, H, W = (int(s) for s in input_shape)
-    stride, pad = _check_int(stride, "stride", 1), _check_int(pad, "pad", 0)
-    oh = _out_size(H, filter_h, stride, pad, "col2im (height)")
-    ow = _out_size(W, filter_w, stride, pad, "col2im (width)")
+    stride, pad = int_at_least(stride, "stride", 1), int_at_least(pad, "pad", 0)
+    oh = window_count(H, filter_h, stride, pad, "col2im (height)")
+    ow = window_count(W, filter_w, stride, pad, "col2im (width)")
     want = (N * oh * ow, C * filter_h * filter_w)
     if tuple(col.shape) != want:
         msg = (f"col2im: col must have shape {want} for input_shape {tuple(input_shape)}, "
@@ -138,8 +104,8 @@ class Convolution:
                  input_grad: bool = True) -> None:
         self.W = W
         self.b = b
-        self.stride = _check_int(stride, "stride", 1)
-        self.pad = _check_int(pad, "pad", 0)
+        self.stride = int_at_least(stride, "stride", 1)
+        self.pad = int_at_least(pad, "pad", 0)
         self.input_grad = input_grad
         self.x = None
         self.col_t = None  # (C*FH*FW, N*OH*OW): the book's col, transposed
@@ -169,7 +135,7 @@ class Convolution:
             xp = namespace(x, W)
             b = xp.full((W.shape[0],), b, dtype=W.dtype, device=device(W))
         xp = self.xp = namespace(x, W, b)
-        _check_4d(x, "Convolution")
+        four_d(x, "Convolution")
         if W.ndim != 4:
             msg = f"Convolution W must have shape (FN, C, FH, FW), got shape {tuple(W.shape)}"
             raise ValueError(msg)
@@ -182,13 +148,11 @@ class Convolution:
         if tuple(b.shape) not in ((FN,), (FN, 1, 1), (1, FN, 1, 1)):
             msg = f"Convolution b must have shape ({FN},), got shape {tuple(b.shape)}"
             raise ValueError(msg)
-        _check_floating(xp, x, "Convolution")
-        oh = _out_size(H, FH, self.stride, self.pad, "Convolution (height)")
-        ow = _out_size(Wd, FW, self.stride, self.pad, "Convolution (width)")
-        dt = x.dtype
-        if W.dtype != dt or b.dtype != dt:  # NumPy promotion; torch's matmul does not promote
-            dt = xp.result_type(x.dtype, W.dtype, b.dtype)
-            x, W, b = (a if a.dtype == dt else xp.astype(a, dt) for a in (x, W, b))
+        floating_input(xp, x, "Convolution")
+        oh = window_count(H, FH, self.stride, self.pad, "Convolution (height)")
+        ow = window_count(Wd, FW, self.stride, self.pad, "Convolution (width)")
+        if W.dtype != x.dtype or b.dtype != x.dtype:  # NumPy promotion (torch's @ does not)
+            x, W, b = promoted(xp, "Convolution", x, W, b)
         self.x = x
         self._w2 = xp.reshape(W, (FN, C * FH * FW))
         xt = xp.permute_dims(x, (1, 0, 2, 3))
@@ -234,10 +198,10 @@ class Pooling:
     """
 
     def __init__(self, pool_h: int, pool_w: int, stride: int = 2, pad: int = 0) -> None:
-        self.pool_h = _check_int(pool_h, "pool_h", 1)
-        self.pool_w = _check_int(pool_w, "pool_w", 1)
-        self.stride = _check_int(stride, "stride", 1)
-        self.pad = _check_int(pad, "pad", 0)
+        self.pool_h = int_at_least(pool_h, "pool_h", 1)
+        self.pool_w = int_at_least(pool_w, "pool_w", 1)
+        self.stride = int_at_least(stride, "stride", 1)
+        self.pad = int_at_least(pad, "pad", 0)
         self.x = None
         self.arg_max = None
         self.xp = None
@@ -253,12 +217,12 @@ class Pooling:
 
     def forward(self, x: Array) -> Array:
         xp = self.xp = namespace(x)
-        _check_4d(x, "Pooling")
-        _check_floating(xp, x, "Pooling")
+        four_d(x, "Pooling")
+        floating_input(xp, x, "Pooling")
         N, C, H, W = x.shape
         ph, pw, s, p = self.pool_h, self.pool_w, self.stride, self.pad
-        oh = _out_size(H, ph, s, p, "Pooling (height)")
-        ow = _out_size(W, pw, s, p, "Pooling (width)")
+        oh = window_count(H, ph, s, p, "Pooling (height)")
+        ow = window_count(W, pw, s, p, "Pooling (width)")
         self.x = x
         self._out_shape = (N, C, oh, ow)
         xt = xp.permute_dims(x, (1, 0, 2, 3))

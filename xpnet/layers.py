@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from ._checks import promoted, same_float
+from ._checks import seed as check_seed
 from .backend import Array, backend_name, device, namespace
 from .functions import _as_batch, check_labels, one_hot, sigmoid
 from .ops import ops_for
@@ -36,45 +38,15 @@ def _check_operands(x: Any, y: Any) -> None:
         namespace(x, y)
 
 
-def _promoted(xp: Any, where: str, *arrays: Array) -> tuple[Array, ...]:
-    """``arrays`` cast to their promoted floating dtype (``xp.result_type``), each cast only
-    where its dtype differs. Every cast goes up (float16 < float32 < float64), so values are
-    kept exactly: what NumPy computes for mixed dtypes. PyTorch's ``@`` does not promote, and
-    in-place updates would cast down, hence explicit casts."""
-    for a in arrays:
-        if not xp.isdtype(a.dtype, "real floating"):
-            names = ", ".join(str(b.dtype) for b in arrays)
-            msg = (f"{where} needs floating arrays, got dtypes {names}; cast the input with "
-                   "xp.astype(x, W.dtype) (e.g. images as float32 scaled to [0, 1])")
-            raise TypeError(msg)
-    dtype = xp.result_type(*(a.dtype for a in arrays))
-    return tuple(a if a.dtype == dtype else xp.astype(a, dtype) for a in arrays)
-
-
-def _same_float(a: Any, b: Any) -> tuple[Any, Any]:
-    """``a, b`` cast to their promoted dtype when both are floating arrays of different dtypes.
-
-    PyTorch's ``*`` and ``+`` keep the dtype of the larger operand when the other is 0-d
-    (float32 array * float64 0-d array is float32 there, float64 in NumPy and the Array API),
-    and array_api_compat's wrappers do not fix it for float16. Anything else is left to the
-    library's own rules."""
-    if isinstance(a, _SCALARS) or isinstance(b, _SCALARS) or a.dtype == b.dtype:
-        return a, b
-    xp = namespace(a, b)
-    if xp.isdtype(a.dtype, "real floating") and xp.isdtype(b.dtype, "real floating"):
-        return _promoted(xp, "", a, b)
-    return a, b
-
-
 def _mul(a: Any, b: Any) -> Any:
     """``a * b`` with NumPy's promotion for mixed floating dtypes on every backend."""
-    a, b = _same_float(a, b)
+    a, b = same_float(a, b)
     return a * b
 
 
 def _add(a: Any, b: Any) -> Any:
     """``a + b`` with NumPy's promotion for mixed floating dtypes on every backend."""
-    a, b = _same_float(a, b)
+    a, b = same_float(a, b)
     return a + b
 
 
@@ -210,7 +182,7 @@ class Affine:
                    f"{self.original_x_shape} ({x.shape[1]} features after flattening)")
             raise ValueError(msg)
         if x.dtype != W.dtype or b.dtype != W.dtype:
-            x, W, b = _promoted(xp, "Affine", x, W, b)
+            x, W, b = promoted(xp, "Affine", x, W, b)
         self.x = x  # in the promoted dtype: backward's x.T @ dout needs no second cast
         # ops.matmul: x @ W, or on CuPy inside a CUDA-graph step xpnet's own kernel (CuPy
         # refuses cuBLAS during a capture).
@@ -224,14 +196,14 @@ class Affine:
         matmul = self.ops.matmul
         x = self.x
         if dout.dtype != x.dtype:
-            x, dout = _promoted(xp, "Affine backward", x, dout)
+            x, dout = promoted(xp, "Affine backward", x, dout)
         self.dW = matmul(x.T, dout)
         self.db = xp.sum(dout, axis=0)
         if not self.input_grad:
             return None
         W = self.W
         if W.dtype != dout.dtype:
-            dout, W = _promoted(xp, "Affine backward", dout, W)
+            dout, W = promoted(xp, "Affine backward", dout, W)
         dx = matmul(dout, W.T)
         return xp.reshape(dx, self.original_x_shape)
 
@@ -329,9 +301,7 @@ class Dropout:
         if not 0.0 <= ratio <= 1.0:  # also refuses NaN
             msg = f"dropout_ratio must lie in [0, 1], got {dropout_ratio!r}"
             raise ValueError(msg)
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
-            msg = f"seed must be a non-negative integer or None, got {seed!r}"
-            raise ValueError(msg)
+        check_seed(seed)
         self.dropout_ratio = ratio
         self.seed = seed
         self.rng = rng

@@ -15,7 +15,6 @@ update is one fused kernel (:class:`xpnet.ops.cupy_ops.CupyOps`).
 from __future__ import annotations
 
 import inspect
-import math
 import numbers
 from collections.abc import Mapping, MutableMapping
 from typing import Any, ClassVar
@@ -23,6 +22,7 @@ from typing import Any, ClassVar
 import numpy as np
 from array_api_compat import is_numpy_namespace
 
+from ._checks import positive_rate, unit_rate
 from .backend import (
     Array,
     Namespace,
@@ -50,33 +50,6 @@ __all__ = [
 
 # The book's epsilon, added to the root of the accumulated squares (AdaGrad, RMSprop, Adam).
 EPS = 1e-7
-
-
-def _learning_rate(owner: str, name: str, value: Any) -> float:
-    value = _real(owner, name, value)
-    if not value > 0:
-        msg = f"{owner}: {name} must be a positive finite number, got {value!r}"
-        raise ValueError(msg)
-    return value
-
-
-def _unit_rate(owner: str, name: str, value: Any) -> float:
-    value = _real(owner, name, value)
-    if not 0.0 <= value < 1.0:
-        msg = f"{owner}: {name} must lie in [0, 1), got {value!r}"
-        raise ValueError(msg)
-    return value
-
-
-def _real(owner: str, name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        msg = f"{owner}: {name} must be a real number (a Python float), got {value!r}"
-        raise TypeError(msg)
-    value = float(value)
-    if not math.isfinite(value):
-        msg = f"{owner}: {name} must be a positive finite number, got {value!r}"
-        raise ValueError(msg)
-    return value
 
 
 class _Hyper:
@@ -126,7 +99,7 @@ class Optimizer:
     _hyper_names: ClassVar[tuple[str, ...]] = ("lr",)
     _state_names: ClassVar[tuple[str, ...]] = ()
 
-    lr = _Hyper(_learning_rate)
+    lr = _Hyper(positive_rate)
     _host_state = False  # True after load_state_dict, until the next update moves the state
 
     def update(self, params: MutableMapping[str, Array], grads: Mapping[str, Array]) -> None:
@@ -415,7 +388,7 @@ class Momentum(Optimizer):
     name = "momentum"
     _hyper_names = ("lr", "momentum")
     _state_names = ("v",)
-    momentum = _Hyper(_unit_rate)
+    momentum = _Hyper(unit_rate)
 
     def __init__(self, lr: float = 0.01, momentum: float = 0.9) -> None:
         self.lr = lr
@@ -441,7 +414,7 @@ class Nesterov(Optimizer):
     name = "nesterov"
     _hyper_names = ("lr", "momentum")
     _state_names = ("v",)
-    momentum = _Hyper(_unit_rate)
+    momentum = _Hyper(unit_rate)
 
     def __init__(self, lr: float = 0.01, momentum: float = 0.9) -> None:
         self.lr = lr
@@ -487,7 +460,7 @@ class RMSprop(Optimizer):
     name = "rmsprop"
     _hyper_names = ("lr", "decay_rate")
     _state_names = ("h",)
-    decay_rate = _Hyper(_unit_rate)
+    decay_rate = _Hyper(unit_rate)
 
     def __init__(self, lr: float = 0.01, decay_rate: float = 0.99) -> None:
         self.lr = lr
@@ -519,8 +492,8 @@ class Adam(Optimizer):
     name = "adam"
     _hyper_names = ("lr", "beta1", "beta2")
     _state_names = ("m", "v")
-    beta1 = _Hyper(_unit_rate)
-    beta2 = _Hyper(_unit_rate)
+    beta1 = _Hyper(unit_rate)
+    beta2 = _Hyper(unit_rate)
 
     def __init__(self, lr: float = 0.001, beta1: float = 0.9, beta2: float = 0.999) -> None:
         self.lr = lr

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from ._checks import seed as check_seed
 from .backend import Array, Namespace, backend_name, default_device, dtype_name, get_namespace
 from .ops import ops_for
 
@@ -96,8 +97,4 @@ def random_generator(xp: Namespace | str | None = None, device: Any = None,
     """
     if xp is None or isinstance(xp, str):
         xp = get_namespace(xp)
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))
-                             or seed < 0):
-        msg = f"seed must be a non-negative integer or None, got {seed!r}"
-        raise ValueError(msg)
-    return RandomGenerator(xp, device, None if seed is None else int(seed))
+    return RandomGenerator(xp, device, check_seed(seed))

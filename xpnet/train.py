@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from ._checks import optional_positive_int, positive_int
 from .backend import (
     Array,
     asarray,
@@ -349,14 +350,9 @@ def train(
     module text), stops the run with ``status="diverged"`` and a message naming the likely
     cause; Ctrl-C stops it with ``status="interrupted"``; both keep what was measured so far.
     """
-    for name, value in (("iters", iters), ("batch_size", batch_size)):
-        if not isinstance(value, (int, np.integer)) or value < 1:
-            msg = f"{name} must be a positive integer, got {value!r}"
-            raise ValueError(msg)
-    if eval_samples is not None and (not isinstance(eval_samples, (int, np.integer))
-                                     or eval_samples < 1):
-        msg = f"eval_samples must be a positive integer or None, got {eval_samples!r}"
-        raise ValueError(msg)
+    positive_int(iters, "iters")
+    positive_int(batch_size, "batch_size")
+    optional_positive_int(eval_samples, "eval_samples")
     optimizer = _resolve_optimizer(optimizer, lr)
     start = time.perf_counter()
     parallel = None

@@ -16,6 +16,7 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
+from ._checks import optional_positive_int, positive_int
 from .optim import Optimizer, get_optimizer
 from .train import History, train
 
@@ -78,17 +79,9 @@ class Trainer:
         checkpoint: str | os.PathLike[str] | None = None,
         comm: Any = None,
     ) -> None:
-        if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
-            msg = f"epochs must be a positive integer, got {epochs!r}"
-            raise ValueError(msg)
-        if (not isinstance(mini_batch_size, int) or isinstance(mini_batch_size, bool)
-                or mini_batch_size < 1):
-            msg = f"mini_batch_size must be a positive integer, got {mini_batch_size!r}"
-            raise ValueError(msg)
-        if evaluate_sample_num_per_epoch is not None and evaluate_sample_num_per_epoch < 1:
-            msg = ("evaluate_sample_num_per_epoch must be a positive integer or None, got "
-                   f"{evaluate_sample_num_per_epoch!r}")
-            raise ValueError(msg)
+        positive_int(epochs, "epochs")
+        positive_int(mini_batch_size, "mini_batch_size")
+        optional_positive_int(evaluate_sample_num_per_epoch, "evaluate_sample_num_per_epoch")
         self.network = network
         self.verbose = verbose
         self.x_train, self.t_train = x_train, t_train

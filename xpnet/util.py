@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from ._checks import window_count
 from .backend import Array, asarray, device, namespace
 
 __all__ = ["conv_output_size", "shuffle_dataset", "smooth_curve"]
@@ -84,9 +85,8 @@ def conv_output_size(input_size: int, filter_size: int, stride: int = 1, pad: in
         msg = (f"need input_size >= 1, filter_size >= 1, stride >= 1, pad >= 0; got "
                f"input_size={input_size}, filter_size={filter_size}, stride={stride}, pad={pad}")
         raise ValueError(msg)
-    span = input_size + 2 * pad - filter_size
-    if span < 0:
+    if filter_size > input_size + 2 * pad:
         msg = (f"filter_size {filter_size} is larger than the padded input "
                f"{input_size + 2 * pad} (input_size {input_size} + 2 * pad {pad})")
         raise ValueError(msg)
-    return int(span // stride + 1)
+    return int(window_count(int(input_size), int(filter_size), int(stride), int(pad), "util"))

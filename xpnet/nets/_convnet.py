@@ -15,16 +15,20 @@ from typing import Any
 
 import numpy as np
 
+from .._checks import int_at_least, window_count
 from .._npz import NETWORK_KEY, network_arrays, read_npz, write_npz
 from ..backend import Array, asarray, backend_name, dtype_name
 from ..book_pickle import load_book_params
-from ..conv import _out_size
 from .base import check_size, names_text
 
 __all__ = ["CONV_KEYS", "ConvNetMixin", "check_conv_param", "check_input_dim", "conv_out",
            "expect_shapes", "pool_out"]
 
 CONV_KEYS = ("filter_num", "filter_size", "pad", "stride")
+
+
+def _nonneg(name: str, value: Any) -> int:
+    return int_at_least(value, name, 0)
 
 
 def check_input_dim(input_dim: Any) -> tuple[int, int, int]:
@@ -35,13 +39,6 @@ def check_input_dim(input_dim: Any) -> tuple[int, int, int]:
                f"got {input_dim!r}")
         raise ValueError(msg)
     return tuple(check_size(f"input_dim[{i}]", n) for i, n in enumerate(input_dim))
-
-
-def _check_nonneg(name: str, value: Any) -> int:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < 0:
-        msg = f"{name} must be an integer >= 0, got {value!r}"
-        raise ValueError(msg)
-    return int(value)
 
 
 def check_conv_param(conv_param: Any, name: str, default: Mapping[str, int],
@@ -66,7 +63,7 @@ def check_conv_param(conv_param: Any, name: str, default: Mapping[str, int],
     out = {
         "filter_num": check_size(f"{name}['filter_num']", full["filter_num"]),
         "filter_size": check_size(f"{name}['filter_size']", full["filter_size"]),
-        "pad": _check_nonneg(f"{name}['pad']", full["pad"]),
+        "pad": _nonneg(f"{name}['pad']", full["pad"]),
         "stride": check_size(f"{name}['stride']", full["stride"]),
     }
     if weight_shape is not None:
@@ -82,15 +79,15 @@ def check_conv_param(conv_param: Any, name: str, default: Mapping[str, int],
 def conv_out(hw: tuple[int, int], p: Mapping[str, int], name: str) -> tuple[int, int]:
     """Output height and width of a convolution with ``p`` on an ``hw`` input."""
     fs, stride, pad = p["filter_size"], p["stride"], p["pad"]
-    return (_out_size(hw[0], fs, stride, pad, f"{name} (height)"),
-            _out_size(hw[1], fs, stride, pad, f"{name} (width)"))
+    return (window_count(hw[0], fs, stride, pad, f"{name} (height)"),
+            window_count(hw[1], fs, stride, pad, f"{name} (width)"))
 
 
 def pool_out(hw: tuple[int, int], name: str) -> tuple[int, int]:
     """Output size of a 2x2 max pooling with stride 2: half of ``hw``, floored (an odd last
     row or column is dropped, as in the book's layers and PyTorch)."""
-    return (_out_size(hw[0], 2, 2, 0, f"{name} (height)"),
-            _out_size(hw[1], 2, 2, 0, f"{name} (width)"))
+    return (window_count(hw[0], 2, 2, 0, f"{name} (height)"),
+            window_count(hw[1], 2, 2, 0, f"{name} (width)"))
 
 
 def expect_shapes(host: Mapping[str, Any], expected: Mapping[str, tuple[int, ...]],

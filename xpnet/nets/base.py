@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-import math
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, ClassVar
@@ -30,6 +29,9 @@ from typing import Any, ClassVar
 import array_api_compat
 import numpy as np
 
+from .._checks import batch_not_empty as check_batch
+from .._checks import init_std as check_init_std
+from .._checks import positive_int
 from ..backend import (
     Array,
     Namespace,
@@ -51,34 +53,9 @@ from ..gradcheck import numerical_gradient
 __all__ = ["Network", "Params", "check_batch", "check_init_std"]
 
 
-def check_init_std(value: Any, name: str = "weight_init_std") -> float:
-    """``value`` as a Python float if it is a finite real number >= 0, else a clear error
-    (``TypeError`` for a non-number, ``ValueError`` for NaN, infinity or a negative number)."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(
-            value, (int, float, np.integer, np.floating)):
-        msg = (f"{name} must be a finite number >= 0 (e.g. 0.01), got "
-               f"{type(value).__name__} {value!r}")
-        raise TypeError(msg)
-    number = float(value)
-    if not (math.isfinite(number) and number >= 0):
-        msg = f"{name} must be a finite number >= 0 (e.g. 0.01), got {number!r}"
-        raise ValueError(msg)
-    return number
-
-
-def check_batch(x: Array, what: str) -> None:
-    """Refuse an empty batch, whose mean loss (a division by 0 rows) is undefined."""
-    if x.ndim >= 1 and x.shape[0] == 0:
-        msg = f"{what} of an empty batch is undefined: x has 0 rows; pass at least one sample"
-        raise ValueError(msg)
-
-
 def check_size(name: str, size: Any) -> int:
     """A layer width: a positive integer (Python or NumPy), else ``ValueError``."""
-    if isinstance(size, (bool, np.bool_)) or not isinstance(size, (int, np.integer)) or size < 1:
-        msg = f"{name} must be a positive integer, got {size!r}"
-        raise ValueError(msg)
-    return int(size)
+    return positive_int(size, name)
 
 
 def names_text(names: Sequence[str]) -> str:
