@@ -26,6 +26,7 @@ nox.options.sessions = [
     "tests_fake_cupy",
     "cuda_compile",
     *(f"gradcheck({b})" for b in CPU_BACKENDS),
+    "docs",
 ]
 
 # pytest --backend ids for each backend (strict runs on its default device and on "device1").
@@ -109,6 +110,14 @@ def gradcheck(session: nox.Session, backend: str) -> None:
         if backend == "array_api_strict":
             session.run("xpnet", "gradcheck", "--backend", backend, "--device", "device1",
                         "--mode", "fast", *model, *session.posargs)
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """The API reference, built from the docstrings with warnings as errors (docs/_build)."""
+    session.install("-e.[docs]")
+    session.run("python", "-m", "sphinx", "-W", "--keep-going", "-b", "html", "docs",
+                "docs/_build/html")
 
 
 @nox.session

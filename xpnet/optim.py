@@ -115,6 +115,8 @@ class Optimizer:
         TypeError
             A gradient comes from another array library, or is not real floating point.
 
+        Notes
+        -----
         Plain numbers work too, as in the book's ``optimizer_compare_naive.py``
         (``params = {'x': -7.0, 'y': 2.0}``): they are updated as float64 and each is
         replaced by a new Python float, ``params[key] = new``, as the book's

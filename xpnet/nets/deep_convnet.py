@@ -74,6 +74,8 @@ class DeepConvNet(ConvNetMixin, Network):
         generator seeded with ``seed`` and moved; ``seed`` also seeds the dropout masks, which
         one generator shared by both dropout layers draws on the device.
 
+    Notes
+    -----
     Parameters are named ``W1..W6``/``b1..b6`` (convolutions) and ``W7, b7, W8, b8`` (affine),
     as in the book; layers ``'Conv1', 'Relu1', 'Conv2', 'Relu2', 'Pool1', ..., 'Pool3',
     'Affine1', 'Relu7', 'Dropout1', 'Affine2', 'Dropout2'``. ``predict``/``loss`` take

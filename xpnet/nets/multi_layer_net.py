@@ -72,6 +72,8 @@ class MultiLayerNet(Network):
         generator seeded with ``seed`` and moved, so one seed gives one network on every
         backend.
 
+    Notes
+    -----
     Parameters are named ``W1, b1, ..., W{L}, b{L}`` (``L = len(hidden_size_list) + 1``), layers
     ``'Affine1', 'Activation_function1', ..., 'Affine{L}'`` as in the book.
     """

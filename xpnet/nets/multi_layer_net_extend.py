@@ -34,6 +34,8 @@ class MultiLayerNetExtend(MultiLayerNet):
         As for :class:`MultiLayerNet`; ``seed`` also seeds the dropout masks, which are drawn
         on the device by one generator shared by all dropout layers.
 
+    Notes
+    -----
     ``predict(x, train_flg=False)`` and ``loss(x, t, train_flg=False)`` take the book's
     ``train_flg``; ``gradient`` runs in training mode (batch statistics, fresh dropout masks),
     ``accuracy`` in inference mode (running statistics, no dropout). The batch-norm running

@@ -50,6 +50,8 @@ class SimpleConvNet(ConvNetMixin, Network):
         generator seeded with ``seed`` (W1, W2, W3 in turn) and moved, so one seed gives one
         network on every backend. ``dtype`` defaults to the book's float64.
 
+    Notes
+    -----
     Parameters are named ``W1`` ``(FN, C, FH, FW)``, ``b1``, ``W2`` ``(FN*OH/2*OW/2,
     hidden_size)``, ``b2``, ``W3``, ``b3``; layers ``'Conv1', 'Relu1', 'Pool1', 'Affine1',
     'Relu2', 'Affine2'`` as in the book. Input: images ``(N, C, H, W)``, or flat rows
