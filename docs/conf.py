@@ -11,7 +11,7 @@ import sys
 
 sys.path.insert(0, os.path.abspath(".."))
 
-from xpnet import __version__  # noqa: E402
+from xpnet import __version__
 
 project = "xpnet"
 author = "xpnet developers"

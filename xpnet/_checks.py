@@ -69,29 +69,29 @@ def real(owner: str, name: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         msg = f"{owner}: {name} must be a real number (a Python float), got {value!r}"
         raise TypeError(msg)
-    value = float(value)
-    if not math.isfinite(value):
-        msg = f"{owner}: {name} must be a positive finite number, got {value!r}"
+    number = float(value)
+    if not math.isfinite(number):
+        msg = f"{owner}: {name} must be a positive finite number, got {number!r}"
         raise ValueError(msg)
-    return value
+    return number
 
 
 def positive_rate(owner: str, name: str, value: Any) -> float:
     """A learning rate: a finite float > 0."""
-    value = real(owner, name, value)
-    if not value > 0:
-        msg = f"{owner}: {name} must be a positive finite number, got {value!r}"
+    number = real(owner, name, value)
+    if not number > 0:
+        msg = f"{owner}: {name} must be a positive finite number, got {number!r}"
         raise ValueError(msg)
-    return value
+    return number
 
 
 def unit_rate(owner: str, name: str, value: Any) -> float:
     """A decay or momentum: a float in ``[0, 1)``."""
-    value = real(owner, name, value)
-    if not 0.0 <= value < 1.0:
-        msg = f"{owner}: {name} must lie in [0, 1), got {value!r}"
+    number = real(owner, name, value)
+    if not 0.0 <= number < 1.0:
+        msg = f"{owner}: {name} must lie in [0, 1), got {number!r}"
         raise ValueError(msg)
-    return value
+    return number
 
 
 def init_std(value: Any, name: str = "weight_init_std") -> float:

@@ -37,7 +37,7 @@ def write_npz(path: str | os.PathLike[str], params: Mapping[str, Any],
     arrays = {name: np.ascontiguousarray(to_numpy(value)) for name, value in params.items()}
     arrays[_META_KEY] = np.asarray(json.dumps(dict(metadata or {}), default=str))
     buffer = io.BytesIO()
-    np.savez(buffer, **arrays)
+    np.savez(buffer, **arrays)  # type: ignore[arg-type]  # numpy's stub: allow_pickle
     return atomic_write_bytes(path, buffer.getvalue())
 
 

@@ -12,7 +12,7 @@ import contextlib
 import importlib
 import sys
 from types import ModuleType
-from typing import Any
+from typing import Any, cast
 
 import array_api_compat
 import numpy as np
@@ -317,10 +317,11 @@ def on_device(where: Any) -> contextlib.AbstractContextManager[Any]:
     kind = type(where)
     if kind.__module__.startswith("cupy"):
         if hasattr(where, "synchronize") and hasattr(where, "id"):
-            return where  # a cupy.cuda.Device: a context manager that restores the previous
+            # a cupy.cuda.Device: a context manager that restores the previous
+            return cast("contextlib.AbstractContextManager[Any]", where)
         found = getattr(where, "device", None)
         if found is not None and type(found).__module__.startswith("cupy"):
-            return found
+            return cast("contextlib.AbstractContextManager[Any]", found)
     return _NO_SCOPE
 
 
@@ -469,7 +470,7 @@ def to_numpy(x: Any) -> np.ndarray:
     if isinstance(x, (int, float, bool, np.generic)):
         return np.asarray(x)
     if array_api_compat.is_cupy_array(x):
-        return x.get()
+        return np.asarray(x.get())
     if array_api_compat.is_torch_array(x):
         return x.detach().cpu().numpy()
     if array_api_compat.is_array_api_obj(x) and array_api_compat.is_array_api_strict_namespace(

@@ -115,9 +115,9 @@ def apply() -> int | None:
     ``threadpoolctl`` when the environment came too late, and ``torch.set_num_threads``).
     Returns the count in force, or ``None`` when xpnet leaves threads alone or cannot set them
     (no ``threadpoolctl``: :func:`describe` says what to do)."""
-    threads = _applied.get("threads")
-    if threads is None:
-        threads = threads_per_process()
+    applied = _applied.get("threads")
+    threads = int(applied) if isinstance(applied, int) else threads_per_process()
+    if applied is None:
         if threads is None:
             return None
         try:
@@ -129,8 +129,8 @@ def apply() -> int | None:
     torch = sys.modules.get("torch")
     if torch is not None and hasattr(torch, "set_num_threads") and \
             torch.get_num_threads() != threads:
-        torch.set_num_threads(int(threads))
-    return int(threads)  # type: ignore[call-overload]
+        torch.set_num_threads(threads)
+    return threads
 
 
 def describe() -> str | None:

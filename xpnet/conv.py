@@ -107,15 +107,15 @@ class Convolution:
         self.stride = int_at_least(stride, "stride", 1)
         self.pad = int_at_least(pad, "pad", 0)
         self.input_grad = input_grad
-        self.x = None
-        self.col_t = None  # (C*FH*FW, N*OH*OW): the book's col, transposed
-        self.dW = None
-        self.db = None
-        self.xp = None
-        self._w2 = None  # W as (FN, C*FH*FW) in the compute dtype
+        self.x: Any = None
+        self.col_t: Any = None  # (C*FH*FW, N*OH*OW): the book's col, transposed
+        self.dW: Any = None
+        self.db: Any = None
+        self.xp: Any = None
+        self._w2: Any = None  # W as (FN, C*FH*FW) in the compute dtype
         self._out_shape: tuple[int, ...] = ()
         self._work = Workspace()
-        self.ops = None
+        self.ops: Any = None
 
     @property
     def col(self) -> Array | None:
@@ -202,10 +202,10 @@ class Pooling:
         self.pool_w = int_at_least(pool_w, "pool_w", 1)
         self.stride = int_at_least(stride, "stride", 1)
         self.pad = int_at_least(pad, "pad", 0)
-        self.x = None
-        self.arg_max = None
-        self.xp = None
-        self.ops = None
+        self.x: Any = None
+        self.arg_max: Any = None
+        self.xp: Any = None
+        self.ops: Any = None
         self._saved: tuple[str, Any] | None = None  # what the operations' backward needs
         self._out_shape: tuple[int, ...] = ()
 

@@ -40,7 +40,8 @@ def save_net(path: str | os.PathLike[str], net: Network,
     return write_npz(path, *network_arrays(net, metadata))
 
 
-def _network_class(path: Path, metadata: Mapping[str, Any]) -> tuple[type[Network], dict]:
+def _network_class(path: Path, metadata: Mapping[str, Any]
+                   ) -> tuple[type[Network], dict[str, Any]]:
     """The network class and options a file's metadata names (TwoLayerNet when it names none)."""
     entry = metadata.get(NETWORK_KEY)
     if entry is None:

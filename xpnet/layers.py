@@ -78,8 +78,8 @@ class MulLayer:
     """
 
     def __init__(self) -> None:
-        self.x = None
-        self.y = None
+        self.x: Any = None
+        self.y: Any = None
 
     def forward(self, x: Any, y: Any) -> Any:
         _check_operands(x, y)
@@ -97,8 +97,8 @@ class AddLayer:
     """Addition node ``out = x + y``; backward passes ``dout`` on to both inputs unchanged."""
 
     def __init__(self) -> None:
-        self.x = None
-        self.y = None
+        self.x: Any = None
+        self.y: Any = None
 
     def forward(self, x: Any, y: Any) -> Any:
         _check_operands(x, y)
@@ -117,8 +117,8 @@ class Relu:
     """``out = max(x, 0)``; backward lets ``dout`` through where ``x > 0``."""
 
     def __init__(self) -> None:
-        self.mask = None
-        self.ops = None
+        self.mask: Any = None
+        self.ops: Any = None
 
     def forward(self, x: Array) -> Array:
         self.ops = ops_for(x)
@@ -134,7 +134,7 @@ class Sigmoid:
     """``out = 1 / (1 + exp(-x))``; backward ``dx = dout * out * (1 - out)``."""
 
     def __init__(self) -> None:
-        self.out = None
+        self.out: Any = None
 
     def forward(self, x: Array) -> Array:
         self.out = sigmoid(x)
@@ -161,12 +161,12 @@ class Affine:
         self.W = W
         self.b = b
         self.input_grad = input_grad
-        self.x = None
+        self.x: Any = None
         self.original_x_shape: tuple[int, ...] | None = None
-        self.dW = None
-        self.db = None
-        self.xp = None
-        self.ops = None
+        self.dW: Any = None
+        self.db: Any = None
+        self.xp: Any = None
+        self.ops: Any = None
 
     def forward(self, x: Array) -> Array:
         xp = self.xp = namespace(x, self.W)
@@ -218,16 +218,16 @@ class SoftmaxWithLoss:
     """
 
     def __init__(self, *, check_labels: bool = True) -> None:
-        self.loss = None
-        self.y = None  # softmax output, (N, C)
-        self.t = None  # labels as given
-        self.t_hot = None  # labels as one-hot rows, (N, C)
+        self.loss: Any = None
+        self.y: Any = None  # softmax output, (N, C)
+        self.t: Any = None  # labels as given
+        self.t_hot: Any = None  # labels as one-hot rows, (N, C)
         self.check_labels = check_labels
         self._single = False
-        self._labels = None  # labels as a batch: indices (N,) or rows (N, C)
+        self._labels: Any = None  # labels as a batch: indices (N,) or rows (N, C)
         self._rows_given = False  # whether the labels came as rows
-        self.xp = None
-        self.ops = None
+        self.xp: Any = None
+        self.ops: Any = None
 
     def forward(self, x: Array, t: Array) -> Array:
         xp = self.xp = namespace(x, t)
@@ -306,15 +306,15 @@ class Dropout:
         self.seed = seed
         self.rng = rng
         self._rng_given = rng is not None
-        self.mask = None
-        self.fixed_mask = None
+        self.mask: Any = None
+        self.fixed_mask: Any = None
         self._train = True
 
     def _generator(self, xp: Any, dev: Any) -> RandomGenerator:
         rng = self.rng
         if rng is not None and rng.draws_on(xp, dev):
             return rng
-        if self._rng_given:
+        if rng is not None and self._rng_given:
             msg = (f"Dropout's rng draws on {rng.backend} device {rng.device!r} but the input "
                    f"is on {backend_name(xp)} device {dev!r}; pass a generator made with "
                    "xpnet.rng.random_generator(xp, device, seed)")
@@ -413,14 +413,14 @@ class BatchNormalization:
         self.running_mean = running_mean
         self.running_var = running_var
         self.input_shape: tuple[int, ...] | None = None
-        self.batch_size = None
-        self.xc = None
-        self.xn = None
-        self.std = None
-        self.dgamma = None
-        self.dbeta = None
+        self.batch_size: Any = None
+        self.xc: Any = None
+        self.xn: Any = None
+        self.std: Any = None
+        self.dgamma: Any = None
+        self.dbeta: Any = None
         self._train = True
-        self.xp = None
+        self.xp: Any = None
 
     def _flat(self, x: Array, xp: Any, name: str) -> Array:
         if x.ndim not in (2, 4):
@@ -524,7 +524,7 @@ class ExpLayer:
     """
 
     def __init__(self) -> None:
-        self.out = None
+        self.out: Any = None
 
     def forward(self, x: Any) -> Any:
         if type(x) in _SCALARS:  # exactly a Python number: NumPy scalars keep their type
@@ -548,7 +548,7 @@ class ReciprocalLayer:
     """
 
     def __init__(self) -> None:
-        self.out = None
+        self.out: Any = None
 
     def forward(self, x: Any) -> Any:
         if type(x) not in _SCALARS:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import inspect
 import numbers
 from collections.abc import Mapping, MutableMapping
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import numpy as np
 from array_api_compat import is_numpy_namespace
@@ -203,7 +203,7 @@ class Optimizer:
             if type(g) is not type(p) or g.shape != p.shape or g.dtype != p.dtype or (
                     many_devices and device_of(g) != device_of(p)):
                 return None
-        return xp
+        return cast("Namespace", xp)
 
     def _check(self, params: Mapping[str, Array], grads: Mapping[str, Array]) -> Namespace:
         """Check names, backends, shapes, dtypes and devices before anything changes, so a bad
@@ -395,7 +395,7 @@ class Momentum(Optimizer):
     def __init__(self, lr: float = 0.01, momentum: float = 0.9) -> None:
         self.lr = lr
         self.momentum = momentum
-        self.v: dict[str, Array] | None = None
+        self.v: Any = None  # {name: array}, made on the first update
 
     def _step(self, ops: Ops, params: MutableMapping[str, Array], key: str, g: Array) -> None:
         ops.momentum_update(params, key, g, self.v[key], self.lr, self.momentum)
@@ -421,7 +421,7 @@ class Nesterov(Optimizer):
     def __init__(self, lr: float = 0.01, momentum: float = 0.9) -> None:
         self.lr = lr
         self.momentum = momentum
-        self.v: dict[str, Array] | None = None
+        self.v: Any = None  # {name: array}, made on the first update
 
     def _step(self, ops: Ops, params: MutableMapping[str, Array], key: str, g: Array) -> None:
         ops.nesterov_update(params, key, g, self.v[key], self.lr, self.momentum)
@@ -441,7 +441,7 @@ class AdaGrad(Optimizer):
 
     def __init__(self, lr: float = 0.01) -> None:
         self.lr = lr
-        self.h: dict[str, Array] | None = None
+        self.h: Any = None  # {name: array}, made on the first update
 
     def _step(self, ops: Ops, params: MutableMapping[str, Array], key: str, g: Array) -> None:
         ops.adagrad_update(params, key, g, self.h[key], self.lr, EPS)
@@ -467,7 +467,7 @@ class RMSprop(Optimizer):
     def __init__(self, lr: float = 0.01, decay_rate: float = 0.99) -> None:
         self.lr = lr
         self.decay_rate = decay_rate
-        self.h: dict[str, Array] | None = None
+        self.h: Any = None  # {name: array}, made on the first update
 
     def _step(self, ops: Ops, params: MutableMapping[str, Array], key: str, g: Array) -> None:
         ops.rmsprop_update(params, key, g, self.h[key], self.lr, self.decay_rate, EPS)
@@ -502,8 +502,8 @@ class Adam(Optimizer):
         self.beta1 = beta1
         self.beta2 = beta2
         self.iter: Any = 0
-        self.m: dict[str, Array] | None = None
-        self.v: dict[str, Array] | None = None
+        self.m: Any = None  # {name: array}, made on the first update
+        self.v: Any = None  # {name: array}, made on the first update
 
     def _prepare(self, params: Mapping[str, Array], xp: Namespace) -> None:
         super()._prepare(params, xp)

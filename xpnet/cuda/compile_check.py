@@ -119,7 +119,7 @@ def kernel_code(variant: Variant) -> str:
     code = _kernel._get_elementwise_kernel_code(tuple(infos), type_map, ek.params,
                                                 ek.operation, ek.name, ek.preamble)
     headers = "".join(f"#include <{h}>\n" for h in core._cupy_header_list)
-    return headers + code
+    return headers + str(code)
 
 
 def compiler_options(arch: str) -> tuple[str, ...]:

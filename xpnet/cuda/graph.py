@@ -69,7 +69,9 @@ class CudaGraphStep:
 
     def __init__(self, fn: Any, *, warmup: int = 3, cupy: Any = None) -> None:
         if cupy is None:
-            import cupy
+            import cupy as cupy_module
+
+            cupy = cupy_module
         self._cp = cupy
         self._fn = fn
         self._warmup = int(warmup)

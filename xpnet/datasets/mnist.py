@@ -312,7 +312,7 @@ def _download(url: str, timeout: float) -> bytes:
         raise MNISTError(f"refusing non-HTTPS URL {url}")
     request = urllib.request.Request(url, headers={"User-Agent": "xpnet"})
     with urllib.request.urlopen(request, timeout=timeout) as response:
-        data = response.read(MAX_DOWNLOAD_BYTES + 1)
+        data = bytes(response.read(MAX_DOWNLOAD_BYTES + 1))
     if len(data) > MAX_DOWNLOAD_BYTES:
         raise MNISTError(f"{url}: response larger than {MAX_DOWNLOAD_BYTES} bytes")
     return data
@@ -463,7 +463,8 @@ def _resolve_sources(sources: str | Iterable[str | Source] | None) -> list[tuple
     return resolved
 
 
-def _unavailable(missing: Sequence[MNISTFile], failures: list[tuple[str, str]], cache: Path):
+def _unavailable(missing: Sequence[MNISTFile], failures: list[tuple[str, str]],
+                 cache: Path) -> MNISTError:
     """Build the error listing every source tried and how to fix the problem."""
     names = ", ".join(spec.name for spec in missing)
     lines = [f"MNIST not available: could not get {names}.", "Sources tried, in order:"]
@@ -602,8 +603,8 @@ def _images(array: np.ndarray, normalize: bool, flatten: bool) -> np.ndarray:
     shape = (array.shape[0], -1) if flatten else (array.shape[0], 1, *array.shape[1:])
     array = array.reshape(shape)
     if normalize:
-        return array.astype(np.float32) / np.float32(255.0)
-    return array.copy()
+        return np.asarray(array.astype(np.float32) / np.float32(255.0))
+    return np.array(array, copy=True)
 
 
 def load_mnist(

@@ -11,7 +11,7 @@ import os
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -38,7 +38,8 @@ def check_input_dim(input_dim: Any) -> tuple[int, int, int]:
         msg = (f"input_dim must be (channels, height, width), e.g. (1, 28, 28), "
                f"got {input_dim!r}")
         raise ValueError(msg)
-    return tuple(check_size(f"input_dim[{i}]", n) for i, n in enumerate(input_dim))
+    c, h, w = (check_size(f"input_dim[{i}]", n) for i, n in enumerate(input_dim))
+    return c, h, w
 
 
 def check_conv_param(conv_param: Any, name: str, default: Mapping[str, int],
@@ -105,7 +106,13 @@ def _json_like(value: Any) -> Any:
     return json.loads(json.dumps(value))
 
 
-class ConvNetMixin:
+if TYPE_CHECKING:  # the mixin sits before Network in its subclasses' bases
+    from .base import Network as _MixinBase
+else:
+    _MixinBase = object
+
+
+class ConvNetMixin(_MixinBase):
     """Input checks, batched accuracy and the book's parameter files, for networks that take
     images ``(N, C, H, W)`` with ``(C, H, W) == self.input_dim``.
 

@@ -157,7 +157,7 @@ class MultiLayerNetExtend(MultiLayerNet):
         for key, value in buffers.items():
             found = re.fullmatch(r"(running_mean|running_var)(\d+)", key)
             layer = layers.get(found.group(2)) if found else None
-            if layer is None:
+            if found is None or layer is None:
                 msg = f"unknown buffer {key!r}; this network has {sorted(self.buffers())}"
                 raise ValueError(msg)
             width = int(layer.gamma.shape[0])

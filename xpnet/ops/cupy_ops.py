@@ -33,7 +33,9 @@ class CupyOps(Ops):
     def __init__(self, xp: Namespace, cupy: Any = None) -> None:
         super().__init__(xp)
         if cupy is None:
-            import cupy
+            import cupy as cupy_module
+
+            cupy = cupy_module
         self._cp = cupy
         self.calls = 0
         self._kernels: dict[str, Any] = {}
@@ -52,7 +54,8 @@ class CupyOps(Ops):
     # ----------------------------------------------------------------- ReLU, softmax, matmul
 
     def relu_forward(self, x: Array) -> tuple[Array, Array]:
-        return self.kernel("relu_forward")(x)
+        out, mask = self.kernel("relu_forward")(x)
+        return out, mask
 
     def relu_backward(self, dout: Array, mask: Array) -> Array:
         return self.kernel("relu_backward")(dout, mask)
@@ -303,7 +306,7 @@ class _NcclCollectives:
 
         types = {"float16": nccl.NCCL_FLOAT16, "float32": nccl.NCCL_FLOAT32,
                  "float64": nccl.NCCL_FLOAT64}
-        return types[str(buf.dtype)]
+        return int(types[str(buf.dtype)])
 
     def allreduce_(self, buf: Array) -> Array:
         import cupy
