@@ -87,6 +87,32 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+def _check_pair(key: str, p: Array, g: Array) -> Namespace:
+    """One parameter and its gradient: one backend, one shape, real floating point, one
+    device. Returns their namespace."""
+    try:
+        xp = namespace(p, g)
+    except TypeError as exc:
+        msg = f"grads[{key!r}] does not fit params[{key!r}]: {exc}"
+        raise TypeError(msg) from None
+    if tuple(g.shape) != tuple(p.shape):
+        msg = (f"grads[{key!r}] has shape {tuple(g.shape)} but params[{key!r}] has "
+               f"{tuple(p.shape)}")
+        raise ValueError(msg)
+    if not _real_floating(xp, p.dtype):
+        msg = f"params[{key!r}] must be real floating point, got dtype {p.dtype}"
+        raise TypeError(msg)
+    if g.dtype != p.dtype and not _real_floating(xp, g.dtype):
+        msg = f"grads[{key!r}] must be real floating point, got dtype {g.dtype}"
+        raise TypeError(msg)
+    # NumPy has only the CPU
+    if not is_numpy_namespace(xp) and device_of(g) != device_of(p):
+        msg = (f"grads[{key!r}] is on device {device_of(g)} but params[{key!r}] on "
+               f"{device_of(p)}; compute the gradients where the parameters live")
+        raise ValueError(msg)
+    return xp
+
+
 class Optimizer:
     """Base class: checks, lazy state, the fused/portable split and ``state_dict``.
 
@@ -226,32 +252,12 @@ class Optimizer:
             raise KeyError(msg)
         xp = None
         for key in params:
-            p, g = params[key], grads[key]
-            try:
-                space = namespace(p, g)
-            except TypeError as exc:
-                msg = f"grads[{key!r}] does not fit params[{key!r}]: {exc}"
-                raise TypeError(msg) from None
+            space = _check_pair(key, params[key], grads[key])
             if xp is None:
                 xp = space
-                many_devices = not is_numpy_namespace(xp)  # NumPy has only the CPU
             elif space is not xp:
                 msg = f"params[{key!r}] comes from another array library than the others"
                 raise TypeError(msg)
-            if tuple(g.shape) != tuple(p.shape):
-                msg = (f"grads[{key!r}] has shape {tuple(g.shape)} but params[{key!r}] has "
-                       f"{tuple(p.shape)}")
-                raise ValueError(msg)
-            if not _real_floating(xp, p.dtype):
-                msg = f"params[{key!r}] must be real floating point, got dtype {p.dtype}"
-                raise TypeError(msg)
-            if g.dtype != p.dtype and not _real_floating(xp, g.dtype):
-                msg = f"grads[{key!r}] must be real floating point, got dtype {g.dtype}"
-                raise TypeError(msg)
-            if many_devices and device_of(g) != device_of(p):
-                msg = (f"grads[{key!r}] is on device {device_of(g)} but params[{key!r}] on "
-                       f"{device_of(p)}; compute the gradients where the parameters live")
-                raise ValueError(msg)
         if xp is None:
             msg = f"{owner}.update got no parameters"
             raise ValueError(msg)
