@@ -17,6 +17,13 @@ Graphviz's ``dot`` when it is installed and writes the DOT text otherwise::
         dapple, dapple_num = mul_apple.backward(dapple_price)
     g.render("apple.png")
 
+Networks
+--------
+Any :class:`~xpnet.nets.Network` is traced through its public passes, ``predict``, ``loss`` and
+``gradient``: ``trace()`` (expanded) names its layers after their keys and its parameters
+after theirs (user names win) and calls the loss ``L``; ``trace(expand=False)`` draws each pass
+as one node named after the network's class, with ``x``, ``t`` and every parameter as inputs.
+
 How edges connect
 -----------------
 A value that one traced layer returned and a later one takes as input is one edge: outputs are
@@ -35,10 +42,12 @@ unnamed, are constants: they are drawn inside the node (``×(-1)``, ``+1``) as i
 
 Cost
 ----
-Nothing is recorded and nothing costs anything when no trace is active: the layers' methods are
-plain functions. ``trace()`` replaces the registered classes' ``forward``/``backward`` (and
-TwoLayerNet's ``predict``/``loss``/``gradient``) with recording wrappers for the duration of the
-``with`` block and puts the original functions back on exit, exception or not.
+Nothing is recorded and nothing costs anything when no trace is active: the layers' and
+networks' methods are plain functions. ``trace()`` replaces the registered layer classes'
+``forward``/``backward`` and the networks' ``predict``/``loss``/``gradient`` (where each is
+defined: :class:`~xpnet.nets.Network`, a subclass that overrides one, a mixin) with recording
+wrappers for the duration of the ``with`` block and puts the original functions back on exit,
+exception or not.
 
 Threads: the replacement is process wide. Calls from other threads during a trace go through the
 wrappers (a small cost) but are not recorded; only one trace can be active at a time (a second

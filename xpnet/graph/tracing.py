@@ -12,9 +12,12 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ..conv import Convolution, Pooling
 from ..layers import (
     AddLayer,
     Affine,
+    BatchNormalization,
+    Dropout,
     ExpLayer,
     MulLayer,
     ReciprocalLayer,
@@ -22,7 +25,7 @@ from ..layers import (
     Sigmoid,
     SoftmaxWithLoss,
 )
-from ..nets import TwoLayerNet
+from ..nets.base import Network
 from .model import LayerSpec
 from .recorder import Graph
 
@@ -33,7 +36,7 @@ _LOCK = threading.Lock()
 _ACTIVE: list[Graph] = []
 _MISSING = object()
 
-#: The public methods through which a trace sees a :class:`~xpnet.nets.TwoLayerNet`.
+#: The public methods through which a trace sees a :class:`~xpnet.nets.Network` of any class.
 NETWORK_PASSES: tuple[str, ...] = ("predict", "loss", "gradient")
 
 
@@ -55,13 +58,15 @@ def _names_of(cls: type, what: str, names: Sequence[str] | None,
     return names
 
 
-def register_layer(cls: type, label: str, *, grads: Sequence[str] | None = None,
+def register_layer(cls: type, label: str, *, inputs: Sequence[str] | None = None,
+                   grads: Sequence[str] | None = None,
                    params: Sequence[tuple[str, str, str]] = (), shape: str | None = None,
                    fold_constants: bool = False) -> LayerSpec:
     """Have :func:`trace` record ``cls`` (a class with ``forward`` and ``backward``).
 
-    ``label`` is what its node shows. ``grads`` names the ``forward`` arguments that
-    ``backward`` returns gradients for, in order (default: all of them); ``params`` lists
+    ``label`` is what its node shows. ``inputs`` names the ``forward`` arguments that are graph
+    inputs (default: all positional ones; Dropout leaves out ``train_flg``); ``grads`` those
+    that ``backward`` returns gradients for, in order (default: all inputs); ``params`` lists
     ``(name, value attribute, gradient attribute)`` of parameters to draw as inputs. ``shape``
     is ``"circle"`` (default for labels of up to 3 characters) or ``"box"``.
     """
@@ -72,7 +77,7 @@ def register_layer(cls: type, label: str, *, grads: Sequence[str] | None = None,
         if not callable(getattr(cls, method, None)):
             msg = f"{cls.__name__} has no {method}() method"
             raise TypeError(msg)
-    taken = _positional_names(cls.forward)
+    taken = _names_of(cls, "inputs", inputs, _positional_names(cls.forward))
     grads = _names_of(cls, "grads", grads, taken)
     shape = shape or ("circle" if len(label) <= 3 else "box")
     if shape not in ("circle", "box"):
@@ -91,6 +96,12 @@ register_layer(Relu, "ReLU")
 register_layer(Sigmoid, "sigmoid")
 register_layer(Affine, "Affine", params=(("W", "W", "dW"), ("b", "b", "db")))
 register_layer(SoftmaxWithLoss, "Softmax-with-Loss", grads=("x",))
+# The layers of the chapter-6 to 8 networks, so that any network's graph is connected.
+register_layer(Convolution, "Convolution", params=(("W", "W", "dW"), ("b", "b", "db")))
+register_layer(Pooling, "Pooling")
+register_layer(Dropout, "Dropout", inputs=("x",))
+register_layer(BatchNormalization, "BatchNorm", inputs=("x",),
+               params=(("gamma", "gamma", "dgamma"), ("beta", "beta", "dbeta")))
 
 
 @dataclass(eq=False)
@@ -151,7 +162,7 @@ def _layer_backward(orig: Callable[..., Any], spec: LayerSpec,
     return backward
 
 
-def _adopt_network(graph: Graph, net: TwoLayerNet, x: Any, t: Any) -> None:
+def _adopt_network(graph: Graph, net: Network, x: Any, t: Any) -> None:
     """Names from a network: its layers' keys, its parameters' names, x and t (user names
     win)."""
     for key, layer in net.layers.items():
@@ -168,8 +179,11 @@ def _network_method(orig: Callable[..., Any], method: str,
     whole pass as one node with ``x``, ``t`` and every parameter as inputs."""
     sig = inspect.signature(orig)
 
+    # functools.wraps also copies the device scope's mark (``_device_scoped``): a network class
+    # defined during the trace then inherits this wrapper instead of scoping a copy of it,
+    # which would outlive the trace.
     @functools.wraps(orig)
-    def wrapper(self: TwoLayerNet, *args: Any, **kwargs: Any) -> Any:
+    def wrapper(self: Network, *args: Any, **kwargs: Any) -> Any:
         if not session.recording():  # not this trace's thread, or inside a one-node network
             return orig(self, *args, **kwargs)
         graph = session.graph
@@ -199,8 +213,22 @@ def _network_method(orig: Callable[..., Any], method: str,
 
 
 def _network_owners() -> list[tuple[type, str]]:
-    """``(class, pass)`` for the network passes a trace wraps."""
-    return [(TwoLayerNet, method) for method in NETWORK_PASSES]
+    """``(class, pass)`` for the function each live network class runs for each pass: the
+    class in its MRO that defines it (:class:`Network`, a subclass, or a mixin such as the conv
+    nets' ``ConvNetMixin``). Wrapping it there reaches every class that inherits it."""
+    owners: dict[tuple[type, str], None] = {}
+    todo, seen = [Network], set()
+    while todo:
+        cls = todo.pop(0)
+        if cls in seen:
+            continue
+        seen.add(cls)
+        todo.extend(cls.__subclasses__())
+        for method in NETWORK_PASSES:
+            owner = next((c for c in cls.__mro__ if method in vars(c)), None)
+            if owner is not None and inspect.isfunction(vars(owner)[method]):
+                owners[(owner, method)] = None
+    return list(owners)
 
 
 def _targets(session: _Session) -> list[tuple[type, str, Callable[..., Any]]]:
@@ -218,10 +246,11 @@ def _targets(session: _Session) -> list[tuple[type, str, Callable[..., Any]]]:
 def trace(*, expand: bool = True) -> Iterator[Graph]:
     """Record the registered layers' forward and backward calls made inside the block.
 
-    ``expand=True`` draws a TwoLayerNet as its layers (Affine1, Relu1, Affine2,
-    Softmax-with-Loss, with W1..b2 as inputs); ``expand=False`` as one node. Yields the
-    :class:`Graph`, which stays readable after the block. See :mod:`xpnet.graph` for how
-    values become edges and for the cost and thread caveats.
+    Networks (any :class:`~xpnet.nets.Network`) are seen through their ``predict``, ``loss``
+    and ``gradient``: ``expand=True`` draws one as its layers (for a TwoLayerNet: Affine1,
+    Relu1, Affine2, Softmax-with-Loss, with W1..b2 as inputs); ``expand=False`` as one node
+    named after its class. Yields the :class:`Graph`, which stays readable after the block.
+    See :mod:`xpnet.graph` for how values become edges and for the cost and thread caveats.
     """
     graph = Graph(expand=expand)
     with _LOCK:
