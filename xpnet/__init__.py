@@ -10,7 +10,10 @@ from .blas_threads import limit_before_numpy as _limit_before_numpy
 
 _limit_before_numpy()
 
-from . import backend, conv, cuda, functions, gradcheck, graph, layers, nets, optim, train, util
+import importlib as _importlib
+import types as _types
+
+from . import backend, conv, cuda, functions, gradcheck, layers, nets, optim, train, util
 from .backend import cuda_available, get_namespace, to_numpy
 from .book_pickle import UnsafePickleError, load_book_params
 from .conv import Convolution, Pooling, col2im, im2col
@@ -64,6 +67,16 @@ from .trainer import Trainer
 from .util import conv_output_size, shuffle_dataset, smooth_curve
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> _types.ModuleType:
+    """``xpnet.graph`` (tracing and drawing graphs) is imported on first use, not by
+    ``import xpnet``: training never needs it."""
+    if name == "graph":
+        return _importlib.import_module(f"{__name__}.graph")
+    msg = f"module {__name__!r} has no attribute {name!r}"
+    raise AttributeError(msg)
+
 
 __all__ = [
     "OPTIMIZERS",

@@ -1,9 +1,11 @@
 """The layout of xpnet.graph: one module per part, each importing only the parts below it (no
-cycle, imports inside functions included), none over 300 lines."""
+cycle, imports inside functions included), none over 300 lines; loaded on first use."""
 
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -61,3 +63,31 @@ def test_the_import_check_sees_imports_inside_functions(tmp_path: Path) -> None:
 @pytest.mark.parametrize("path", sorted(PACKAGE.glob("*.py")), ids=lambda p: p.name)
 def test_no_module_over_300_lines(path: Path) -> None:
     assert len(path.read_text().splitlines()) <= 300
+
+
+_LAZY = """
+import sys
+import xpnet
+loaded = sorted(m for m in sys.modules if m == "xpnet.graph" or m.startswith("xpnet.graph."))
+assert not loaded, f"import xpnet imported {loaded}"
+from xpnet.graph import trace
+assert xpnet.graph.trace is trace
+assert "xpnet.graph.tracing" in sys.modules
+"""
+
+
+def test_import_xpnet_does_not_import_the_graph_package() -> None:
+    """``import xpnet`` leaves xpnet.graph unloaded; ``xpnet.graph`` and ``from xpnet.graph
+    import ...`` load it on first use."""
+    done = subprocess.run([sys.executable, "-c", _LAZY], capture_output=True, text=True,
+                          timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+
+
+def test_xpnet_graph_is_an_attribute_on_first_use() -> None:
+    done = subprocess.run([sys.executable, "-c", "import xpnet; print(xpnet.graph.__name__)"],
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "xpnet.graph"
+    with pytest.raises(AttributeError, match="no attribute 'grpah'"):
+        xpnet.grpah  # noqa: B018

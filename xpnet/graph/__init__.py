@@ -57,7 +57,8 @@ Modules, bottom to top (each imports only those before it): :mod:`~xpnet.graph.m
 (nodes, edges, layer specs), :mod:`~xpnet.graph.labels` (values and nodes as text),
 :mod:`~xpnet.graph.render` (DOT and Graphviz), :mod:`~xpnet.graph.recorder` (:class:`Graph`),
 :mod:`~xpnet.graph.tracing` (:func:`trace`, :func:`register_layer`),
-:mod:`~xpnet.graph.figures` (the book's examples).
+:mod:`~xpnet.graph.figures` (the book's examples). ``import xpnet`` loads none of them:
+``xpnet.graph`` is imported on first use.
 """
 
 from __future__ import annotations
