@@ -78,6 +78,34 @@ def test_network_methods_on_the_second_device(cupy2):
     assert cp.cuda.Device().id == 0
 
 
+_EVERY_NETWORK = {
+    "TwoLayerNet": lambda **kw: xpnet.TwoLayerNet(784, 16, 10, **kw),
+    "MultiLayerNet": lambda **kw: xpnet.MultiLayerNet(784, [16], 10, **kw),
+    "MultiLayerNetExtend": lambda **kw: xpnet.MultiLayerNetExtend(
+        784, [16], 10, use_batchnorm=True, use_dropout=True, **kw),
+    "SimpleConvNet": lambda **kw: xpnet.SimpleConvNet(
+        conv_param={"filter_num": 4, "filter_size": 5, "pad": 0, "stride": 1}, hidden_size=16,
+        **kw),
+    "DeepConvNet": lambda **kw: xpnet.DeepConvNet(hidden_size=16, **kw),
+}
+
+
+@pytest.mark.parametrize("name", list(_EVERY_NETWORK))
+def test_every_networks_passes_on_the_second_device(cupy2, name):
+    """Each pass a caller starts runs with the network's device current, also those a class
+    inherits from a mixin that is not a Network (the conv nets' predict/loss/accuracy)."""
+    cp = cupy2
+    x, t = _data(4)
+    net = _EVERY_NETWORK[name](xp="cupy", device="cuda:1", dtype="float32", seed=0)
+    with cp.cuda.Device(1):
+        xd, td = cp.asarray(x), cp.asarray(t)
+    assert net.predict(xd).device.id == 1
+    assert net.loss(xd, td).device.id == 1
+    assert 0.0 <= net.accuracy(xd, td) <= 1.0
+    _all_on(net.gradient(xd, td), 1)
+    assert cp.cuda.Device().id == 0
+
+
 def test_cuda_graph_on_the_second_device(cupy2):
     x, t = _data()
     net = xpnet.TwoLayerNet(784, 20, 10, xp="cupy", device="cuda:1", dtype="float32", seed=0)

@@ -14,7 +14,7 @@ from xpnet.gradcheck import (
     gradient_check,
     numerical_gradient,
 )
-from xpnet.net import TwoLayerNet
+from xpnet.nets import TwoLayerNet
 
 NAMES = ("W1", "b1", "W2", "b2")
 

@@ -1,4 +1,4 @@
-"""xpnet.net.TwoLayerNet: the book's API, gradients, params as the one source of truth, seeds,
+"""xpnet.nets.TwoLayerNet: the book's API, gradients, params as the one source of truth, seeds,
 copies between backends, dtype/device, and clear errors for bad inputs.
 
 References are NumPy float64 computations on the host from the network's own parameters.
@@ -13,7 +13,7 @@ import pytest
 
 from xpnet import MultiLayerNetExtend, TwoLayerNet, gradient_check
 from xpnet.layers import Affine, Relu, SoftmaxWithLoss
-from xpnet.net import Params
+from xpnet.nets import Params
 
 NAMES = ("W1", "b1", "W2", "b2")
 

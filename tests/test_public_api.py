@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import importlib
 import importlib.metadata
@@ -13,7 +14,7 @@ import pytest
 
 import xpnet
 
-CORE_MODULES = ("backend", "functions", "layers", "net", "gradcheck")
+CORE_MODULES = ("backend", "functions", "layers", "nets", "gradcheck")
 
 
 def test_all_names_exist_without_duplicates():
@@ -39,7 +40,7 @@ def test_every_public_object_is_listed():
     assert public <= set(xpnet.__all__), sorted(public - set(xpnet.__all__))
 
 
-@pytest.mark.parametrize("module", ["layers", "net"])
+@pytest.mark.parametrize("module", ["layers", "nets"])
 def test_layers_and_networks_are_exported_at_the_top(module):
     mod = importlib.import_module(f"xpnet.{module}")
     assert set(mod.__all__) <= set(xpnet.__all__), sorted(set(mod.__all__) - set(xpnet.__all__))
@@ -123,3 +124,43 @@ def test_version_matches_the_installed_metadata():
         pytest.skip(f"the installed xpnet is another checkout ({url}), not the imported "
                     f"one ({CHECKOUT}): test_version_matches_pyproject checks the version")
     assert xpnet.__version__ == dist.version
+
+
+def test_the_old_net_module_is_an_alias_of_nets():
+    """``from xpnet.net import TwoLayerNet, Params`` (the chapter-5 layout) keeps working."""
+    from xpnet import nets
+    from xpnet.net import Params, TwoLayerNet
+
+    assert TwoLayerNet is nets.TwoLayerNet
+    assert Params is nets.Params
+
+
+def _imports_xpnet_net(source: str, package: str) -> bool:
+    """Whether ``source``, a module of ``package`` (dotted), imports ``xpnet.net`` anywhere
+    (functions included), absolutely or relatively."""
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.ImportFrom):
+            base = package.rsplit(".", node.level - 1)[0] if node.level else ""
+            module = ".".join(p for p in (base, node.module or "") if p)
+            if module == "xpnet.net" or any(f"{module}.{a.name}" == "xpnet.net"
+                                            for a in node.names):
+                return True
+        elif isinstance(node, ast.Import) and any(a.name == "xpnet.net" for a in node.names):
+            return True
+    return False
+
+
+def test_nothing_in_xpnet_imports_the_old_net_module():
+    root = Path(xpnet.__file__).parent
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        package = ".".join(("xpnet", *path.parent.relative_to(root).parts))
+        if _imports_xpnet_net(path.read_text(), package):
+            found.append(str(path.relative_to(root)))
+    assert found == []
+    # The check finds each way of writing the import (here as in a module of xpnet.graph).
+    for line in ("from ..net import TwoLayerNet", "from .. import net", "import xpnet.net",
+                 "from xpnet.net import Params", "from xpnet import net"):
+        assert _imports_xpnet_net(f"def f():\n    {line}\n", "xpnet.graph"), line
+    assert not _imports_xpnet_net("from ..nets import TwoLayerNet\n", "xpnet.graph")
+    assert not _imports_xpnet_net("from .net import x\n", "xpnet.graph")

@@ -10,7 +10,10 @@ from .blas_threads import limit_before_numpy as _limit_before_numpy
 
 _limit_before_numpy()
 
-from . import backend, conv, cuda, functions, gradcheck, graph, layers, nets, optim, train, util
+import importlib as _importlib
+import types as _types
+
+from . import backend, conv, cuda, functions, gradcheck, layers, nets, optim, train, util
 from ._version import __version__
 from .backend import cuda_available, get_namespace, to_numpy
 from .book_pickle import UnsafePickleError, load_book_params
@@ -63,6 +66,16 @@ from .optim import (
 )
 from .trainer import Trainer
 from .util import conv_output_size, shuffle_dataset, smooth_curve
+
+
+def __getattr__(name: str) -> _types.ModuleType:
+    """``xpnet.graph`` (tracing and drawing graphs) is imported on first use, not by
+    ``import xpnet``: training never needs it."""
+    if name == "graph":
+        return _importlib.import_module(f"{__name__}.graph")
+    msg = f"module {__name__!r} has no attribute {name!r}"
+    raise AttributeError(msg)
+
 
 __all__ = [
     "OPTIMIZERS",

@@ -1,7 +1,7 @@
 """The book's optimizers (chapter 6): SGD, Momentum, Nesterov, AdaGrad, RMSprop and Adam.
 
 Each has the book's name, defaults and ``update(params, grads)``, and works on any backend: on
-xpnet's :class:`~xpnet.net.Params` and on a plain dict of arrays (the book's own networks, whose
+xpnet's :class:`~xpnet.nets.Params` and on a plain dict of arrays (the book's own networks, whose
 layers hold references to the same arrays). Parameters are changed in place wherever the array
 library allows it, so a layer holding a parameter sees the update; arrays that cannot be changed
 (read-only NumPy arrays, immutable array types) are replaced through ``params[key] = new``.

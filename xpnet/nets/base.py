@@ -167,9 +167,11 @@ def _device_scoped(method: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _scope_passes(cls: type) -> None:
+    """Scope each pass ``cls`` defines, and each it inherits unscoped: from a mixin that is not
+    a Network (the conv nets' ``ConvNetMixin``), which ``__init_subclass__`` never sees."""
     for name in _DEVICE_SCOPED:
-        method = cls.__dict__.get(name)
-        if callable(method):
+        method = getattr(cls, name, None)
+        if inspect.isfunction(method) and not getattr(method, "_device_scoped", False):
             setattr(cls, name, _device_scoped(method))
 
 

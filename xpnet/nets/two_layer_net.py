@@ -107,22 +107,6 @@ class TwoLayerNet(Network):
     def params(self, new: Mapping[str, Array]) -> None:
         self._params.update(new)
 
-    # Defined here, not only in Network: xpnet.graph traces a TwoLayerNet by wrapping these
-    # three methods on this class.
-    def predict(self, x: Array) -> Array:
-        """Scores (logits) ``(N, output_size)`` for inputs ``(N, input_size)`` (or N-D)."""
-        return super().predict(x)
-
-    def loss(self, x: Array, t: Array) -> Array:
-        """Mean cross-entropy loss (0-d array) for inputs ``x`` and labels ``t``
-        (one-hot rows or class indices)."""
-        return super().loss(x, t)
-
-    def gradient(self, x: Array, t: Array, *, scale: float = 1.0) -> dict[str, Array]:
-        """Gradients of the loss by backpropagation; see :meth:`Network.gradient` for
-        ``scale`` and ``last_loss``."""
-        return super().gradient(x, t, scale=scale)
-
     @property
     def sizes(self) -> tuple[int, int, int]:
         """``(input_size, hidden_size, output_size)``."""

@@ -1,0 +1,1 @@
+"""Tests of xpnet.graph, one file per module of the package."""
