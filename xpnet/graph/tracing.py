@@ -31,7 +31,7 @@ from .recorder import Graph
 
 __all__ = ["NETWORK_PASSES", "register_layer", "trace"]
 
-_REGISTRY: dict[type, LayerSpec] = {}
+_REGISTRY: dict[type[Any], LayerSpec] = {}
 _LOCK = threading.Lock()
 _ACTIVE: list[Graph] = []
 _MISSING = object()
@@ -46,7 +46,7 @@ def _positional_names(func: Callable[..., Any]) -> tuple[str, ...]:
     return tuple(params[1:])  # drop self
 
 
-def _names_of(cls: type, what: str, names: Sequence[str] | None,
+def _names_of(cls: type[Any], what: str, names: Sequence[str] | None,
               allowed: tuple[str, ...]) -> tuple[str, ...]:
     if names is None:
         return allowed
@@ -58,7 +58,7 @@ def _names_of(cls: type, what: str, names: Sequence[str] | None,
     return names
 
 
-def register_layer(cls: type, label: str, *, inputs: Sequence[str] | None = None,
+def register_layer(cls: type[Any], label: str, *, inputs: Sequence[str] | None = None,
                    grads: Sequence[str] | None = None,
                    params: Sequence[tuple[str, str, str]] = (), shape: str | None = None,
                    fold_constants: bool = False) -> LayerSpec:
@@ -83,7 +83,8 @@ def register_layer(cls: type, label: str, *, inputs: Sequence[str] | None = None
     if shape not in ("circle", "box"):
         msg = f"shape must be 'circle' or 'box', got {shape!r}"
         raise ValueError(msg)
-    spec = LayerSpec(label, taken, grads, tuple(tuple(p) for p in params), shape, fold_constants)
+    triples = tuple((str(a), str(b), str(c)) for a, b, c in params)
+    spec = LayerSpec(label, taken, grads, triples, shape, fold_constants)
     _REGISTRY[cls] = spec
     return spec
 
@@ -235,8 +236,9 @@ def _targets(session: _Session) -> list[tuple[type, str, Callable[..., Any]]]:
     """(class, method, replacement) for everything a trace replaces, built from the originals."""
     targets = []
     for cls, spec in _REGISTRY.items():
-        targets.append((cls, "forward", _layer_forward(cls.forward, spec, session)))
-        targets.append((cls, "backward", _layer_backward(cls.backward, spec, session)))
+        forward, backward = cls.forward, cls.backward
+        targets.append((cls, "forward", _layer_forward(forward, spec, session)))
+        targets.append((cls, "backward", _layer_backward(backward, spec, session)))
     for cls, method in _network_owners():
         targets.append((cls, method, _network_method(vars(cls)[method], method, session)))
     return targets

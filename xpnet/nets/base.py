@@ -23,7 +23,7 @@ from __future__ import annotations
 import functools
 import inspect
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
 import array_api_compat
@@ -63,7 +63,7 @@ def names_text(names: Sequence[str]) -> str:
     return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
 
 
-class Params(dict):
+class Params(dict[str, Array]):
     """A network's parameters by name; the one source of truth for its layers.
 
     ``bindings`` maps each name to ``(layer, attribute)``: assigning ``params[name] = array``
@@ -106,8 +106,9 @@ class Params(dict):
             setattr(layer, attr, value)
         dict.__setitem__(self, name, value)
 
-    def update(self, other: Mapping[str, Array] | Iterable[tuple[str, Array]] = (),
-               **kwargs: Array) -> None:
+    def update(self, other: Any = (), /, **kwargs: Array) -> None:
+        """Assign each entry of ``other`` (a mapping or pairs) and ``kwargs`` (as
+        ``params[name] = value``: checked, layers rebound)."""
         for name, value in dict(other, **kwargs).items():
             self[name] = value
 
@@ -366,7 +367,7 @@ class Network:
         if not lam or not self._decay_names:
             return 0.0
         xp = self.xp
-        total = None
+        total: Any = None
         for name in self._decay_names:
             w = self._params[name]
             term = xp.sum(w * w)
@@ -406,7 +407,7 @@ class Network:
         if n == 0:
             msg = "accuracy of an empty batch is undefined"
             raise ValueError(msg)
-        correct = None
+        correct: Any = None
         for start in range(0, n, batch_size):
             y = xp.argmax(self.predict(x[start:min(start + batch_size, n), ...]), axis=1)
             tb = t[start:min(start + batch_size, n), ...]
@@ -414,7 +415,7 @@ class Network:
                 tb = xp.argmax(tb, axis=1)
             hits = xp.sum(xp.astype(y == xp.astype(tb, y.dtype), xp.int64))
             correct = hits if correct is None else correct + hits
-        return int(correct) / n
+        return float(int(correct) / n)
 
     def numerical_gradient(self, x: Array, t: Array) -> dict[str, Array]:
         """The book's numerical gradients of the loss (training mode), by central differences
