@@ -10,7 +10,7 @@ from .blas_threads import limit_before_numpy as _limit_before_numpy
 
 _limit_before_numpy()
 
-from . import backend, conv, cuda, functions, gradcheck, graph, layers, nets, optim, train, util
+from . import backend, conv, cuda, functions, gradcheck, graph, layers, nets, optim, util
 from ._version import __version__
 from .backend import cuda_available, get_namespace, to_numpy
 from .book_pickle import UnsafePickleError, load_book_params
@@ -61,7 +61,7 @@ from .optim import (
     RMSprop,
     get_optimizer,
 )
-from .trainer import Trainer
+from .training import Trainer, train
 from .util import conv_output_size, shuffle_dataset, smooth_curve
 
 __all__ = [
