@@ -39,7 +39,7 @@ def _net(model: str, dtype: str) -> tuple[Any, Any]:
 
 def measure(model: str, dtype: str, train_size: int, writes: int, folder: Path) -> dict:
     from xpnet.checkpoint import save_checkpoint
-    from xpnet.train import train
+    from xpnet.training import train
 
     rng = np.random.default_rng(0)
     x = rng.random((train_size, 784), dtype=np.float32)

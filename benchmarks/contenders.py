@@ -258,7 +258,7 @@ class XpnetContender(Contender):
                                  seed=self.seed)
 
     def full_run(self, iters: int) -> dict[str, np.ndarray]:
-        from xpnet.train import train
+        from xpnet.training import train
 
         net = self._net()
         d = self.data
@@ -270,7 +270,9 @@ class XpnetContender(Contender):
         # Exactly the trainer's step (xpnet.train uses the same helper), on the same
         # per-epoch permutation and take() gather.
         from xpnet.optim import SGD
-        from xpnet.train import _make_step, _move_images, _move_labels
+        from xpnet.training import make_step as _make_step
+        from xpnet.training import move_images as _move_images
+        from xpnet.training import move_labels as _move_labels
 
         net = self._net()
         xp, device = net.xp, net.device

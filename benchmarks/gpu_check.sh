@@ -127,7 +127,7 @@ part2() {
     step train_graph 40 $PY -c "
 from xpnet import TwoLayerNet
 from xpnet.datasets import load_mnist
-from xpnet.train import train
+from xpnet.training import train
 (x, t), (xt, tt) = load_mnist()
 for graph in (False, True):
     net = TwoLayerNet(784, 50, 10, xp='cupy', dtype='float32', seed=0)
@@ -164,14 +164,14 @@ part3() {
 from xpnet.datasets import load_mnist
 from xpnet.nets import DeepConvNet
 from xpnet.optim import Adam
-from xpnet.train import train
+from xpnet.training import train
 (x, t), (xt, tt) = load_mnist(flatten=False)
 net = DeepConvNet(xp='cupy', dtype='float32', seed=0)
 h = train(net, x[:500], t[:500], xt[:200], tt[:200], seed=0, iters=3, batch_size=100,
           optimizer=Adam(lr=0.001))
 print(f'test accuracy after iteration 3: {h.final_test_acc:.4f}')"
         step example 40 $PY -c "
-import runpy, xpnet.train as tr
+import runpy, xpnet as tr
 full = tr.train
 tr.train = lambda *a, **k: full(*a, **{**k, 'iters': 60})
 runpy.run_path('examples/train_on_gpu.py', run_name='__main__')"

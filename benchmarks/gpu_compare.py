@@ -28,7 +28,7 @@ import xpnet
 from xpnet.backend import cuda_status, to_numpy
 from xpnet.cuda.graph import graph_safe
 from xpnet.optim import get_optimizer
-from xpnet.train import train
+from xpnet.training import train
 
 RTOL, ATOL = 1e-3, 1e-6  # float32 vs float32 on two devices; far above ftz's 1.2e-38
 

@@ -23,7 +23,7 @@ def main() -> int:
     from xpnet import TwoLayerNet
     from xpnet.backend import to_numpy
     from xpnet.ops.cupy_ops import nccl_problem
-    from xpnet.train import train
+    from xpnet.training import train
 
     problem = nccl_problem()
     print("nccl:", problem or "available", flush=True)

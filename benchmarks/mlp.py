@@ -65,7 +65,7 @@ def batches(n: int, batch: int, seed: int) -> Callable[[int], np.ndarray]:
 def xpnet_step(x: np.ndarray, t: np.ndarray, batch: int, seed: int) -> Callable[[int], Any]:
     import xpnet
     from xpnet.optim import Adam
-    from xpnet.train import _make_step
+    from xpnet.training import make_step as _make_step
 
     net = xpnet.MultiLayerNetExtend(SIZES[0], list(SIZES[1:-1]), SIZES[-1],
                                     weight_init_std="relu", use_batchnorm=True,

@@ -44,7 +44,7 @@ def worker(steps: int, warmup: int) -> None:
 
     from xpnet import TwoLayerNet
     from xpnet.optim import SGD
-    from xpnet.parallel import DataParallel
+    from xpnet.training.parallel import DataParallel
 
     comm = MPI.COMM_WORLD
     rng = np.random.default_rng(0)

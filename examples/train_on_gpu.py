@@ -6,10 +6,9 @@ so and exits 0, so it can run anywhere.
 
 import sys
 
-from xpnet import TwoLayerNet, cuda_available
+from xpnet import TwoLayerNet, cuda_available, train
 from xpnet.backend import cuda_status
 from xpnet.datasets import load_mnist
-from xpnet.train import train
 
 if not cuda_available():
     print(f"skipped: no usable CUDA device ({cuda_status()[1]})")

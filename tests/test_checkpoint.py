@@ -29,8 +29,8 @@ from xpnet.checkpoint import (
 )
 from xpnet.nets import MultiLayerNetExtend, TwoLayerNet
 from xpnet.optim import SGD, Adam
-from xpnet.train import train
 from xpnet.trainer import Trainer
+from xpnet.training import train
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs POSIX SIGKILL")
@@ -47,7 +47,7 @@ CHILD = textwrap.dedent('''
     sys.path.insert(0, {root!r})
     from tests.test_checkpoint import data, make
     from xpnet.checkpoint import load_checkpoint
-    from xpnet.train import train
+    from xpnet.training import train
 
     spec = json.loads(sys.argv[1])
     net, opt = make(spec["kind"], spec["dtype"])
@@ -196,7 +196,7 @@ WRITER = textwrap.dedent('''
     import numpy as np
     from xpnet.nets import MultiLayerNetExtend
     from xpnet.optim import Adam
-    from xpnet.train import train
+    from xpnet.training import train
 
     # Big parameters, tiny batches and a checkpoint after every step: nearly all the time goes
     # into writing checkpoints.

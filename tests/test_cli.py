@@ -216,12 +216,12 @@ def test_graph_format_and_suffix_must_agree(tmp_path, capsys):
 @pytest.fixture
 def no_training(monkeypatch):
     """Training must not start: a bad --out is found first."""
-    import xpnet.train
+    import xpnet.training
 
     def refuse(*args, **kwargs):
         raise AssertionError("training started although --out cannot be written")
 
-    monkeypatch.setattr(xpnet.train, "train", refuse)
+    monkeypatch.setattr(xpnet.training, "train", refuse)
 
 
 @pytest.mark.parametrize("case", ["file", "parent-file", "grandparent-file"])
@@ -258,9 +258,9 @@ def test_train_out_not_writable_exits_2_before_training(mnist, no_training, tmp_
 
 def test_train_never_loses_a_finished_run_to_an_output_error(mnist, tmp_path, capsys,
                                                              monkeypatch):
-    import xpnet.train
+    import xpnet.training
 
-    real_train = xpnet.train.train
+    real_train = xpnet.training.train
     out = tmp_path / "run"
 
     def train_then_break_out(*args, **kwargs):
@@ -270,7 +270,7 @@ def test_train_never_loses_a_finished_run_to_an_output_error(mnist, tmp_path, ca
         out.write_text("someone else's file")
         return history
 
-    monkeypatch.setattr(xpnet.train, "train", train_then_break_out)
+    monkeypatch.setattr(xpnet.training, "train", train_then_break_out)
     monkeypatch.chdir(tmp_path)
     assert main(["train", "--iters", "6", "--batch-size", "50", "--out", str(out),
                  "--quiet", "--no-plot"]) == 1
@@ -294,9 +294,9 @@ def test_rescue_goes_to_the_temp_folder_when_runs_is_taken(mnist, tmp_path, caps
                                                             monkeypatch):
     import tempfile
 
-    import xpnet.train
+    import xpnet.training
 
-    real_train = xpnet.train.train
+    real_train = xpnet.training.train
     out = tmp_path / "run"
 
     def train_then_break_out(*args, **kwargs):
@@ -305,7 +305,7 @@ def test_rescue_goes_to_the_temp_folder_when_runs_is_taken(mnist, tmp_path, caps
         out.write_text("taken")
         return history
 
-    monkeypatch.setattr(xpnet.train, "train", train_then_break_out)
+    monkeypatch.setattr(xpnet.training, "train", train_then_break_out)
     monkeypatch.chdir(tmp_path)
     (tmp_path / "runs").write_text("also taken")
     temp = tmp_path / "tmp"

@@ -66,12 +66,12 @@ def test_a_batch_larger_than_the_training_set_is_one_line(tmp_path, capsys):
 
 @pytest.mark.usefixtures("mnist")
 def test_every_value_error_of_the_setup_is_one_line(tmp_path, capsys, monkeypatch):
-    import xpnet.train
+    import xpnet.training
 
     def refuse(*args, **kwargs):
         raise ValueError("a check inside train() failed")
 
-    monkeypatch.setattr(xpnet.train, "train", refuse)
+    monkeypatch.setattr(xpnet.training, "train", refuse)
     assert main(["train", "--iters", "3", "--out", str(tmp_path / "r"), "-q"]) == 2
     assert "a check inside train() failed" in _one_error_line(capsys)
 
@@ -223,7 +223,7 @@ def test_a_diverged_run_exits_1_and_says_so(tmp_path, capsys):
 @pytest.mark.usefixtures("mnist")
 def test_a_second_run_into_a_directory_in_use_is_refused_naming_the_first(tmp_path, capsys,
                                                                           monkeypatch):
-    import xpnet.train
+    import xpnet.training
 
     out = tmp_path / "run"
     out.mkdir()
@@ -231,7 +231,7 @@ def test_a_second_run_into_a_directory_in_use_is_refused_naming_the_first(tmp_pa
     def refuse(*args, **kwargs):
         raise AssertionError("training started in a run directory in use")
 
-    monkeypatch.setattr(xpnet.train, "train", refuse)
+    monkeypatch.setattr(xpnet.training, "train", refuse)
     with _lock_held_elsewhere(tmp_path, out) as holder:
         assert main(["train", "--iters", "3", "--out", str(out), "-q"]) == 1
         err = _one_error_line(capsys)
@@ -245,7 +245,7 @@ def test_a_second_run_into_a_directory_in_use_is_refused_naming_the_first(tmp_pa
 @pytest.mark.usefixtures("mnist")
 def test_the_command_holds_the_lock_until_the_run_is_written(tmp_path, monkeypatch):
     import xpnet.cli
-    import xpnet.train
+    import xpnet.training
 
     out = tmp_path / "run"
     probe = tmp_path / "probe.py"
@@ -266,7 +266,7 @@ def test_the_command_holds_the_lock_until_the_run_is_written(tmp_path, monkeypat
                               text=True, timeout=60, check=True).stdout.strip()
 
     seen = {}
-    real_train, real_write = xpnet.train.train, xpnet.cli._write_run
+    real_train, real_write = xpnet.training.train, xpnet.cli._write_run
 
     def train(*args, **kwargs):
         seen["training"] = other_process()
@@ -276,7 +276,7 @@ def test_the_command_holds_the_lock_until_the_run_is_written(tmp_path, monkeypat
         seen["writing"] = other_process()
         return real_write(*args, **kwargs)
 
-    monkeypatch.setattr(xpnet.train, "train", train)
+    monkeypatch.setattr(xpnet.training, "train", train)
     monkeypatch.setattr(xpnet.cli, "_write_run", write_run)
     assert main(["train", "--iters", "3", "--out", str(out), "-q", "--no-plot"]) == 0
     assert seen == {"training": "refused", "writing": "refused"}

@@ -19,7 +19,7 @@ from xpnet.cuda.compile_check import LAYOUTS, main, variants
 from xpnet.cuda.graph import graph_safe
 from xpnet.cuda.kernels import KERNELS, KernelSource
 from xpnet.ops import CupyOps, ops_for
-from xpnet.train import sgd_step, train
+from xpnet.training import sgd_step, train
 
 BROKEN = KernelSource("broken", "T x", "T y", "y = x + undefined_name;")
 

@@ -13,7 +13,7 @@ import pytest
 import xpnet
 from xpnet.backend import to_numpy
 from xpnet.rng import random_generator
-from xpnet.train import train
+from xpnet.training import train
 
 
 @pytest.fixture

@@ -16,13 +16,13 @@ from xpnet import backend
 from xpnet.cuda.graph import graph_safe
 from xpnet.layers import Affine, Relu, SoftmaxWithLoss
 from xpnet.ops import CupyOps, Ops, ops_for
-from xpnet.train import train
+from xpnet.training import train
 
 
 def test_cpu_training_never_imports_cupy():
     code = (
         "import sys, numpy as np, xpnet\n"
-        "from xpnet.train import train\n"
+        "from xpnet.training import train\n"
         "from xpnet.backend import get_namespace\n"
         "from xpnet.ops import Ops, ops_for\n"
         "rng = np.random.default_rng(0)\n"

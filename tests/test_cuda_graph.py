@@ -10,10 +10,9 @@ import pytest
 
 import xpnet
 import xpnet.ops.cupy_ops
-import xpnet.train as train_module
 from xpnet.backend import to_numpy
 from xpnet.cuda.graph import CudaGraphStep, graph_safe
-from xpnet.train import train
+from xpnet.training import train
 
 ITERS = 8
 
@@ -46,17 +45,17 @@ def _run_extend(xp, cuda_graph, **kw):
 
 @pytest.fixture
 def graph_steps(monkeypatch):
-    """The CudaGraphStep objects train() makes, for inspection."""
+    """The CudaGraphStep objects train() makes, for inspection (its GraphStep asks the CuPy
+    operations for one: :meth:`CupyOps.graph_step`)."""
     made = []
-    real = train_module._make_step
+    real = xpnet.ops.cupy_ops.CupyOps.graph_step
 
-    def spy(*args, **kwargs):
-        step, context = real(*args, **kwargs)
-        if hasattr(step, "graph_step"):
-            made.append(step.graph_step)
-        return step, context
+    def spy(self, *args, **kwargs):
+        step = real(self, *args, **kwargs)
+        made.append(step)
+        return step
 
-    monkeypatch.setattr(train_module, "_make_step", spy)
+    monkeypatch.setattr(xpnet.ops.cupy_ops.CupyOps, "graph_step", spy)
     return made
 
 

@@ -59,7 +59,7 @@ def _equality_cases():
 
 
 def _run_equal(comm, out: Path) -> None:
-    from xpnet.train import train
+    from xpnet.training import train
 
     x, t = clusters(0, 400, 20, 4, 1.0)
     for name, make_net, make_opt in _equality_cases():
@@ -95,7 +95,7 @@ def _bn_data():
 
 def _bn_run(comm, out: Path | None = None):
     from xpnet import MultiLayerNetExtend
-    from xpnet.train import train
+    from xpnet.training import train
 
     net = MultiLayerNetExtend(30, [64, 64], 10, use_batchnorm=True, dtype="float32", seed=0)
     history = train(net, *_bn_data(), iters=400, batch_size=100, optimizer="adam", seed=0,
@@ -115,7 +115,7 @@ def _run_kill(comm, out: Path, how: str) -> None:
     import signal
 
     from xpnet import TwoLayerNet
-    from xpnet.train import train
+    from xpnet.training import train
 
     x, t = clusters(0, 400, 20, 4, 1.0)
     net = TwoLayerNet(20, 16, 4, seed=0)
@@ -145,7 +145,7 @@ def _run_ctrl_c(comm, out: Path, who: str) -> None:
 
     from xpnet import MultiLayerNet
     from xpnet.optim import Adam
-    from xpnet.train import train
+    from xpnet.training import train
 
     x, t = clusters(0, 400, 20, 4, 1.0)
     net = MultiLayerNet(20, [16, 12], 4, dtype="float64", seed=0)
@@ -174,8 +174,8 @@ def _run_cupy(comm, out: Path, case: str) -> None:
 
     from xpnet import TwoLayerNet
     from xpnet.backend import to_numpy
-    from xpnet.parallel import Communicator, local_device
-    from xpnet.train import train
+    from xpnet.training import train
+    from xpnet.training.parallel import Communicator, local_device
 
     x, t = clusters(0, 400, 20, 4, 1.0)
     wrapped = Communicator(comm)
@@ -225,7 +225,7 @@ def _mpiexec(case: str, out: Path, timeout: float, *extra: str, env: dict | None
 
 @needs_mpi
 def test_two_processes_equal_one_process(tmp_path):
-    from xpnet.train import train
+    from xpnet.training import train
 
     proc, _ = _mpiexec("equal", tmp_path, 120)
     assert proc.returncode == 0, proc.stderr
@@ -285,7 +285,7 @@ def test_ctrl_c_stops_every_rank_after_one_step_and_the_checkpoint_resumes(tmp_p
     from xpnet import MultiLayerNet
     from xpnet.checkpoint import load_checkpoint
     from xpnet.optim import Adam
-    from xpnet.train import train
+    from xpnet.training import train
 
     proc, seconds = _mpiexec(f"ctrl-c-{who}", tmp_path, 90)
     assert proc.returncode == 0, proc.stderr
@@ -393,11 +393,11 @@ def test_nccl_absent_is_said_in_one_line_naming_the_package():
 def test_single_process_use_imports_no_mpi():
     code = ("import sys, numpy as np\n"
             "from xpnet import TwoLayerNet\n"
-            "from xpnet.train import train\n"
+            "from xpnet.training import train\n"
             "x = np.random.default_rng(0).normal(size=(40, 4)); t = np.arange(40) % 2\n"
             "train(TwoLayerNet(4, 3, 2, seed=0), x, t, x, t, iters=3, batch_size=10)\n"
-            "print(sorted(m for m in sys.modules if m.startswith(('mpi4py', 'xpnet.parallel',"
-            " 'cupy'))))\n")
+            "print(sorted(m for m in sys.modules if m.startswith(('mpi4py',"
+            " 'xpnet.training.parallel', 'cupy'))))\n")
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
                           text=True, timeout=60, env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert proc.returncode == 0, proc.stderr

@@ -13,7 +13,7 @@ pytest.importorskip("matplotlib", reason="the figures need matplotlib (the plot 
 
 from xpnet import TwoLayerNet
 from xpnet.plot import history_figure
-from xpnet.train import train
+from xpnet.training import train
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 

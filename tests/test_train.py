@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from xpnet import TwoLayerNet
-from xpnet.train import History, NonFiniteLossError, sgd_step, train
+from xpnet.training import History, NonFiniteLossError, sgd_step, train
 
 
 def clusters(rng: np.random.Generator, n: int, features: int = 20, classes: int = 3):
@@ -211,7 +211,7 @@ class WatchCupy:
 
 sys.meta_path.insert(0, WatchCupy())
 import numpy as np, xpnet
-from xpnet.train import train
+from xpnet.training import train
 rng = np.random.default_rng(0)
 x = rng.random((200, 784), dtype=np.float32)
 t = rng.integers(0, 10, 200)

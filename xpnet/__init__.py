@@ -13,7 +13,7 @@ _limit_before_numpy()
 import importlib as _importlib
 import types as _types
 
-from . import backend, conv, cuda, functions, gradcheck, layers, nets, optim, train, util
+from . import backend, conv, cuda, functions, gradcheck, layers, nets, optim, util
 from ._version import __version__
 from .backend import cuda_available, get_namespace, to_numpy
 from .book_pickle import UnsafePickleError, load_book_params
@@ -64,7 +64,7 @@ from .optim import (
     RMSprop,
     get_optimizer,
 )
-from .trainer import Trainer
+from .training import Trainer, train
 from .util import conv_output_size, shuffle_dataset, smooth_curve
 
 

@@ -9,7 +9,7 @@ sizes, options and dtype, the optimizer's name, hyper-parameters and step count,
 batch-order generator (NumPy's ``bit_generator.state``) and of the dropout generator, the
 iteration, the history so far, the run's settings and the xpnet version.
 
-:func:`xpnet.train.train` writes one at every evaluation and on Ctrl-C (``checkpoint=PATH``) and
+:func:`xpnet.train` writes one at every evaluation and on Ctrl-C (``checkpoint=PATH``) and
 continues from one (``resume_from=load_checkpoint(PATH)``): the run then takes exactly the steps
 the uninterrupted run would have taken.
 """
@@ -163,7 +163,7 @@ def save_checkpoint(path: str | os.PathLike[str], *, net: Any, optimizer: Any, h
 class Checkpoint:
     """A loaded, validated checkpoint (host data only). Rebuild its network with
     :meth:`build_net` and optimizer with :meth:`build_optimizer`, or hand it to
-    :func:`xpnet.train.train` as ``resume_from`` with a matching network and optimizer."""
+    :func:`xpnet.train` as ``resume_from`` with a matching network and optimizer."""
 
     path: Path
     meta: dict[str, Any]
@@ -277,7 +277,7 @@ class Checkpoint:
 
     def restore(self, net: Any, optimizer: Any, history: Any,
                 rng: np.random.Generator) -> tuple[int, np.ndarray | None, int]:
-        """Put the checkpoint's state into a run that :func:`xpnet.train.train` has set up:
+        """Put the checkpoint's state into a run that :func:`xpnet.train` has set up:
         the network and optimizer (which must match), ``history`` (the run so far; the new
         settings in ``history.config`` must agree with the saved ones) and the batch-order
         generator ``rng``. Returns ``(next iteration, permutation in use or None, iteration
@@ -306,13 +306,8 @@ class Checkpoint:
             raise CheckpointError(f"{self.path}: {exc}") from None
         rng.bit_generator.state = self.meta["loop"]["rng"]
         old = self.meta["history"]
-        from .train import EpochRecord
-
-        history.epochs[:] = [EpochRecord(**record) for record in old["epochs"]]
-        history.loss[:] = old["loss"]
+        history.continue_from(old)  # the run's History rebuilds its own records
         history.iterations = self.iteration
-        history.train_time = float(old.get("train_time", 0.0))
-        history.wall_time = float(old.get("wall_time", 0.0))
         history.config["resumed"] = [*old["config"].get("resumed", []), {
             "iteration": self.iteration, "backend": history.backend, "device": history.device,
             "xpnet": _xpnet_version()}]
@@ -611,7 +606,7 @@ def _take_exclusive(path: Path) -> int:
 
 
 class Checkpointer:
-    """What :func:`xpnet.train.train` calls: ``save`` at each evaluation and on Ctrl-C, and,
+    """What :func:`xpnet.train` calls: ``save`` at each evaluation and on Ctrl-C, and,
     as a context manager around the loop, a Ctrl-C (SIGINT) handler that turns the signal into
     ``KeyboardInterrupt`` only at :meth:`poll` (the top of a step), so the state saved on
     Ctrl-C is never half a step. With ``path=None`` every method does nothing.

@@ -316,7 +316,7 @@ def _resume_train(args: argparse.Namespace) -> int:
     """``xpnet train --resume RUN_DIR``: continue the run from its checkpoint (into ``--out``
     when given, else into RUN_DIR itself)."""
     from .checkpoint import CHECKPOINT_NAME, CheckpointError, load_checkpoint
-    from .train import train
+    from .training import train
 
     fixed = _given(getattr(args, "argv", None) or [], RESUME_FIXED)
     if fixed:
@@ -376,7 +376,7 @@ def _mpi_communicator() -> Any:
 
     if not launched_by_mpi():
         return None  # the common case: nothing of MPI imported
-    from .parallel import from_environment
+    from .training.parallel import from_environment
 
     try:
         return from_environment()
@@ -403,7 +403,7 @@ def _setup_train(args: argparse.Namespace, comm: Any) -> tuple[Any, Any]:
     if comm is not None:
         _check_batchnorm_batch(args, comm.size)
         if device is None:  # CuPy: the GPU of this rank's node-local rank
-            from .parallel import local_device
+            from .training.parallel import local_device
 
             device = local_device(comm, xp)
     try:
@@ -430,7 +430,7 @@ def _check_batch_size(args: argparse.Namespace, train_size: int, comm: Any) -> N
 
 def cmd_train(args: argparse.Namespace) -> int:
     from .checkpoint import CHECKPOINT_NAME
-    from .train import train
+    from .training import train
 
     comm = _mpi_communicator()
     if args.resume is not None:

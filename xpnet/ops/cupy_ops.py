@@ -281,7 +281,7 @@ def nccl_problem() -> str | None:
 class _NcclCollectives:
     """Sum and broadcast of CuPy arrays over the job's ranks by NCCL, on the current stream;
     the communicator is made on first use (its unique id travels over MPI, through ``comm``:
-    an :class:`xpnet.parallel.Communicator`)."""
+    an :class:`xpnet.training.parallel.Communicator`)."""
 
     def __init__(self, comm: Any) -> None:
         self._comm = comm

@@ -42,13 +42,13 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 import numpy as np
 
-from . import blas_threads
-from .backend import (
+from .. import blas_threads
+from ..backend import (
     Array,
     backend_name,
     cuda_device_count,
@@ -56,11 +56,14 @@ from .backend import (
     parse_device,
     to_numpy,
 )
-from .backend import asarray as _asarray
-from .backend import device as device_of
-from .ops import ops_for
+from ..backend import asarray as _asarray
+from ..backend import device as device_of
+from ..ops import ops_for
+from ..optim import SGD
+from .steps import Step, loss_reader, takes_scale
 
-__all__ = ["Communicator", "DataParallel", "from_environment", "launched_by_mpi", "local_device"]
+__all__ = ["Communicator", "DataParallel", "ParallelStep", "from_environment", "launched_by_mpi",
+           "local_device"]
 
 
 def launched_by_mpi() -> bool:
@@ -293,7 +296,7 @@ def _running_stat_layers(net: Any) -> list[Any]:
 
 
 class DataParallel:
-    """What :func:`xpnet.train.train` needs to train on several ranks (see the module text)."""
+    """What :func:`xpnet.train` needs to train on several ranks (see the module text)."""
 
     def __init__(self, comm: Any, *, batch_size: int, cuda_graph: bool = False) -> None:
         self.comm = comm if isinstance(comm, Communicator) else Communicator(comm)
@@ -332,13 +335,20 @@ class DataParallel:
             _assign(params, key, value)
 
     def make_step(self, net: Any, xp: Any, x_train: Array, t_train: Array,
-                  optimizer: Any) -> tuple[Callable[[Array], Array], Any]:
-        """``(step, context)`` as :func:`xpnet.train._make_step` returns them."""
-        from .optim import SGD
-        from .train import _loss_reader, _takes_scale
+                  optimizer: Any) -> tuple[Step, AbstractContextManager[Any]]:
+        """``(step, context)`` as :func:`xpnet.training.steps.make_step` returns them: the
+        :class:`ParallelStep`, and its guard to run the steps inside. Collective: decides how
+        the arrays travel (the same on every rank) and starts every rank from rank 0's
+        parameters."""
+        first = next(iter(net.params.values()))
+        self._choose_transport(xp, first)
+        self.broadcast_params(net)
+        step = ParallelStep(self, net, xp, x_train, t_train, optimizer)
+        return step, step.context()
 
-        params = net.params
-        first = next(iter(params.values()))
+    def _choose_transport(self, xp: Any, first: Array) -> None:
+        """The device's collectives (NCCL) where every rank can use them, else MPI on the host;
+        :attr:`note` says what it costs when that is a host copy."""
         ops = ops_for(xp)
         collectives = ops.collectives(self.comm, device_of(first))
         if collectives is not None:
@@ -349,48 +359,10 @@ class DataParallel:
                     self.note = (f"note: {problem}; until then the gradients go through MPI "
                                  "on the host each step (slower)")
         self.comm.collectives = collectives
-        self.broadcast_params(net)
-        read_loss = _loss_reader(net)
-        takes_scale = _takes_scale(net)
-        folded = type(optimizer) is SGD and takes_scale
-        lo, hi = self.comm.share(self.batch_size)
-        weight = (hi - lo) / self.batch_size
-        keys = list(params.keys())
-        dtype = params[keys[0]].dtype
-        dev = device_of(params[keys[0]])
-        host = collectives is None
-        if host and not isinstance(first, np.ndarray) and self.is_root and self.note is None:
+        if (collectives is None and not isinstance(first, np.ndarray) and self.is_root
+                and self.note is None):
             self.note = (f"note: {backend_name(xp)} arrays go through a host copy for MPI "
                          "each step (NumPy and CuPy/NCCL need none)")
-
-        def step(idx: Array) -> Array:
-            mine = idx[lo:hi]
-            x_batch = xp.take(x_train, mine, axis=0)
-            t_batch = xp.take(t_train, mine, axis=0)
-            if takes_scale:
-                grads = net.gradient(x_batch, t_batch,
-                                     scale=(optimizer.lr if folded else 1.0) * weight)
-                values = [grads[k] for k in keys]
-            else:
-                grads = net.gradient(x_batch, t_batch)
-                values = [grads[k] * weight for k in keys]
-            loss = xp.asarray(read_loss(x_batch, t_batch), dtype=dtype, device=dev)
-            tail = [xp.reshape(loss * weight, (1,))]
-            if host:
-                tail.append(xp.asarray([1.0 if self._stop else 0.0], dtype=dtype, device=dev))
-            buf = self.comm.allreduce_(_pack(xp, values, tail))
-            summed = dict(zip(keys, _unpack(xp, buf, values), strict=True))
-            if folded:
-                for key in keys:
-                    params[key] -= summed[key]
-            else:
-                optimizer.update(params, summed)
-            # The update is applied: the step is whole. poll() stops the loop before the next
-            # one, on every rank alike, once train() has counted this one.
-            self._agreed = float(buf[-1]) > 0 if host else self._stop_elsewhere()
-            return buf[buf.shape[0] - (2 if host else 1)]
-
-        return step, self.guard()
 
     def poll(self) -> None:
         """Raise ``KeyboardInterrupt`` if the last step's allreduce carried a Ctrl-C from any
@@ -447,3 +419,67 @@ class DataParallel:
         for i, layer in enumerate(layers):
             layer.running_mean = xp.asarray(out[2 * i], copy=True)
             layer.running_var = xp.asarray(out[2 * i + 1], copy=True)
+
+
+class ParallelStep(Step):
+    """One data-parallel step (see the module text): this rank's share of the global batch of
+    rows ``idx``, its gradient weighted by the share's size, one fused allreduce of the
+    gradients and the loss (and, on the host transport, the Ctrl-C flag), the update.
+    Returns the whole batch's loss, the same on every rank."""
+
+    def __init__(self, parallel: DataParallel, net: Any, xp: Any, x_train: Array,
+                 t_train: Array, optimizer: Any) -> None:
+        params = net.params
+        self.parallel, self.net, self.xp, self.optimizer = parallel, net, xp, optimizer
+        self.x_train, self.t_train, self.params = x_train, t_train, params
+        self.read_loss = loss_reader(net)
+        self.takes_scale = takes_scale(net)
+        self.folded = type(optimizer) is SGD and self.takes_scale
+        self.lo, self.hi = parallel.comm.share(parallel.batch_size)
+        self.weight = (self.hi - self.lo) / parallel.batch_size
+        self.keys = list(params.keys())
+        self.dtype = params[self.keys[0]].dtype
+        self.device = device_of(params[self.keys[0]])
+        self.host = parallel.comm.collectives is None  # the stop flag rides on the allreduce
+
+    def _gradients(self, x_batch: Array, t_batch: Array) -> list[Array]:
+        """This share's gradients, times its weight (and the folded learning rate)."""
+        net, weight = self.net, self.weight
+        if self.takes_scale:
+            grads = net.gradient(x_batch, t_batch,
+                                 scale=(self.optimizer.lr if self.folded else 1.0) * weight)
+            return [grads[k] for k in self.keys]
+        grads = net.gradient(x_batch, t_batch)
+        return [grads[k] * weight for k in self.keys]
+
+    def __call__(self, idx: Array, /) -> Array:
+        xp, parallel, keys = self.xp, self.parallel, self.keys
+        mine = idx[self.lo:self.hi]
+        x_batch = xp.take(self.x_train, mine, axis=0)
+        t_batch = xp.take(self.t_train, mine, axis=0)
+        values = self._gradients(x_batch, t_batch)
+        loss = xp.asarray(self.read_loss(x_batch, t_batch), dtype=self.dtype, device=self.device)
+        tail = [xp.reshape(loss * self.weight, (1,))]
+        if self.host:
+            tail.append(xp.asarray([1.0 if parallel._stop else 0.0], dtype=self.dtype,
+                                   device=self.device))
+        # parallel.comm.allreduce_ is looked up each step (benchmarks.parallel times it).
+        buf = parallel.comm.allreduce_(_pack(xp, values, tail))
+        summed = dict(zip(keys, _unpack(xp, buf, values), strict=True))
+        if self.folded:
+            for key in keys:
+                self.params[key] -= summed[key]
+        else:
+            self.optimizer.update(self.params, summed)
+        # The update is applied: the step is whole. poll() stops the loop before the next
+        # one, on every rank alike, once the loop has counted this one.
+        parallel._agreed = float(buf[-1]) > 0 if self.host else parallel._stop_elsewhere()
+        return buf[buf.shape[0] - (2 if self.host else 1)]
+
+    def context(self) -> AbstractContextManager[Any]:
+        """Ctrl-C as a flag all ranks act on; any other error aborts every rank."""
+        return self.parallel.guard()
+
+    def poll(self) -> None:
+        """Stop (``KeyboardInterrupt``) when the last allreduce carried a Ctrl-C."""
+        self.parallel.poll()
