@@ -11,8 +11,9 @@ deep    [conv3x3 - relu - conv3x3 - relu - pool] x 3,       (DeepConvNet; conv4 
 
 Contenders, interleaved round-robin in every repetition:
 
-book-f64   the book's layers (np.pad + im2col loop into a float64 buffer, col @ W, argmax pool,
-           col2im): it runs in float64 whatever the input, because its buffers are float64
+book-f64   the book's layers as ``benchmarks.book`` restates them (np.pad + im2col loop into a
+           float64 buffer, col @ W, argmax pool, col2im): it runs in float64 whatever the
+           input, because its buffers are float64
 xpnet-f32  xpnet.conv + xpnet.layers.Relu on NumPy float32 (no dx for the first layer: the
            network's first convolution has input_grad=False)
 xpnet-f64  the same in float64
@@ -43,6 +44,7 @@ import contextlib
 
 import array_api_compat.numpy as xnp
 
+from benchmarks import book
 from xpnet.conv import Convolution, Pooling
 from xpnet.layers import Relu
 
@@ -52,83 +54,6 @@ STACKS: dict[str, list[Any]] = {
     "deep": [(16, 3, 1, 1), (16, 3, 1, 1), "pool", (32, 3, 1, 1), (32, 3, 1, 2), "pool",
              (64, 3, 1, 1), (64, 3, 1, 1), "pool"],
 }
-
-
-# --- the book's layers, re-written in its style (float64 buffers, loops over the window) ---
-
-def book_im2col(x, fh, fw, stride, pad):
-    n, c, h, w = x.shape
-    oh, ow = (h + 2 * pad - fh) // stride + 1, (w + 2 * pad - fw) // stride + 1
-    img = np.pad(x, [(0, 0), (0, 0), (pad, pad), (pad, pad)], "constant")
-    col = np.zeros((n, c, fh, fw, oh, ow))
-    for i in range(fh):
-        for j in range(fw):
-            col[:, :, i, j, :, :] = img[:, :, i:i + stride * oh:stride, j:j + stride * ow:stride]
-    return col.transpose(0, 4, 5, 1, 2, 3).reshape(n * oh * ow, -1)
-
-
-def book_col2im(col, shape, fh, fw, stride, pad):
-    n, c, h, w = shape
-    oh, ow = (h + 2 * pad - fh) // stride + 1, (w + 2 * pad - fw) // stride + 1
-    col = col.reshape(n, oh, ow, c, fh, fw).transpose(0, 3, 4, 5, 1, 2)
-    img = np.zeros((n, c, h + 2 * pad + stride - 1, w + 2 * pad + stride - 1))
-    for i in range(fh):
-        for j in range(fw):
-            img[:, :, i:i + stride * oh:stride, j:j + stride * ow:stride] += col[:, :, i, j, :, :]
-    return img[:, :, pad:h + pad, pad:w + pad]
-
-
-class BookConv:
-    def __init__(self, W, b, stride, pad):
-        self.W, self.b, self.stride, self.pad = W, b, stride, pad
-
-    def forward(self, x):
-        fn, _c, fh, fw = self.W.shape
-        n, _, h, w = x.shape
-        oh = (h + 2 * self.pad - fh) // self.stride + 1
-        ow = (w + 2 * self.pad - fw) // self.stride + 1
-        self.x = x
-        self.col = book_im2col(x, fh, fw, self.stride, self.pad)
-        self.col_W = self.W.reshape(fn, -1).T
-        out = np.dot(self.col, self.col_W) + self.b
-        return out.reshape(n, oh, ow, -1).transpose(0, 3, 1, 2)
-
-    def backward(self, dout):
-        fn, c, fh, fw = self.W.shape
-        dout = dout.transpose(0, 2, 3, 1).reshape(-1, fn)
-        self.db = np.sum(dout, axis=0)
-        self.dW = np.dot(self.col.T, dout).transpose(1, 0).reshape(fn, c, fh, fw)
-        dcol = np.dot(dout, self.col_W.T)
-        return book_col2im(dcol, self.x.shape, fh, fw, self.stride, self.pad)
-
-
-class BookRelu:
-    def forward(self, x):
-        self.mask = x <= 0
-        out = x.copy()
-        out[self.mask] = 0
-        return out
-
-    def backward(self, dout):
-        dout[self.mask] = 0
-        return dout
-
-
-class BookPool:
-    def forward(self, x):
-        n, c, h, w = x.shape
-        oh, ow = (h - 2) // 2 + 1, (w - 2) // 2 + 1
-        col = book_im2col(x, 2, 2, 2, 0).reshape(-1, 4)
-        self.x = x
-        self.arg_max = np.argmax(col, axis=1)
-        return np.max(col, axis=1).reshape(n, oh, ow, c).transpose(0, 3, 1, 2)
-
-    def backward(self, dout):
-        dout = dout.transpose(0, 2, 3, 1)
-        dmax = np.zeros((dout.size, 4))
-        dmax[np.arange(self.arg_max.size), self.arg_max.flatten()] = dout.flatten()
-        dcol = dmax.reshape(-1, dout.shape[3] * 4)
-        return book_col2im(dcol, self.x.shape, 2, 2, 2, 0)
 
 
 # --- building the stacks ----------------------------------------------------------------
@@ -150,12 +75,12 @@ def _numpy_layers(stack, weights, kind, dtype):
     layers, k = [], 0
     for item in stack:
         if item == "pool":
-            layers.append(BookPool() if kind == "book" else Pooling(2, 2, 2))
+            layers.append(book.Pooling(2, 2, 2) if kind == "book" else Pooling(2, 2, 2))
             continue
         W, b = (a.astype(dtype) for a in weights[k])
         _, _, s, p = item
         if kind == "book":
-            layers += [BookConv(W, b, s, p), BookRelu()]
+            layers += [book.Convolution(W, b, s, p), book.Relu()]
         else:
             layers += [Convolution(W, b, s, p, input_grad=k > 0), Relu()]
         k += 1

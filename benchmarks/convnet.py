@@ -9,9 +9,9 @@ Contenders, interleaved round-robin in one process (blocks of ``--steps`` steps,
 repetitions, medians reported):
 
 xpnet-numpy   ``xpnet.nets.SimpleConvNet``/``DeepConvNet`` in float32 + ``xpnet.optim.Adam``
-book-im2col   the book's im2col implementation, restated here in its style (NumPy, row-layout
-              ``im2col``/``col2im``, ``argmax`` pooling, float64 weights as in the book, the
-              first convolution's input gradient computed as the book does)
+book-im2col   the book's im2col implementation as ``benchmarks.book`` restates it (NumPy,
+              row-layout ``im2col``/``col2im``, ``argmax`` pooling, float64 weights as in the
+              book, the first convolution's input gradient computed as the book does)
 torch-eager   ``nn.Conv2d``/``max_pool2d``/``nn.Linear`` (+ dropout), ``cross_entropy``,
               ``loss.backward()`` and ``torch.optim.Adam``: what a PyTorch user writes
 
@@ -61,11 +61,12 @@ from typing import Any
 
 import numpy as np
 
+from . import book
 from .__main__ import machine, pin_threads
+from .book import DEEP_PADS
 
 LR = 0.001
 MODELS = ("simple", "deep")
-DEEP_PADS = (1, 1, 1, 2, 1, 1)
 
 
 def initial_params(model: str, seed: int) -> dict[str, np.ndarray]:
@@ -109,179 +110,22 @@ def xpnet_step(model: str, x: np.ndarray, t: np.ndarray, batch: int,
     return step
 
 
-# --- the book's implementation, restated --------------------------------------------------------
-
-def book_im2col(img: np.ndarray, fh: int, fw: int, stride: int = 1, pad: int = 0) -> np.ndarray:
-    n, c, h, w = img.shape
-    oh, ow = (h + 2 * pad - fh) // stride + 1, (w + 2 * pad - fw) // stride + 1
-    padded = np.pad(img, [(0, 0), (0, 0), (pad, pad), (pad, pad)], "constant")
-    col = np.zeros((n, c, fh, fw, oh, ow))
-    for dy in range(fh):
-        for dx in range(fw):
-            col[:, :, dy, dx, :, :] = padded[:, :, dy:dy + stride * oh:stride,
-                                             dx:dx + stride * ow:stride]
-    return col.transpose(0, 4, 5, 1, 2, 3).reshape(n * oh * ow, -1)
-
-
-def book_col2im(col: np.ndarray, shape: tuple[int, ...], fh: int, fw: int, stride: int = 1,
-                pad: int = 0) -> np.ndarray:
-    n, c, h, w = shape
-    oh, ow = (h + 2 * pad - fh) // stride + 1, (w + 2 * pad - fw) // stride + 1
-    col = col.reshape(n, oh, ow, c, fh, fw).transpose(0, 3, 4, 5, 1, 2)
-    img = np.zeros((n, c, h + 2 * pad + stride - 1, w + 2 * pad + stride - 1))
-    for dy in range(fh):
-        for dx in range(fw):
-            img[:, :, dy:dy + stride * oh:stride, dx:dx + stride * ow:stride] += col[:, :, dy, dx]
-    return img[:, :, pad:h + pad, pad:w + pad]
-
-
-class BookConv:
-    def __init__(self, W: np.ndarray, b: np.ndarray, stride: int = 1, pad: int = 0) -> None:
-        self.W, self.b, self.stride, self.pad = W, b, stride, pad
-
-    def forward(self, x: np.ndarray, train: bool) -> np.ndarray:
-        fn, _, fh, fw = self.W.shape
-        n, _, h, w = x.shape
-        oh = (h + 2 * self.pad - fh) // self.stride + 1
-        ow = (w + 2 * self.pad - fw) // self.stride + 1
-        self.x, self.col = x, book_im2col(x, fh, fw, self.stride, self.pad)
-        self.col_W = self.W.reshape(fn, -1).T
-        out = self.col @ self.col_W + self.b
-        return out.reshape(n, oh, ow, -1).transpose(0, 3, 1, 2)
-
-    def backward(self, dout: np.ndarray) -> np.ndarray:
-        fn, c, fh, fw = self.W.shape
-        dout = dout.transpose(0, 2, 3, 1).reshape(-1, fn)
-        self.db = dout.sum(axis=0)
-        self.dW = (self.col.T @ dout).transpose(1, 0).reshape(fn, c, fh, fw)
-        dcol = dout @ self.col_W.T
-        return book_col2im(dcol, self.x.shape, fh, fw, self.stride, self.pad)
-
-
-class BookPool:
-    def forward(self, x: np.ndarray, train: bool) -> np.ndarray:
-        n, c, h, w = x.shape
-        col = book_im2col(x, 2, 2, 2, 0).reshape(-1, 4)
-        self.x, self.arg_max = x, np.argmax(col, axis=1)
-        return np.max(col, axis=1).reshape(n, h // 2, w // 2, c).transpose(0, 3, 1, 2)
-
-    def backward(self, dout: np.ndarray) -> np.ndarray:
-        dout = dout.transpose(0, 2, 3, 1)
-        dmax = np.zeros((dout.size, 4))
-        dmax[np.arange(self.arg_max.size), self.arg_max.flatten()] = dout.flatten()
-        n, oh, ow, _ = dout.shape
-        dcol = dmax.reshape(n * oh * ow, -1)  # rows (n, y, x), columns (C, 2, 2)
-        return book_col2im(dcol, self.x.shape, 2, 2, 2, 0)
-
-
-class BookRelu:
-    def forward(self, x: np.ndarray, train: bool) -> np.ndarray:
-        self.mask = x <= 0
-        out = x.copy()
-        out[self.mask] = 0
-        return out
-
-    def backward(self, dout: np.ndarray) -> np.ndarray:
-        dout[self.mask] = 0
-        return dout
-
-
-class BookAffine:
-    def __init__(self, W: np.ndarray, b: np.ndarray) -> None:
-        self.W, self.b = W, b
-
-    def forward(self, x: np.ndarray, train: bool) -> np.ndarray:
-        self.shape = x.shape
-        self.x = x.reshape(x.shape[0], -1)
-        return self.x @ self.W + self.b
-
-    def backward(self, dout: np.ndarray) -> np.ndarray:
-        self.dW, self.db = self.x.T @ dout, dout.sum(axis=0)
-        return (dout @ self.W.T).reshape(self.shape)
-
-
-class BookDropout:
-    def __init__(self, rng: np.random.Generator, ratio: float = 0.5) -> None:
-        self.rng, self.ratio = rng, ratio
-
-    def forward(self, x: np.ndarray, train: bool) -> np.ndarray:
-        if not train:
-            return x * (1.0 - self.ratio)
-        self.mask = self.rng.random(x.shape) > self.ratio
-        return x * self.mask
-
-    def backward(self, dout: np.ndarray) -> np.ndarray:
-        return dout * self.mask
-
-
-def book_loss(scores: np.ndarray, t: np.ndarray) -> tuple[float, np.ndarray]:
-    """Softmax cross-entropy (the book's 1e-7 inside the log) and its gradient."""
-    z = scores - scores.max(axis=1, keepdims=True)
-    y = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
-    n = t.shape[0]
-    loss = -np.sum(np.log(y[np.arange(n), t] + 1e-7)) / n
-    dx = y.copy()
-    dx[np.arange(n), t] -= 1
-    return float(loss), dx / n
-
-
-class BookAdam:
-    def __init__(self, lr: float = LR, beta1: float = 0.9, beta2: float = 0.999) -> None:
-        self.lr, self.beta1, self.beta2, self.iter = lr, beta1, beta2, 0
-        self.m: dict[str, np.ndarray] = {}
-        self.v: dict[str, np.ndarray] = {}
-
-    def update(self, params: dict[str, np.ndarray], grads: dict[str, np.ndarray]) -> None:
-        if not self.m:
-            self.m = {k: np.zeros_like(v) for k, v in params.items()}
-            self.v = {k: np.zeros_like(v) for k, v in params.items()}
-        self.iter += 1
-        lr_t = self.lr * np.sqrt(1.0 - self.beta2 ** self.iter) / (1.0 - self.beta1 ** self.iter)
-        for k in params:
-            self.m[k] += (1 - self.beta1) * (grads[k] - self.m[k])
-            self.v[k] += (1 - self.beta2) * (grads[k] ** 2 - self.v[k])
-            params[k] -= lr_t * self.m[k] / (np.sqrt(self.v[k]) + 1e-7)
-
-
-def book_layers(model: str, p: dict[str, np.ndarray], seed: int) -> list[tuple[Any, str]]:
-    """``[(layer, parameter index or '')]`` in order."""
-    if model == "simple":
-        return [(BookConv(p["W1"], p["b1"]), "1"), (BookRelu(), ""), (BookPool(), ""),
-                (BookAffine(p["W2"], p["b2"]), "2"), (BookRelu(), ""),
-                (BookAffine(p["W3"], p["b3"]), "3")]
-    rng = np.random.default_rng(seed)
-    layers: list[tuple[Any, str]] = []
-    for i in range(1, 7):
-        layers += [(BookConv(p[f"W{i}"], p[f"b{i}"], 1, DEEP_PADS[i - 1]), str(i)),
-                   (BookRelu(), "")]
-        if i % 2 == 0:
-            layers.append((BookPool(), ""))
-    layers += [(BookAffine(p["W7"], p["b7"]), "7"), (BookRelu(), ""), (BookDropout(rng), ""),
-               (BookAffine(p["W8"], p["b8"]), "8"), (BookDropout(rng), "")]
-    return layers
-
+# --- the book's implementation (benchmarks.book) ------------------------------------------------
 
 def book_step(model: str, x: np.ndarray, t: np.ndarray, batch: int,
               seed: int) -> Callable[[int], Any]:
+    """The book's network and Adam on float64 weights (the images stay float32, as loaded)."""
     params = initial_params(model, seed)  # float64, as the book's
-    layers = book_layers(model, params, seed)
-    opt = BookAdam()
+    net = (book.simple_convnet(params) if model == "simple"
+           else book.deep_convnet(params, np.random.default_rng(seed)))
+    opt = book.Adam(lr=LR)
     order = batches(x.shape[0], batch, seed)
     labels = t.astype(np.int64)
 
     def step(i: int) -> Any:
         idx = order(i)
-        h = x[idx]
-        for layer, _ in layers:
-            h = layer.forward(h, True)
-        loss, d = book_loss(h, labels[idx])
-        grads = {}
-        for layer, k in reversed(layers):
-            d = layer.backward(d)
-            if k:
-                grads["W" + k], grads["b" + k] = layer.dW, layer.db
-        opt.update(params, grads)
-        return loss
+        opt.update(net.params, net.gradient(x[idx], labels[idx]))
+        return net.last_layer.loss
     return step
 
 
