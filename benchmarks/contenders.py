@@ -8,7 +8,6 @@ initial weights (``init_params``: NumPy ``default_rng(seed)``, as ``xpnet.TwoLay
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -63,6 +62,7 @@ class Data:
 
 
 def synthetic_data(n_train: int, n_test: int, d_in: int, seed: int = 0) -> Data:
+    """Random images in [0, 1) and labels, the shapes of MNIST's (no learning signal)."""
     rng = np.random.default_rng(seed)
     return Data(rng.random((n_train, d_in), dtype=np.float32),
                 rng.integers(0, 10, n_train).astype(np.uint8),
@@ -294,6 +294,7 @@ class TorchEager(Contender):
 
 
 def torch_available(device: str = "cpu") -> tuple[bool, str]:
+    """``(True, "ok")`` where torch imports (and sees a CUDA device for ``cuda``), else why not."""
     try:
         import torch
     except ImportError as exc:
@@ -351,8 +352,3 @@ def count_launches(contender: Contender, steps: int = 20) -> tuple[float | None,
         return None, "torch.profiler saw no device events (CUPTI did not trace this library)"
     return len(events) / steps, "torch.profiler (CUPTI), device events per step"
 
-
-def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
-    t0 = time.perf_counter()
-    out = fn()
-    return time.perf_counter() - t0, out

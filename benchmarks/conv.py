@@ -26,27 +26,21 @@ to book-f64, and NumPy contenders' peak traced memory (tracemalloc, one untimed 
 from __future__ import annotations
 
 import argparse
-import json
+import contextlib
 import platform
 import statistics
 import sys
-import time
-import tracemalloc
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
+import array_api_compat.numpy as xnp
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-import contextlib
-
-import array_api_compat.numpy as xnp
-
-from benchmarks import book
 from xpnet.conv import Convolution, Pooling
 from xpnet.layers import Relu
+
+from . import book
+from .harness import Column, interleave, pin_threads, print_table, tracemalloc_mib, write_json
 
 # (out channels, filter, stride, pad) per convolution, "pool" for a 2x2 max pool.
 STACKS: dict[str, list[Any]] = {
@@ -58,7 +52,8 @@ STACKS: dict[str, list[Any]] = {
 
 # --- building the stacks ----------------------------------------------------------------
 
-def _weights(stack, seed=0):
+def _weights(stack: list[Any], seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
+    """He-initialised float64 filters and zero biases of each convolution of ``stack``."""
     rng = np.random.default_rng(seed)
     ws, c = [], 1
     for item in stack:
@@ -71,8 +66,11 @@ def _weights(stack, seed=0):
     return ws
 
 
-def _numpy_layers(stack, weights, kind, dtype):
-    layers, k = [], 0
+def _numpy_layers(stack: list[Any], weights: list[tuple[np.ndarray, np.ndarray]], kind: str,
+                  dtype: Any) -> list[Any]:
+    """The stack as the book's layers (``kind`` "book") or xpnet's, weights cast to ``dtype``."""
+    layers: list[Any] = []
+    k = 0
     for item in stack:
         if item == "pool":
             layers.append(book.Pooling(2, 2, 2) if kind == "book" else Pooling(2, 2, 2))
@@ -87,8 +85,8 @@ def _numpy_layers(stack, weights, kind, dtype):
     return layers
 
 
-def _numpy_step(layers, x, dout_of):
-    def step():
+def _numpy_step(layers: list[Any], x: Any, dout_of: Callable[[Any], Any]) -> Callable[[], None]:
+    def step() -> None:
         y = x
         for layer in layers:
             y = layer.forward(y)
@@ -98,7 +96,8 @@ def _numpy_step(layers, x, dout_of):
     return step
 
 
-def _torch_step(stack, weights, x_host):
+def _torch_step(stack: list[Any], weights: list[tuple[np.ndarray, np.ndarray]],
+                x_host: np.ndarray) -> Callable[[], None]:
     import torch
     import torch.nn.functional as F
 
@@ -106,7 +105,7 @@ def _torch_step(stack, weights, x_host):
     params = [(torch.from_numpy(W.astype(np.float32)).requires_grad_(),
                torch.from_numpy(b.astype(np.float32)).requires_grad_()) for W, b in weights]
 
-    def step():
+    def step() -> None:
         y, k = x, 0
         for item in stack:
             if item == "pool":
@@ -121,7 +120,8 @@ def _torch_step(stack, weights, x_host):
     return step
 
 
-def contenders(stack, batch):
+def contenders(stack: list[Any], batch: int) -> dict[str, Callable[[], None]]:
+    """One forward + backward of ``stack`` per contender (torch-f32 where torch imports)."""
     rng = np.random.default_rng(1)
     x = rng.random((batch, 1, 28, 28), dtype=np.float32)
     weights = _weights(stack)
@@ -138,45 +138,29 @@ def contenders(stack, batch):
     return found
 
 
-def _peak_mib(fn):
-    tracemalloc.start()
-    try:
-        fn()
-        return tracemalloc.get_traced_memory()[1] / 2**20
-    finally:
-        tracemalloc.stop()
-
-
 def pin(threads: int) -> dict[str, Any]:
-    from threadpoolctl import threadpool_info, threadpool_limits
-
-    pin._keep = threadpool_limits(threads)  # type: ignore[attr-defined]
-    info: dict[str, Any] = {"threads": threads,
-                            "blas": [f"{p.get('internal_api')} {p.get('version')} "
-                                     f"threads={p.get('num_threads')}"
-                                     for p in threadpool_info()]}
-    try:
-        import torch
-
-        torch.set_num_threads(threads)
-        info["torch"] = f"{torch.__version__} threads={torch.get_num_threads()}"
-    except ImportError:
-        info["torch"] = "not installed"
-    return info
+    """Pin BLAS and torch threads (``harness.pin_threads``); what runs, as this report words
+    it (the ``env`` of the JSON)."""
+    info = pin_threads(threads)
+    env: dict[str, Any] = {"threads": threads,
+                           "blas": [f"{p.get('internal_api')} {p.get('version')} "
+                                    f"threads={p.get('num_threads')}"
+                                    for p in info.get("pools", [])]}
+    torch = sys.modules.get("torch")  # pin_threads imported it where it is installed
+    env["torch"] = ("not installed" if torch is None
+                    else f"{torch.__version__} threads={torch.get_num_threads()}")
+    return env
 
 
-def run(names, repeat, batch):
+def run(names: list[str], repeat: int, batch: int) -> dict[str, Any]:
+    """Every stack of ``names``: its contenders interleaved, one call each per round."""
     report: dict[str, Any] = {}
     for name in names:
         found = contenders(STACKS[name], batch)
         for fn in found.values():  # warm up: first calls allocate and load kernels
             fn()
-        times: dict[str, list[float]] = {k: [] for k in found}
-        for _ in range(repeat):
-            for key, fn in found.items():
-                t0 = time.perf_counter()
-                fn()
-                times[key].append(time.perf_counter() - t0)
+        times = interleave({key: (lambda i, fn=fn: fn()) for key, fn in found.items()},
+                           reps=repeat, n_steps=1)
         med = {k: statistics.median(v) for k, v in times.items()}
         rows = {}
         for key, ts in times.items():
@@ -184,19 +168,20 @@ def run(names, repeat, batch):
                 "median_ms": med[key] * 1e3, "min_ms": min(ts) * 1e3, "max_ms": max(ts) * 1e3,
                 "vs_torch": med[key] / med["torch-f32"] if "torch-f32" in med else None,
                 "vs_book": med[key] / med["book-f64"],
-                "peak_mib": None if key.startswith("torch") else _peak_mib(found[key]),
+                "peak_mib": None if key.startswith("torch") else tracemalloc_mib(found[key]),
             }
         report[name] = rows
     return report
 
 
-def main(argv=None) -> int:
+def main(argv: list[str] | None = None) -> int:
+    """``python -m benchmarks.conv``."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--repeat", type=int, default=30)
     ap.add_argument("--batch", type=int, default=100)
     ap.add_argument("--stack", choices=[*STACKS, "all"], default="all")
-    ap.add_argument("--json", type=Path, help="also write the results as JSON here")
+    ap.add_argument("--json", help="also write the results as JSON here")
     args = ap.parse_args(argv)
     env = pin(args.threads)
     names = list(STACKS) if args.stack == "all" else [args.stack]
@@ -206,19 +191,16 @@ def main(argv=None) -> int:
           f"numpy {np.__version__}, torch {env['torch']}")
     for name, rows in report.items():
         print(f"\n{name}: forward + backward of the conv stack")
-        print(f"{'contender':<11} {'median ms':>10} {'min':>8} {'max':>8} {'x torch':>8} "
-              f"{'x book':>7} {'peak MiB':>9}")
-        for key, r in rows.items():
-            vs_t = f"{r['vs_torch']:.2f}" if r["vs_torch"] is not None else "-"
-            peak = f"{r['peak_mib']:.1f}" if r["peak_mib"] is not None else "-"
-            print(f"{key:<11} {r['median_ms']:>10.2f} {r['min_ms']:>8.2f} {r['max_ms']:>8.2f} "
-                  f"{vs_t:>8} {r['vs_book']:>7.3f} {peak:>9}")
+        print_table([Column("contender", 11, align="<"), Column("median ms", 10, ".2f"),
+                     Column("min", 8, ".2f"), Column("max", 8, ".2f"),
+                     Column("x torch", 8, ".2f", missing="-"), Column("x book", 7, ".3f"),
+                     Column("peak MiB", 9, ".1f", missing="-")],
+                    [[key, r["median_ms"], r["min_ms"], r["max_ms"], r["vs_torch"], r["vs_book"],
+                      r["peak_mib"]] for key, r in rows.items()])
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
         payload = {"env": env, "batch": args.batch, "repeat": args.repeat,
                    "machine": platform.platform(), "numpy": np.__version__, "results": report}
-        args.json.write_text(json.dumps(payload, indent=2))
-        print(f"\nwrote {args.json}")
+        print(f"\nwrote {write_json(args.json, payload)}")
     return 0
 
 

@@ -49,21 +49,32 @@ import argparse
 import functools
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
-import time
-import tracemalloc
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from . import book
-from .__main__ import machine, pin_threads
 from .book import DEEP_PADS
+from .harness import (
+    Column,
+    block_ratios,
+    epoch_order,
+    interleave,
+    machine,
+    max_rss_mib,
+    pin_threads,
+    prepare,
+    print_table,
+    rss_mib,
+    spread,
+    tracemalloc_mib,
+    train_images,
+    write_json,
+)
 
 LR = 0.001
 MODELS = ("simple", "deep")
@@ -77,23 +88,11 @@ def initial_params(model: str, seed: int) -> dict[str, np.ndarray]:
     return {k: np.array(v) for k, v in net.params.items()}
 
 
-def batches(n: int, batch: int, seed: int) -> Callable[[int], np.ndarray]:
-    """``order(i)``: the rows of step ``i`` (a fresh permutation every epoch)."""
-    rng = np.random.default_rng(seed)
-    per = n // batch
-    state: dict[str, np.ndarray] = {}
-
-    def order(i: int) -> np.ndarray:
-        if i % per == 0:
-            state["perm"] = rng.permutation(n)
-        return state["perm"][(i % per) * batch:(i % per + 1) * batch]
-    return order
-
-
 # --- xpnet ------------------------------------------------------------------------------------
 
 def xpnet_step(model: str, x: np.ndarray, t: np.ndarray, batch: int,
                seed: int) -> Callable[[int], Any]:
+    """xpnet's network in float32 and its Adam, batches gathered with ``take``."""
     from xpnet.nets import DeepConvNet, SimpleConvNet
     from xpnet.optim import Adam
 
@@ -101,7 +100,7 @@ def xpnet_step(model: str, x: np.ndarray, t: np.ndarray, batch: int,
     net = cls.from_params(initial_params(model, seed), dtype="float32",
                           **cls(seed=seed).config())
     opt = Adam(lr=LR)
-    order = batches(x.shape[0], batch, seed)
+    order = epoch_order(x.shape[0], batch, seed)
 
     def step(i: int) -> Any:
         idx = order(i)
@@ -119,7 +118,7 @@ def book_step(model: str, x: np.ndarray, t: np.ndarray, batch: int,
     net = (book.simple_convnet(params) if model == "simple"
            else book.deep_convnet(params, np.random.default_rng(seed)))
     opt = book.Adam(lr=LR)
-    order = batches(x.shape[0], batch, seed)
+    order = epoch_order(x.shape[0], batch, seed)
     labels = t.astype(np.int64)
 
     def step(i: int) -> Any:
@@ -133,6 +132,7 @@ def book_step(model: str, x: np.ndarray, t: np.ndarray, batch: int,
 
 def torch_step(model: str, x: np.ndarray, t: np.ndarray, batch: int,
                seed: int, device: str = "cpu") -> Callable[[int], Any]:
+    """The same network as ``torch.nn`` modules with autograd and ``torch.optim.Adam``."""
     import torch
     from torch import nn
 
@@ -174,7 +174,7 @@ def torch_step(model: str, x: np.ndarray, t: np.ndarray, batch: int,
     opt = torch.optim.Adam(net.parameters(), lr=LR)
     xt = torch.from_numpy(x).to(device)
     tt = torch.from_numpy(t.astype(np.int64)).to(device)
-    order = batches(x.shape[0], batch, seed)
+    order = epoch_order(x.shape[0], batch, seed)
 
     def step(i: int) -> Any:
         idx = torch.from_numpy(order(i)).to(device)
@@ -209,7 +209,7 @@ def xpnet_cupy_step(model: str, x: np.ndarray, t: np.ndarray, batch: int,
                           **cls(seed=seed).config())
     opt = Adam(lr=LR)
     xd, td = cupy.asarray(x), cupy.asarray(t.astype(np.int64))
-    order = batches(x.shape[0], batch, seed)
+    order = epoch_order(x.shape[0], batch, seed)
 
     def step(i: int) -> Any:
         idx = cupy.asarray(order(i))
@@ -291,66 +291,75 @@ FLOORS = {
 }
 
 
-def load(quick: bool, n_random: int = 2000) -> tuple[np.ndarray, np.ndarray, str]:
-    if not quick:
-        try:
-            from xpnet.datasets import load_mnist
-
-            (x, t), _ = load_mnist(flatten=False)
-            return x, t, "MNIST"
-        except Exception as exc:  # no data here: say so, use random data
-            print(f"note: MNIST not available ({exc}); using random data")
-    rng = np.random.default_rng(0)
-    return (rng.random((n_random, 1, 28, 28), dtype=np.float32),
-            rng.integers(0, 10, n_random).astype(np.uint8), "random")
-
-
-def _proc_status_mb(key: str) -> float | None:
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith(key + ":"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return None
-
-
-def _maxrss_mb() -> float:
-    """Peak resident set of this process: Linux's VmHWM (``ru_maxrss`` of a child started by
-    a big parent reports the parent's peak), else ``ru_maxrss``."""
-    peak = _proc_status_mb("VmHWM")
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 if peak is None else peak
-
-
-def _rss_mb() -> float:
-    """The resident set now (Linux ``/proc``; the peak elsewhere)."""
-    now = _proc_status_mb("VmRSS")
-    return _maxrss_mb() if now is None else now
-
-
 def probe(model: str, name: str, threads: int, batch: int, seed: int) -> dict[str, float]:
     """Memory of one contender's steps, in this (fresh) process: random data, 3 warm-up
     steps, then the growth of the max RSS over the resident set before them and the
     tracemalloc peak of one step."""
     pin_threads(threads)
-    x, t, _ = load(True, n_random=batch * 4)
+    x, t, _ = train_images(True, flatten=False, n_random=batch * 4)
     step = CONTENDERS[name](model, x, t, batch, seed)
-    base = _rss_mb()
+    base = rss_mib()
     for i in range(3):
         step(i)
-    tracemalloc.start()
-    step(3)
-    _, peak = tracemalloc.get_traced_memory()
-    tracemalloc.stop()
+    peak = tracemalloc_mib(lambda: step(3))
     for i in range(4, 9):
         step(i)
-    return {"tracemalloc_peak_mb": peak / 2**20, "max_rss_mb": _maxrss_mb(),
-            "max_rss_growth_mb": _maxrss_mb() - base}
+    return {"tracemalloc_peak_mb": peak, "max_rss_mb": max_rss_mib(),
+            "max_rss_growth_mb": max_rss_mib() - base}
+
+
+def memory(model: str, names: list[str], threads: int, batch: int) -> dict[str, Any]:
+    """``probe`` of each contender in a child process of its own (a fresh heap and RSS)."""
+    out: dict[str, Any] = {}
+    for name in names:
+        cmd = [sys.executable, "-m", "benchmarks.convnet", "--probe", model, name,
+               "--threads", str(threads), "--batch", str(batch)]
+        done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        try:
+            out[name] = json.loads(done.stdout.strip().splitlines()[-1])
+        except (IndexError, json.JSONDecodeError):
+            out[name] = {"error": done.stderr.strip()[-500:]}
+    return out
+
+
+def measure(model: str, x: np.ndarray, t: np.ndarray, args: argparse.Namespace) -> dict[str, Any]:
+    """One model's entry of the report: step times, ratios (overall and per block), the
+    floors' ratios to PyTorch, memory."""
+    pool = GPU_CONTENDERS if args.gpu else {**CONTENDERS, **FLOORS}
+    steps, skipped = prepare({name: functools.partial(make, model, x, t, args.batch, args.seed)
+                              for name, make in pool.items()}, args.warmup, f"{model}/")
+    n_steps = args.steps if model == "simple" else max(1, args.steps // 4)
+    times = interleave(steps, args.reps, n_steps, start=args.warmup)
+    med = {name: statistics.median(v) for name, v in times.items()}
+    entry: dict[str, Any] = {
+        "steps_per_block": n_steps,
+        "step_ms": {name: spread(times[name], 1e3) for name in med},
+        "skipped": skipped,
+    }
+    if "xpnet-cupy" in med and "torch-cuda" in med:
+        entry["ratios"] = {"xpnet-cupy/torch-cuda": med["xpnet-cupy"] / med["torch-cuda"]}
+    if "xpnet-numpy" in med:
+        others = [other for other in ("book-im2col", "torch-eager") if other in med]
+        entry["ratios"] = {f"xpnet/{other}": med["xpnet-numpy"] / med[other] for other in others}
+        # Block by block (each round ran the contenders back to back): the spread.
+        entry["ratio_per_block"] = {f"xpnet/{other}": block_ratios(times["xpnet-numpy"],
+                                                                   times[other])
+                                    for other in others}
+    if "torch-eager" in med:
+        entry["floor_ratios"] = {f"{name}/torch-eager": med[name] / med["torch-eager"]
+                                 for name in FLOORS if name in med}
+    if args.memory and not args.gpu:
+        entry["memory"] = memory(model, [n for n in steps if n in CONTENDERS], args.threads,
+                                 args.batch)
+    return entry
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Every model of ``args.models``, its contenders interleaved; the report."""
     threads = pin_threads(args.threads)
-    x, t, source = load(args.quick)
+    import xpnet  # noqa: F401  (after pinning; loaded now, its version goes into the record)
+
+    x, t, source = train_images(args.quick, flatten=False)
     report: dict[str, Any] = {
         "config": {"batch": args.batch, "optimizer": "adam", "lr": LR, "data": source,
                    "dtypes": {"xpnet-numpy": "float32", "book-im2col": "float64 (float32 x)",
@@ -360,84 +369,29 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "machine": machine(), "threads": threads, "models": {},
     }
     for model in args.models:
-        steps, skipped = {}, {}
-        pool = GPU_CONTENDERS if args.gpu else {**CONTENDERS, **FLOORS}
-        for name, make in pool.items():
-            try:
-                steps[name] = make(model, x, t, args.batch, args.seed)
-                for i in range(args.warmup):
-                    steps[name](i)
-                if hasattr(steps[name], "sync"):
-                    steps[name].sync()
-            except Exception as exc:  # a contender that cannot run is reported
-                skipped[name] = f"{type(exc).__name__}: {exc}"
-                print(f"skipped {model}/{name}: {skipped[name]}")
-        times: dict[str, list[float]] = {name: [] for name in steps}
-        counter = dict.fromkeys(steps, args.warmup)
-        n_steps = args.steps if model == "simple" else max(1, args.steps // 4)
-        for _ in range(args.reps):
-            for name, step in steps.items():  # interleaved: noise hits every contender alike
-                t0 = time.perf_counter()
-                for _ in range(n_steps):
-                    step(counter[name])
-                    counter[name] += 1
-                if hasattr(step, "sync"):  # a device runs ahead of the host: wait for it
-                    step.sync()
-                times[name].append((time.perf_counter() - t0) / n_steps)
-        med = {name: statistics.median(v) for name, v in times.items()}
-        entry: dict[str, Any] = {
-            "steps_per_block": n_steps,
-            "step_ms": {name: {"median": 1e3 * m, "min": 1e3 * min(times[name]),
-                               "max": 1e3 * max(times[name])} for name, m in med.items()},
-            "skipped": skipped,
-        }
-        if "xpnet-cupy" in med and "torch-cuda" in med:
-            entry["ratios"] = {"xpnet-cupy/torch-cuda": med["xpnet-cupy"] / med["torch-cuda"]}
-        if "xpnet-numpy" in med:
-            entry["ratios"] = {f"xpnet/{other}": med["xpnet-numpy"] / med[other]
-                               for other in ("book-im2col", "torch-eager") if other in med}
-            # Block by block (each round ran the contenders back to back): the spread.
-            entry["ratio_per_block"] = {}
-            for other in ("book-im2col", "torch-eager"):
-                if other in med:
-                    pairs = sorted(a / b for a, b in zip(times["xpnet-numpy"], times[other],
-                                                         strict=True))
-                    entry["ratio_per_block"][f"xpnet/{other}"] = {
-                        "median": statistics.median(pairs), "min": pairs[0], "max": pairs[-1]}
-        if "torch-eager" in med:
-            entry["floor_ratios"] = {f"{name}/torch-eager": med[name] / med["torch-eager"]
-                                     for name in FLOORS if name in med}
-        if args.memory and not args.gpu:
-            entry["memory"] = {}
-            for name in (n for n in steps if n in CONTENDERS):
-                cmd = [sys.executable, "-m", "benchmarks.convnet", "--probe", model, name,
-                       "--threads", str(args.threads), "--batch", str(args.batch)]
-                out = subprocess.run(cmd, capture_output=True, text=True, check=False)
-                try:
-                    entry["memory"][name] = json.loads(out.stdout.strip().splitlines()[-1])
-                except (IndexError, json.JSONDecodeError):
-                    entry["memory"][name] = {"error": out.stderr.strip()[-500:]}
-        report["models"][model] = entry
+        report["models"][model] = measure(model, x, t, args)
     report["load_average_at_end"] = list(os.getloadavg())
     return report
 
 
 def print_report(report: dict[str, Any]) -> None:
+    """One table per model, its ratios and the floors' ratios, the load average."""
     cfg = report["config"]
     print(f"\nconv nets: Adam {cfg['lr']}, batch {cfg['batch']}, {cfg['data']} data, threads "
           f"{report['threads']['requested']} ({report['machine']['cpu']})")
     for model, entry in report["models"].items():
         print(f"\n{'SimpleConvNet' if model == 'simple' else 'DeepConvNet'} "
               f"({entry['steps_per_block']} steps per block)")
-        print(f"{'contender':<13} {'dtype':<8} {'step ms':>9} {'min':>8} {'max':>8} "
-              f"{'tracemalloc MB':>15} {'RSS growth MB':>14}")
+        rows = []
         for name, s in entry["step_ms"].items():
             mem = entry.get("memory", {}).get(name, {})
-            tm, rss = mem.get("tracemalloc_peak_mb"), mem.get("max_rss_growth_mb")
-            dtype = cfg["dtypes"].get(name, "float32").split()[0]
-            print(f"{name:<13} {dtype:<8} {s['median']:>9.2f} {s['min']:>8.2f} {s['max']:>8.2f} "
-                  f"{'' if tm is None else f'{tm:.1f}':>15} "
-                  f"{'' if rss is None else f'{rss:.1f}':>14}")
+            rows.append([name, cfg["dtypes"].get(name, "float32").split()[0], s["median"],
+                         s["min"], s["max"], mem.get("tracemalloc_peak_mb"),
+                         mem.get("max_rss_growth_mb")])
+        print_table([Column("contender", 13, align="<"), Column("dtype", 8, align="<"),
+                     Column("step ms", 9, ".2f"), Column("min", 8, ".2f"),
+                     Column("max", 8, ".2f"), Column("tracemalloc MB", 15, ".1f"),
+                     Column("RSS growth MB", 14, ".1f")], rows)
         for key, value in entry.get("ratios", {}).items():
             spread = entry.get("ratio_per_block", {}).get(key)
             extra = f" (per block {spread['min']:.2f} to {spread['max']:.2f})" if spread else ""
@@ -450,6 +404,7 @@ def print_report(report: dict[str, Any]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """``python -m benchmarks.convnet`` (``--probe`` is the memory probe's child process)."""
     p = argparse.ArgumentParser(prog="python -m benchmarks.convnet",
                                 description=__doc__.split("\n")[0])
     p.add_argument("--threads", type=int, default=1)
@@ -479,10 +434,7 @@ def main(argv: list[str] | None = None) -> int:
     report = run(args)
     print_report(report)
     if args.json:
-        path = Path(args.json)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(report, indent=2) + "\n")
-        print(f"wrote {path}")
+        print(f"wrote {write_json(args.json, report)}")
     return 0
 
 
