@@ -2,5 +2,6 @@
 
 Contenders run side by side in one process, interleaved round-robin for each repetition, so
 that load from other processes hits them alike; the report quotes medians, spreads and ratios.
-See ``benchmarks/README.md``.
+Every benchmark module runs on ``harness.py`` and takes the book's reference code from
+``book.py``. See ``benchmarks/README.md``.
 """

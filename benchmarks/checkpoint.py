@@ -15,7 +15,6 @@ epoch, so ``write / epoch`` is the share of the run spent on checkpoints.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import tempfile
 import time
@@ -24,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from .__main__ import machine, pin_threads
+from .harness import Column, machine, pin_threads, print_table, write_json
 
 
 def _net(model: str, dtype: str) -> tuple[Any, Any]:
@@ -38,6 +37,7 @@ def _net(model: str, dtype: str) -> tuple[Any, Any]:
 
 
 def measure(model: str, dtype: str, train_size: int, writes: int, folder: Path) -> dict:
+    """One epoch's time and the median time of ``writes`` checkpoint writes into ``folder``."""
     from xpnet.checkpoint import save_checkpoint
     from xpnet.training import train
 
@@ -67,6 +67,7 @@ def measure(model: str, dtype: str, train_size: int, writes: int, folder: Path) 
 
 
 def main(argv: list[str] | None = None) -> int:
+    """``python -m benchmarks.checkpoint``."""
     parser = argparse.ArgumentParser(prog="python -m benchmarks.checkpoint",
                                      description=__doc__.split("\n\n")[0])
     parser.add_argument("--train-size", type=int, default=60_000)
@@ -81,13 +82,13 @@ def main(argv: list[str] | None = None) -> int:
         for model in ("two-layer", "mlp-bn"):
             for dtype in ("float32", "float64"):
                 rows.append(measure(model, dtype, args.train_size, args.writes, Path(folder)))
-    print(f"{'model':<10} {'dtype':<8} {'size':>9} {'write':>9} {'epoch':>8} {'share':>7}")
-    for r in rows:
-        print(f"{r['model']:<10} {r['dtype']:<8} {r['bytes'] / 1e3:>7.0f}kB "
-              f"{r['write_s'] * 1e3:>7.1f}ms {r['epoch_s']:>7.2f}s {r['share']:>7.2%}")
+    print_table([Column("model", 10, align="<"), Column("dtype", 8, align="<"),
+                 Column("size", 9, ".0f", unit="kB"), Column("write", 9, ".1f", unit="ms"),
+                 Column("epoch", 8, ".2f", unit="s"), Column("share", 7, ".2%")],
+                [[r["model"], r["dtype"], r["bytes"] / 1e3, r["write_s"] * 1e3, r["epoch_s"],
+                  r["share"]] for r in rows])
     if args.json:
-        Path(args.json).write_text(json.dumps({"machine": machine(), "threads": threads,
-                                               "rows": rows}, indent=2, default=str) + "\n")
+        write_json(args.json, {"machine": machine(), "threads": threads, "rows": rows})
     return 0
 
 

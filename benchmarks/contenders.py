@@ -8,7 +8,6 @@ initial weights (``init_params``: NumPy ``default_rng(seed)``, as ``xpnet.TwoLay
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,6 +16,8 @@ import numpy as np
 
 import xpnet
 from xpnet.backend import cuda_status, to_numpy
+
+from . import book
 
 LR = 0.1
 
@@ -61,6 +62,7 @@ class Data:
 
 
 def synthetic_data(n_train: int, n_test: int, d_in: int, seed: int = 0) -> Data:
+    """Random images in [0, 1) and labels, the shapes of MNIST's (no learning signal)."""
     rng = np.random.default_rng(seed)
     return Data(rng.random((n_train, d_in), dtype=np.float32),
                 rng.integers(0, 10, n_train).astype(np.uint8),
@@ -92,104 +94,13 @@ class Contender:
     launches_per_step: float | None = None
 
 
-# --- the book's loop, re-written in its style -----------------------------------------------
-
-class _BookRelu:
-    def __init__(self) -> None:
-        self.mask = None
-
-    def forward(self, x: np.ndarray) -> np.ndarray:
-        self.mask = x <= 0
-        out = x.copy()
-        out[self.mask] = 0
-        return out
-
-    def backward(self, dout: np.ndarray) -> np.ndarray:
-        dout[self.mask] = 0
-        return dout
-
-
-class _BookAffine:
-    def __init__(self, W: np.ndarray, b: np.ndarray) -> None:
-        self.W, self.b = W, b
-        self.x = None
-        self.dW = None
-        self.db = None
-
-    def forward(self, x: np.ndarray) -> np.ndarray:
-        self.x = x
-        return np.dot(x, self.W) + self.b
-
-    def backward(self, dout: np.ndarray) -> np.ndarray:
-        dx = np.dot(dout, self.W.T)  # computed for the first layer too, as the book does
-        self.dW = np.dot(self.x.T, dout)
-        self.db = np.sum(dout, axis=0)
-        return dx
-
-
-def _book_softmax(x: np.ndarray) -> np.ndarray:
-    x = x - np.max(x, axis=-1, keepdims=True)
-    return np.exp(x) / np.sum(np.exp(x), axis=-1, keepdims=True)
-
-
-def _book_cross_entropy(y: np.ndarray, t: np.ndarray) -> float:
-    if t.size == y.size:  # one-hot rows -> indices
-        t = t.argmax(axis=1)
-    n = y.shape[0]
-    return -np.sum(np.log(y[np.arange(n), t] + 1e-7)) / n
-
-
-class _BookSoftmaxWithLoss:
-    def __init__(self) -> None:
-        self.y = None
-        self.t = None
-
-    def forward(self, x: np.ndarray, t: np.ndarray) -> float:
-        self.t = t
-        self.y = _book_softmax(x)
-        return _book_cross_entropy(self.y, t)
-
-    def backward(self, dout: float = 1) -> np.ndarray:
-        return (self.y - self.t) / self.t.shape[0]
-
-
-class _BookNet:
-    """The book's TwoLayerNet, same layers and dict of params, parameters of ``dtype``."""
-
-    def __init__(self, params: dict[str, np.ndarray], dtype: Any) -> None:
-        self.params = {k: v.astype(dtype) for k, v in params.items()}
-        self.layers = {"Affine1": _BookAffine(self.params["W1"], self.params["b1"]),
-                       "Relu1": _BookRelu(),
-                       "Affine2": _BookAffine(self.params["W2"], self.params["b2"])}
-        self.last = _BookSoftmaxWithLoss()
-
-    def predict(self, x: np.ndarray) -> np.ndarray:
-        for layer in self.layers.values():
-            x = layer.forward(x)
-        return x
-
-    def loss(self, x: np.ndarray, t: np.ndarray) -> float:
-        return self.last.forward(self.predict(x), t)
-
-    def accuracy(self, x: np.ndarray, t: np.ndarray) -> float:
-        y = np.argmax(self.predict(x), axis=1)
-        if t.ndim != 1:
-            t = np.argmax(t, axis=1)
-        return float(np.sum(y == t)) / x.shape[0]
-
-    def gradient(self, x: np.ndarray, t: np.ndarray) -> dict[str, np.ndarray]:
-        self.loss(x, t)
-        dout = self.last.backward(1)
-        for layer in reversed(list(self.layers.values())):
-            dout = layer.backward(dout)
-        a1, a2 = self.layers["Affine1"], self.layers["Affine2"]
-        return {"W1": a1.dW, "b1": a1.db, "W2": a2.dW, "b2": a2.db}
-
+# --- the book's training script ------------------------------------------------------------
 
 class BookLoop(Contender):
-    """The book's training script: ``np.random.choice`` batches, full backprop (the first
-    layer's ``dx`` too), ``params[k] -= lr * grad[k]``, a second ``loss()`` forward per step to
-    log the loss, train and test accuracy over the full sets every epoch. One-hot labels."""
+    """The book's training script on ``benchmarks.book``'s TwoLayerNet: ``np.random.choice``
+    batches, full backprop (the first layer's ``dx`` too), ``params[k] -= lr * grad[k]``, a
+    second ``loss()`` forward per step to log the loss, train and test accuracy over the full
+    sets every epoch. One-hot labels."""
 
     def __init__(self, data: Data, sizes: tuple[int, int, int], batch_size: int, seed: int,
                  dtype: Any) -> None:
@@ -201,19 +112,12 @@ class BookLoop(Contender):
                             if self.dtype == "float64" else
                             "the book's loop with float32 parameters and labels")
 
-    def _setup(self) -> tuple[_BookNet, np.ndarray, np.ndarray]:
-        net = _BookNet(init_params(self.sizes, self.seed), self.np_dtype)
+    def _setup(self) -> tuple[book.Net, np.ndarray, np.ndarray]:
+        params = {k: v.astype(self.np_dtype) for k, v in init_params(self.sizes,
+                                                                      self.seed).items()}
         hot = self.data.one_hot("train").astype(self.np_dtype)
         np.random.seed(self.seed)  # noqa: NPY002  (the book's global generator)
-        return net, self.data.x_train, hot
-
-    def _one(self, net: _BookNet, x: np.ndarray, t: np.ndarray, losses: list) -> None:
-        mask = np.random.choice(x.shape[0], self.batch_size)  # noqa: NPY002  (as the book)
-        xb, tb = x[mask], t[mask]
-        grad = net.gradient(xb, tb)
-        for key in ("W1", "b1", "W2", "b2"):
-            net.params[key] -= LR * grad[key]
-        losses.append(net.loss(xb, tb))
+        return book.two_layer_net(params), self.data.x_train, hot
 
     def full_run(self, iters: int) -> dict[str, np.ndarray]:
         net, x, t = self._setup()
@@ -221,7 +125,7 @@ class BookLoop(Contender):
         losses: list[float] = []
         iter_per_epoch = max(x.shape[0] // self.batch_size, 1)
         for i in range(iters):
-            self._one(net, x, t, losses)
+            book.sgd_iteration(net, x, t, self.batch_size, LR, losses)
             if i % iter_per_epoch == 0:
                 net.accuracy(x, t)
                 net.accuracy(x_test, t_test)
@@ -232,7 +136,7 @@ class BookLoop(Contender):
         losses: list[float] = []
 
         def step(i: int) -> None:
-            self._one(net, x, t, losses)
+            book.sgd_iteration(net, x, t, self.batch_size, LR, losses)
         return step
 
 
@@ -392,6 +296,7 @@ class TorchEager(Contender):
 
 
 def torch_available(device: str = "cpu") -> tuple[bool, str]:
+    """``(True, "ok")`` where torch imports (and sees a CUDA device for ``cuda``), else why not."""
     try:
         import torch
     except ImportError as exc:
@@ -449,8 +354,3 @@ def count_launches(contender: Contender, steps: int = 20) -> tuple[float | None,
         return None, "torch.profiler saw no device events (CUPTI did not trace this library)"
     return len(events) / steps, "torch.profiler (CUPTI), device events per step"
 
-
-def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
-    t0 = time.perf_counter()
-    out = fn()
-    return time.perf_counter() - t0, out

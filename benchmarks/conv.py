@@ -11,8 +11,9 @@ deep    [conv3x3 - relu - conv3x3 - relu - pool] x 3,       (DeepConvNet; conv4 
 
 Contenders, interleaved round-robin in every repetition:
 
-book-f64   the book's layers (np.pad + im2col loop into a float64 buffer, col @ W, argmax pool,
-           col2im): it runs in float64 whatever the input, because its buffers are float64
+book-f64   the book's layers as ``benchmarks.book`` restates them (np.pad + im2col loop into a
+           float64 buffer, col @ W, argmax pool, col2im): it runs in float64 whatever the
+           input, because its buffers are float64
 xpnet-f32  xpnet.conv + xpnet.layers.Relu on NumPy float32 (no dx for the first layer: the
            network's first convolution has input_grad=False)
 xpnet-f64  the same in float64
@@ -25,26 +26,21 @@ to book-f64, and NumPy contenders' peak traced memory (tracemalloc, one untimed 
 from __future__ import annotations
 
 import argparse
-import json
+import contextlib
 import platform
 import statistics
 import sys
-import time
-import tracemalloc
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-import contextlib
-
 import array_api_compat.numpy as xnp
+import numpy as np
 
 from xpnet.conv import Convolution, Pooling
 from xpnet.layers import Relu
+
+from . import book
+from .harness import Column, interleave, pin_threads, print_table, tracemalloc_mib, write_json
 
 # (out channels, filter, stride, pad) per convolution, "pool" for a 2x2 max pool.
 STACKS: dict[str, list[Any]] = {
@@ -54,86 +50,10 @@ STACKS: dict[str, list[Any]] = {
 }
 
 
-# --- the book's layers, re-written in its style (float64 buffers, loops over the window) ---
-
-def book_im2col(x, fh, fw, stride, pad):
-    n, c, h, w = x.shape
-    oh, ow = (h + 2 * pad - fh) // stride + 1, (w + 2 * pad - fw) // stride + 1
-    img = np.pad(x, [(0, 0), (0, 0), (pad, pad), (pad, pad)], "constant")
-    col = np.zeros((n, c, fh, fw, oh, ow))
-    for i in range(fh):
-        for j in range(fw):
-            col[:, :, i, j, :, :] = img[:, :, i:i + stride * oh:stride, j:j + stride * ow:stride]
-    return col.transpose(0, 4, 5, 1, 2, 3).reshape(n * oh * ow, -1)
-
-
-def book_col2im(col, shape, fh, fw, stride, pad):
-    n, c, h, w = shape
-    oh, ow = (h + 2 * pad - fh) // stride + 1, (w + 2 * pad - fw) // stride + 1
-    col = col.reshape(n, oh, ow, c, fh, fw).transpose(0, 3, 4, 5, 1, 2)
-    img = np.zeros((n, c, h + 2 * pad + stride - 1, w + 2 * pad + stride - 1))
-    for i in range(fh):
-        for j in range(fw):
-            img[:, :, i:i + stride * oh:stride, j:j + stride * ow:stride] += col[:, :, i, j, :, :]
-    return img[:, :, pad:h + pad, pad:w + pad]
-
-
-class BookConv:
-    def __init__(self, W, b, stride, pad):
-        self.W, self.b, self.stride, self.pad = W, b, stride, pad
-
-    def forward(self, x):
-        fn, _c, fh, fw = self.W.shape
-        n, _, h, w = x.shape
-        oh = (h + 2 * self.pad - fh) // self.stride + 1
-        ow = (w + 2 * self.pad - fw) // self.stride + 1
-        self.x = x
-        self.col = book_im2col(x, fh, fw, self.stride, self.pad)
-        self.col_W = self.W.reshape(fn, -1).T
-        out = np.dot(self.col, self.col_W) + self.b
-        return out.reshape(n, oh, ow, -1).transpose(0, 3, 1, 2)
-
-    def backward(self, dout):
-        fn, c, fh, fw = self.W.shape
-        dout = dout.transpose(0, 2, 3, 1).reshape(-1, fn)
-        self.db = np.sum(dout, axis=0)
-        self.dW = np.dot(self.col.T, dout).transpose(1, 0).reshape(fn, c, fh, fw)
-        dcol = np.dot(dout, self.col_W.T)
-        return book_col2im(dcol, self.x.shape, fh, fw, self.stride, self.pad)
-
-
-class BookRelu:
-    def forward(self, x):
-        self.mask = x <= 0
-        out = x.copy()
-        out[self.mask] = 0
-        return out
-
-    def backward(self, dout):
-        dout[self.mask] = 0
-        return dout
-
-
-class BookPool:
-    def forward(self, x):
-        n, c, h, w = x.shape
-        oh, ow = (h - 2) // 2 + 1, (w - 2) // 2 + 1
-        col = book_im2col(x, 2, 2, 2, 0).reshape(-1, 4)
-        self.x = x
-        self.arg_max = np.argmax(col, axis=1)
-        return np.max(col, axis=1).reshape(n, oh, ow, c).transpose(0, 3, 1, 2)
-
-    def backward(self, dout):
-        dout = dout.transpose(0, 2, 3, 1)
-        dmax = np.zeros((dout.size, 4))
-        dmax[np.arange(self.arg_max.size), self.arg_max.flatten()] = dout.flatten()
-        dcol = dmax.reshape(-1, dout.shape[3] * 4)
-        return book_col2im(dcol, self.x.shape, 2, 2, 2, 0)
-
-
 # --- building the stacks ----------------------------------------------------------------
 
-def _weights(stack, seed=0):
+def _weights(stack: list[Any], seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
+    """He-initialised float64 filters and zero biases of each convolution of ``stack``."""
     rng = np.random.default_rng(seed)
     ws, c = [], 1
     for item in stack:
@@ -146,24 +66,27 @@ def _weights(stack, seed=0):
     return ws
 
 
-def _numpy_layers(stack, weights, kind, dtype):
-    layers, k = [], 0
+def _numpy_layers(stack: list[Any], weights: list[tuple[np.ndarray, np.ndarray]], kind: str,
+                  dtype: Any) -> list[Any]:
+    """The stack as the book's layers (``kind`` "book") or xpnet's, weights cast to ``dtype``."""
+    layers: list[Any] = []
+    k = 0
     for item in stack:
         if item == "pool":
-            layers.append(BookPool() if kind == "book" else Pooling(2, 2, 2))
+            layers.append(book.Pooling(2, 2, 2) if kind == "book" else Pooling(2, 2, 2))
             continue
         W, b = (a.astype(dtype) for a in weights[k])
         _, _, s, p = item
         if kind == "book":
-            layers += [BookConv(W, b, s, p), BookRelu()]
+            layers += [book.Convolution(W, b, s, p), book.Relu()]
         else:
             layers += [Convolution(W, b, s, p, input_grad=k > 0), Relu()]
         k += 1
     return layers
 
 
-def _numpy_step(layers, x, dout_of):
-    def step():
+def _numpy_step(layers: list[Any], x: Any, dout_of: Callable[[Any], Any]) -> Callable[[], None]:
+    def step() -> None:
         y = x
         for layer in layers:
             y = layer.forward(y)
@@ -173,7 +96,8 @@ def _numpy_step(layers, x, dout_of):
     return step
 
 
-def _torch_step(stack, weights, x_host):
+def _torch_step(stack: list[Any], weights: list[tuple[np.ndarray, np.ndarray]],
+                x_host: np.ndarray) -> Callable[[], None]:
     import torch
     import torch.nn.functional as F
 
@@ -181,7 +105,7 @@ def _torch_step(stack, weights, x_host):
     params = [(torch.from_numpy(W.astype(np.float32)).requires_grad_(),
                torch.from_numpy(b.astype(np.float32)).requires_grad_()) for W, b in weights]
 
-    def step():
+    def step() -> None:
         y, k = x, 0
         for item in stack:
             if item == "pool":
@@ -196,7 +120,8 @@ def _torch_step(stack, weights, x_host):
     return step
 
 
-def contenders(stack, batch):
+def contenders(stack: list[Any], batch: int) -> dict[str, Callable[[], None]]:
+    """One forward + backward of ``stack`` per contender (torch-f32 where torch imports)."""
     rng = np.random.default_rng(1)
     x = rng.random((batch, 1, 28, 28), dtype=np.float32)
     weights = _weights(stack)
@@ -213,45 +138,29 @@ def contenders(stack, batch):
     return found
 
 
-def _peak_mib(fn):
-    tracemalloc.start()
-    try:
-        fn()
-        return tracemalloc.get_traced_memory()[1] / 2**20
-    finally:
-        tracemalloc.stop()
-
-
 def pin(threads: int) -> dict[str, Any]:
-    from threadpoolctl import threadpool_info, threadpool_limits
-
-    pin._keep = threadpool_limits(threads)  # type: ignore[attr-defined]
-    info: dict[str, Any] = {"threads": threads,
-                            "blas": [f"{p.get('internal_api')} {p.get('version')} "
-                                     f"threads={p.get('num_threads')}"
-                                     for p in threadpool_info()]}
-    try:
-        import torch
-
-        torch.set_num_threads(threads)
-        info["torch"] = f"{torch.__version__} threads={torch.get_num_threads()}"
-    except ImportError:
-        info["torch"] = "not installed"
-    return info
+    """Pin BLAS and torch threads (``harness.pin_threads``); what runs, as this report words
+    it (the ``env`` of the JSON)."""
+    info = pin_threads(threads)
+    env: dict[str, Any] = {"threads": threads,
+                           "blas": [f"{p.get('internal_api')} {p.get('version')} "
+                                    f"threads={p.get('num_threads')}"
+                                    for p in info.get("pools", [])]}
+    torch = sys.modules.get("torch")  # pin_threads imported it where it is installed
+    env["torch"] = ("not installed" if torch is None
+                    else f"{torch.__version__} threads={torch.get_num_threads()}")
+    return env
 
 
-def run(names, repeat, batch):
+def run(names: list[str], repeat: int, batch: int) -> dict[str, Any]:
+    """Every stack of ``names``: its contenders interleaved, one call each per round."""
     report: dict[str, Any] = {}
     for name in names:
         found = contenders(STACKS[name], batch)
         for fn in found.values():  # warm up: first calls allocate and load kernels
             fn()
-        times: dict[str, list[float]] = {k: [] for k in found}
-        for _ in range(repeat):
-            for key, fn in found.items():
-                t0 = time.perf_counter()
-                fn()
-                times[key].append(time.perf_counter() - t0)
+        times = interleave({key: (lambda i, fn=fn: fn()) for key, fn in found.items()},
+                           reps=repeat, n_steps=1)
         med = {k: statistics.median(v) for k, v in times.items()}
         rows = {}
         for key, ts in times.items():
@@ -259,19 +168,20 @@ def run(names, repeat, batch):
                 "median_ms": med[key] * 1e3, "min_ms": min(ts) * 1e3, "max_ms": max(ts) * 1e3,
                 "vs_torch": med[key] / med["torch-f32"] if "torch-f32" in med else None,
                 "vs_book": med[key] / med["book-f64"],
-                "peak_mib": None if key.startswith("torch") else _peak_mib(found[key]),
+                "peak_mib": None if key.startswith("torch") else tracemalloc_mib(found[key]),
             }
         report[name] = rows
     return report
 
 
-def main(argv=None) -> int:
+def main(argv: list[str] | None = None) -> int:
+    """``python -m benchmarks.conv``."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--repeat", type=int, default=30)
     ap.add_argument("--batch", type=int, default=100)
     ap.add_argument("--stack", choices=[*STACKS, "all"], default="all")
-    ap.add_argument("--json", type=Path, help="also write the results as JSON here")
+    ap.add_argument("--json", help="also write the results as JSON here")
     args = ap.parse_args(argv)
     env = pin(args.threads)
     names = list(STACKS) if args.stack == "all" else [args.stack]
@@ -281,19 +191,16 @@ def main(argv=None) -> int:
           f"numpy {np.__version__}, torch {env['torch']}")
     for name, rows in report.items():
         print(f"\n{name}: forward + backward of the conv stack")
-        print(f"{'contender':<11} {'median ms':>10} {'min':>8} {'max':>8} {'x torch':>8} "
-              f"{'x book':>7} {'peak MiB':>9}")
-        for key, r in rows.items():
-            vs_t = f"{r['vs_torch']:.2f}" if r["vs_torch"] is not None else "-"
-            peak = f"{r['peak_mib']:.1f}" if r["peak_mib"] is not None else "-"
-            print(f"{key:<11} {r['median_ms']:>10.2f} {r['min_ms']:>8.2f} {r['max_ms']:>8.2f} "
-                  f"{vs_t:>8} {r['vs_book']:>7.3f} {peak:>9}")
+        print_table([Column("contender", 11, align="<"), Column("median ms", 10, ".2f"),
+                     Column("min", 8, ".2f"), Column("max", 8, ".2f"),
+                     Column("x torch", 8, ".2f", missing="-"), Column("x book", 7, ".3f"),
+                     Column("peak MiB", 9, ".1f", missing="-")],
+                    [[key, r["median_ms"], r["min_ms"], r["max_ms"], r["vs_torch"], r["vs_book"],
+                      r["peak_mib"]] for key, r in rows.items()])
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
         payload = {"env": env, "batch": args.batch, "repeat": args.repeat,
                    "machine": platform.platform(), "numpy": np.__version__, "results": report}
-        args.json.write_text(json.dumps(payload, indent=2))
-        print(f"\nwrote {args.json}")
+        print(f"\nwrote {write_json(args.json, payload)}")
     return 0
 
 

@@ -9,9 +9,9 @@ Contenders, interleaved round-robin in one process (blocks of ``--steps`` steps,
 repetitions, medians reported):
 
 xpnet-numpy   ``xpnet.nets.SimpleConvNet``/``DeepConvNet`` in float32 + ``xpnet.optim.Adam``
-book-im2col   the book's im2col implementation, restated here in its style (NumPy, row-layout
-              ``im2col``/``col2im``, ``argmax`` pooling, float64 weights as in the book, the
-              first convolution's input gradient computed as the book does)
+book-im2col   the book's im2col implementation as ``benchmarks.book`` restates it (NumPy,
+              row-layout ``im2col``/``col2im``, ``argmax`` pooling, float64 weights as in the
+              book, the first convolution's input gradient computed as the book does)
 torch-eager   ``nn.Conv2d``/``max_pool2d``/``nn.Linear`` (+ dropout), ``cross_entropy``,
               ``loss.backward()`` and ``torch.optim.Adam``: what a PyTorch user writes
 
@@ -49,23 +49,35 @@ import argparse
 import functools
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
-import time
-import tracemalloc
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .__main__ import machine, pin_threads
+from . import book
+from .book import DEEP_PADS
+from .harness import (
+    Column,
+    block_ratios,
+    epoch_order,
+    interleave,
+    machine,
+    max_rss_mib,
+    pin_threads,
+    prepare,
+    print_table,
+    rss_mib,
+    spread,
+    tracemalloc_mib,
+    train_images,
+    write_json,
+)
 
 LR = 0.001
 MODELS = ("simple", "deep")
-DEEP_PADS = (1, 1, 1, 2, 1, 1)
 
 
 def initial_params(model: str, seed: int) -> dict[str, np.ndarray]:
@@ -76,23 +88,11 @@ def initial_params(model: str, seed: int) -> dict[str, np.ndarray]:
     return {k: np.array(v) for k, v in net.params.items()}
 
 
-def batches(n: int, batch: int, seed: int) -> Callable[[int], np.ndarray]:
-    """``order(i)``: the rows of step ``i`` (a fresh permutation every epoch)."""
-    rng = np.random.default_rng(seed)
-    per = n // batch
-    state: dict[str, np.ndarray] = {}
-
-    def order(i: int) -> np.ndarray:
-        if i % per == 0:
-            state["perm"] = rng.permutation(n)
-        return state["perm"][(i % per) * batch:(i % per + 1) * batch]
-    return order
-
-
 # --- xpnet ------------------------------------------------------------------------------------
 
 def xpnet_step(model: str, x: np.ndarray, t: np.ndarray, batch: int,
                seed: int) -> Callable[[int], Any]:
+    """xpnet's network in float32 and its Adam, batches gathered with ``take``."""
     from xpnet.nets import DeepConvNet, SimpleConvNet
     from xpnet.optim import Adam
 
@@ -100,7 +100,7 @@ def xpnet_step(model: str, x: np.ndarray, t: np.ndarray, batch: int,
     net = cls.from_params(initial_params(model, seed), dtype="float32",
                           **cls(seed=seed).config())
     opt = Adam(lr=LR)
-    order = batches(x.shape[0], batch, seed)
+    order = epoch_order(x.shape[0], batch, seed)
 
     def step(i: int) -> Any:
         idx = order(i)
@@ -109,179 +109,22 @@ def xpnet_step(model: str, x: np.ndarray, t: np.ndarray, batch: int,
     return step
 
 
-# --- the book's implementation, restated --------------------------------------------------------
-
-def book_im2col(img: np.ndarray, fh: int, fw: int, stride: int = 1, pad: int = 0) -> np.ndarray:
-    n, c, h, w = img.shape
-    oh, ow = (h + 2 * pad - fh) // stride + 1, (w + 2 * pad - fw) // stride + 1
-    padded = np.pad(img, [(0, 0), (0, 0), (pad, pad), (pad, pad)], "constant")
-    col = np.zeros((n, c, fh, fw, oh, ow))
-    for dy in range(fh):
-        for dx in range(fw):
-            col[:, :, dy, dx, :, :] = padded[:, :, dy:dy + stride * oh:stride,
-                                             dx:dx + stride * ow:stride]
-    return col.transpose(0, 4, 5, 1, 2, 3).reshape(n * oh * ow, -1)
-
-
-def book_col2im(col: np.ndarray, shape: tuple[int, ...], fh: int, fw: int, stride: int = 1,
-                pad: int = 0) -> np.ndarray:
-    n, c, h, w = shape
-    oh, ow = (h + 2 * pad - fh) // stride + 1, (w + 2 * pad - fw) // stride + 1
-    col = col.reshape(n, oh, ow, c, fh, fw).transpose(0, 3, 4, 5, 1, 2)
-    img = np.zeros((n, c, h + 2 * pad + stride - 1, w + 2 * pad + stride - 1))
-    for dy in range(fh):
-        for dx in range(fw):
-            img[:, :, dy:dy + stride * oh:stride, dx:dx + stride * ow:stride] += col[:, :, dy, dx]
-    return img[:, :, pad:h + pad, pad:w + pad]
-
-
-class BookConv:
-    def __init__(self, W: np.ndarray, b: np.ndarray, stride: int = 1, pad: int = 0) -> None:
-        self.W, self.b, self.stride, self.pad = W, b, stride, pad
-
-    def forward(self, x: np.ndarray, train: bool) -> np.ndarray:
-        fn, _, fh, fw = self.W.shape
-        n, _, h, w = x.shape
-        oh = (h + 2 * self.pad - fh) // self.stride + 1
-        ow = (w + 2 * self.pad - fw) // self.stride + 1
-        self.x, self.col = x, book_im2col(x, fh, fw, self.stride, self.pad)
-        self.col_W = self.W.reshape(fn, -1).T
-        out = self.col @ self.col_W + self.b
-        return out.reshape(n, oh, ow, -1).transpose(0, 3, 1, 2)
-
-    def backward(self, dout: np.ndarray) -> np.ndarray:
-        fn, c, fh, fw = self.W.shape
-        dout = dout.transpose(0, 2, 3, 1).reshape(-1, fn)
-        self.db = dout.sum(axis=0)
-        self.dW = (self.col.T @ dout).transpose(1, 0).reshape(fn, c, fh, fw)
-        dcol = dout @ self.col_W.T
-        return book_col2im(dcol, self.x.shape, fh, fw, self.stride, self.pad)
-
-
-class BookPool:
-    def forward(self, x: np.ndarray, train: bool) -> np.ndarray:
-        n, c, h, w = x.shape
-        col = book_im2col(x, 2, 2, 2, 0).reshape(-1, 4)
-        self.x, self.arg_max = x, np.argmax(col, axis=1)
-        return np.max(col, axis=1).reshape(n, h // 2, w // 2, c).transpose(0, 3, 1, 2)
-
-    def backward(self, dout: np.ndarray) -> np.ndarray:
-        dout = dout.transpose(0, 2, 3, 1)
-        dmax = np.zeros((dout.size, 4))
-        dmax[np.arange(self.arg_max.size), self.arg_max.flatten()] = dout.flatten()
-        n, oh, ow, _ = dout.shape
-        dcol = dmax.reshape(n * oh * ow, -1)  # rows (n, y, x), columns (C, 2, 2)
-        return book_col2im(dcol, self.x.shape, 2, 2, 2, 0)
-
-
-class BookRelu:
-    def forward(self, x: np.ndarray, train: bool) -> np.ndarray:
-        self.mask = x <= 0
-        out = x.copy()
-        out[self.mask] = 0
-        return out
-
-    def backward(self, dout: np.ndarray) -> np.ndarray:
-        dout[self.mask] = 0
-        return dout
-
-
-class BookAffine:
-    def __init__(self, W: np.ndarray, b: np.ndarray) -> None:
-        self.W, self.b = W, b
-
-    def forward(self, x: np.ndarray, train: bool) -> np.ndarray:
-        self.shape = x.shape
-        self.x = x.reshape(x.shape[0], -1)
-        return self.x @ self.W + self.b
-
-    def backward(self, dout: np.ndarray) -> np.ndarray:
-        self.dW, self.db = self.x.T @ dout, dout.sum(axis=0)
-        return (dout @ self.W.T).reshape(self.shape)
-
-
-class BookDropout:
-    def __init__(self, rng: np.random.Generator, ratio: float = 0.5) -> None:
-        self.rng, self.ratio = rng, ratio
-
-    def forward(self, x: np.ndarray, train: bool) -> np.ndarray:
-        if not train:
-            return x * (1.0 - self.ratio)
-        self.mask = self.rng.random(x.shape) > self.ratio
-        return x * self.mask
-
-    def backward(self, dout: np.ndarray) -> np.ndarray:
-        return dout * self.mask
-
-
-def book_loss(scores: np.ndarray, t: np.ndarray) -> tuple[float, np.ndarray]:
-    """Softmax cross-entropy (the book's 1e-7 inside the log) and its gradient."""
-    z = scores - scores.max(axis=1, keepdims=True)
-    y = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
-    n = t.shape[0]
-    loss = -np.sum(np.log(y[np.arange(n), t] + 1e-7)) / n
-    dx = y.copy()
-    dx[np.arange(n), t] -= 1
-    return float(loss), dx / n
-
-
-class BookAdam:
-    def __init__(self, lr: float = LR, beta1: float = 0.9, beta2: float = 0.999) -> None:
-        self.lr, self.beta1, self.beta2, self.iter = lr, beta1, beta2, 0
-        self.m: dict[str, np.ndarray] = {}
-        self.v: dict[str, np.ndarray] = {}
-
-    def update(self, params: dict[str, np.ndarray], grads: dict[str, np.ndarray]) -> None:
-        if not self.m:
-            self.m = {k: np.zeros_like(v) for k, v in params.items()}
-            self.v = {k: np.zeros_like(v) for k, v in params.items()}
-        self.iter += 1
-        lr_t = self.lr * np.sqrt(1.0 - self.beta2 ** self.iter) / (1.0 - self.beta1 ** self.iter)
-        for k in params:
-            self.m[k] += (1 - self.beta1) * (grads[k] - self.m[k])
-            self.v[k] += (1 - self.beta2) * (grads[k] ** 2 - self.v[k])
-            params[k] -= lr_t * self.m[k] / (np.sqrt(self.v[k]) + 1e-7)
-
-
-def book_layers(model: str, p: dict[str, np.ndarray], seed: int) -> list[tuple[Any, str]]:
-    """``[(layer, parameter index or '')]`` in order."""
-    if model == "simple":
-        return [(BookConv(p["W1"], p["b1"]), "1"), (BookRelu(), ""), (BookPool(), ""),
-                (BookAffine(p["W2"], p["b2"]), "2"), (BookRelu(), ""),
-                (BookAffine(p["W3"], p["b3"]), "3")]
-    rng = np.random.default_rng(seed)
-    layers: list[tuple[Any, str]] = []
-    for i in range(1, 7):
-        layers += [(BookConv(p[f"W{i}"], p[f"b{i}"], 1, DEEP_PADS[i - 1]), str(i)),
-                   (BookRelu(), "")]
-        if i % 2 == 0:
-            layers.append((BookPool(), ""))
-    layers += [(BookAffine(p["W7"], p["b7"]), "7"), (BookRelu(), ""), (BookDropout(rng), ""),
-               (BookAffine(p["W8"], p["b8"]), "8"), (BookDropout(rng), "")]
-    return layers
-
+# --- the book's implementation (benchmarks.book) ------------------------------------------------
 
 def book_step(model: str, x: np.ndarray, t: np.ndarray, batch: int,
               seed: int) -> Callable[[int], Any]:
+    """The book's network and Adam on float64 weights (the images stay float32, as loaded)."""
     params = initial_params(model, seed)  # float64, as the book's
-    layers = book_layers(model, params, seed)
-    opt = BookAdam()
-    order = batches(x.shape[0], batch, seed)
+    net = (book.simple_convnet(params) if model == "simple"
+           else book.deep_convnet(params, np.random.default_rng(seed)))
+    opt = book.Adam(lr=LR)
+    order = epoch_order(x.shape[0], batch, seed)
     labels = t.astype(np.int64)
 
     def step(i: int) -> Any:
         idx = order(i)
-        h = x[idx]
-        for layer, _ in layers:
-            h = layer.forward(h, True)
-        loss, d = book_loss(h, labels[idx])
-        grads = {}
-        for layer, k in reversed(layers):
-            d = layer.backward(d)
-            if k:
-                grads["W" + k], grads["b" + k] = layer.dW, layer.db
-        opt.update(params, grads)
-        return loss
+        opt.update(net.params, net.gradient(x[idx], labels[idx]))
+        return net.last_layer.loss
     return step
 
 
@@ -289,6 +132,7 @@ def book_step(model: str, x: np.ndarray, t: np.ndarray, batch: int,
 
 def torch_step(model: str, x: np.ndarray, t: np.ndarray, batch: int,
                seed: int, device: str = "cpu") -> Callable[[int], Any]:
+    """The same network as ``torch.nn`` modules with autograd and ``torch.optim.Adam``."""
     import torch
     from torch import nn
 
@@ -330,7 +174,7 @@ def torch_step(model: str, x: np.ndarray, t: np.ndarray, batch: int,
     opt = torch.optim.Adam(net.parameters(), lr=LR)
     xt = torch.from_numpy(x).to(device)
     tt = torch.from_numpy(t.astype(np.int64)).to(device)
-    order = batches(x.shape[0], batch, seed)
+    order = epoch_order(x.shape[0], batch, seed)
 
     def step(i: int) -> Any:
         idx = torch.from_numpy(order(i)).to(device)
@@ -365,7 +209,7 @@ def xpnet_cupy_step(model: str, x: np.ndarray, t: np.ndarray, batch: int,
                           **cls(seed=seed).config())
     opt = Adam(lr=LR)
     xd, td = cupy.asarray(x), cupy.asarray(t.astype(np.int64))
-    order = batches(x.shape[0], batch, seed)
+    order = epoch_order(x.shape[0], batch, seed)
 
     def step(i: int) -> Any:
         idx = cupy.asarray(order(i))
@@ -447,66 +291,75 @@ FLOORS = {
 }
 
 
-def load(quick: bool, n_random: int = 2000) -> tuple[np.ndarray, np.ndarray, str]:
-    if not quick:
-        try:
-            from xpnet.datasets import load_mnist
-
-            (x, t), _ = load_mnist(flatten=False)
-            return x, t, "MNIST"
-        except Exception as exc:  # no data here: say so, use random data
-            print(f"note: MNIST not available ({exc}); using random data")
-    rng = np.random.default_rng(0)
-    return (rng.random((n_random, 1, 28, 28), dtype=np.float32),
-            rng.integers(0, 10, n_random).astype(np.uint8), "random")
-
-
-def _proc_status_mb(key: str) -> float | None:
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith(key + ":"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return None
-
-
-def _maxrss_mb() -> float:
-    """Peak resident set of this process: Linux's VmHWM (``ru_maxrss`` of a child started by
-    a big parent reports the parent's peak), else ``ru_maxrss``."""
-    peak = _proc_status_mb("VmHWM")
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 if peak is None else peak
-
-
-def _rss_mb() -> float:
-    """The resident set now (Linux ``/proc``; the peak elsewhere)."""
-    now = _proc_status_mb("VmRSS")
-    return _maxrss_mb() if now is None else now
-
-
 def probe(model: str, name: str, threads: int, batch: int, seed: int) -> dict[str, float]:
     """Memory of one contender's steps, in this (fresh) process: random data, 3 warm-up
     steps, then the growth of the max RSS over the resident set before them and the
     tracemalloc peak of one step."""
     pin_threads(threads)
-    x, t, _ = load(True, n_random=batch * 4)
+    x, t, _ = train_images(True, flatten=False, n_random=batch * 4)
     step = CONTENDERS[name](model, x, t, batch, seed)
-    base = _rss_mb()
+    base = rss_mib()
     for i in range(3):
         step(i)
-    tracemalloc.start()
-    step(3)
-    _, peak = tracemalloc.get_traced_memory()
-    tracemalloc.stop()
+    peak = tracemalloc_mib(lambda: step(3))
     for i in range(4, 9):
         step(i)
-    return {"tracemalloc_peak_mb": peak / 2**20, "max_rss_mb": _maxrss_mb(),
-            "max_rss_growth_mb": _maxrss_mb() - base}
+    return {"tracemalloc_peak_mb": peak, "max_rss_mb": max_rss_mib(),
+            "max_rss_growth_mb": max_rss_mib() - base}
+
+
+def memory(model: str, names: list[str], threads: int, batch: int) -> dict[str, Any]:
+    """``probe`` of each contender in a child process of its own (a fresh heap and RSS)."""
+    out: dict[str, Any] = {}
+    for name in names:
+        cmd = [sys.executable, "-m", "benchmarks.convnet", "--probe", model, name,
+               "--threads", str(threads), "--batch", str(batch)]
+        done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        try:
+            out[name] = json.loads(done.stdout.strip().splitlines()[-1])
+        except (IndexError, json.JSONDecodeError):
+            out[name] = {"error": done.stderr.strip()[-500:]}
+    return out
+
+
+def measure(model: str, x: np.ndarray, t: np.ndarray, args: argparse.Namespace) -> dict[str, Any]:
+    """One model's entry of the report: step times, ratios (overall and per block), the
+    floors' ratios to PyTorch, memory."""
+    pool = GPU_CONTENDERS if args.gpu else {**CONTENDERS, **FLOORS}
+    steps, skipped = prepare({name: functools.partial(make, model, x, t, args.batch, args.seed)
+                              for name, make in pool.items()}, args.warmup, f"{model}/")
+    n_steps = args.steps if model == "simple" else max(1, args.steps // 4)
+    times = interleave(steps, args.reps, n_steps, start=args.warmup)
+    med = {name: statistics.median(v) for name, v in times.items()}
+    entry: dict[str, Any] = {
+        "steps_per_block": n_steps,
+        "step_ms": {name: spread(times[name], 1e3) for name in med},
+        "skipped": skipped,
+    }
+    if "xpnet-cupy" in med and "torch-cuda" in med:
+        entry["ratios"] = {"xpnet-cupy/torch-cuda": med["xpnet-cupy"] / med["torch-cuda"]}
+    if "xpnet-numpy" in med:
+        others = [other for other in ("book-im2col", "torch-eager") if other in med]
+        entry["ratios"] = {f"xpnet/{other}": med["xpnet-numpy"] / med[other] for other in others}
+        # Block by block (each round ran the contenders back to back): the spread.
+        entry["ratio_per_block"] = {f"xpnet/{other}": block_ratios(times["xpnet-numpy"],
+                                                                   times[other])
+                                    for other in others}
+    if "torch-eager" in med:
+        entry["floor_ratios"] = {f"{name}/torch-eager": med[name] / med["torch-eager"]
+                                 for name in FLOORS if name in med}
+    if args.memory and not args.gpu:
+        entry["memory"] = memory(model, [n for n in steps if n in CONTENDERS], args.threads,
+                                 args.batch)
+    return entry
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Every model of ``args.models``, its contenders interleaved; the report."""
     threads = pin_threads(args.threads)
-    x, t, source = load(args.quick)
+    import xpnet  # noqa: F401  (after pinning; loaded now, its version goes into the record)
+
+    x, t, source = train_images(args.quick, flatten=False)
     report: dict[str, Any] = {
         "config": {"batch": args.batch, "optimizer": "adam", "lr": LR, "data": source,
                    "dtypes": {"xpnet-numpy": "float32", "book-im2col": "float64 (float32 x)",
@@ -516,84 +369,29 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "machine": machine(), "threads": threads, "models": {},
     }
     for model in args.models:
-        steps, skipped = {}, {}
-        pool = GPU_CONTENDERS if args.gpu else {**CONTENDERS, **FLOORS}
-        for name, make in pool.items():
-            try:
-                steps[name] = make(model, x, t, args.batch, args.seed)
-                for i in range(args.warmup):
-                    steps[name](i)
-                if hasattr(steps[name], "sync"):
-                    steps[name].sync()
-            except Exception as exc:  # a contender that cannot run is reported
-                skipped[name] = f"{type(exc).__name__}: {exc}"
-                print(f"skipped {model}/{name}: {skipped[name]}")
-        times: dict[str, list[float]] = {name: [] for name in steps}
-        counter = dict.fromkeys(steps, args.warmup)
-        n_steps = args.steps if model == "simple" else max(1, args.steps // 4)
-        for _ in range(args.reps):
-            for name, step in steps.items():  # interleaved: noise hits every contender alike
-                t0 = time.perf_counter()
-                for _ in range(n_steps):
-                    step(counter[name])
-                    counter[name] += 1
-                if hasattr(step, "sync"):  # a device runs ahead of the host: wait for it
-                    step.sync()
-                times[name].append((time.perf_counter() - t0) / n_steps)
-        med = {name: statistics.median(v) for name, v in times.items()}
-        entry: dict[str, Any] = {
-            "steps_per_block": n_steps,
-            "step_ms": {name: {"median": 1e3 * m, "min": 1e3 * min(times[name]),
-                               "max": 1e3 * max(times[name])} for name, m in med.items()},
-            "skipped": skipped,
-        }
-        if "xpnet-cupy" in med and "torch-cuda" in med:
-            entry["ratios"] = {"xpnet-cupy/torch-cuda": med["xpnet-cupy"] / med["torch-cuda"]}
-        if "xpnet-numpy" in med:
-            entry["ratios"] = {f"xpnet/{other}": med["xpnet-numpy"] / med[other]
-                               for other in ("book-im2col", "torch-eager") if other in med}
-            # Block by block (each round ran the contenders back to back): the spread.
-            entry["ratio_per_block"] = {}
-            for other in ("book-im2col", "torch-eager"):
-                if other in med:
-                    pairs = sorted(a / b for a, b in zip(times["xpnet-numpy"], times[other],
-                                                         strict=True))
-                    entry["ratio_per_block"][f"xpnet/{other}"] = {
-                        "median": statistics.median(pairs), "min": pairs[0], "max": pairs[-1]}
-        if "torch-eager" in med:
-            entry["floor_ratios"] = {f"{name}/torch-eager": med[name] / med["torch-eager"]
-                                     for name in FLOORS if name in med}
-        if args.memory and not args.gpu:
-            entry["memory"] = {}
-            for name in (n for n in steps if n in CONTENDERS):
-                cmd = [sys.executable, "-m", "benchmarks.convnet", "--probe", model, name,
-                       "--threads", str(args.threads), "--batch", str(args.batch)]
-                out = subprocess.run(cmd, capture_output=True, text=True, check=False)
-                try:
-                    entry["memory"][name] = json.loads(out.stdout.strip().splitlines()[-1])
-                except (IndexError, json.JSONDecodeError):
-                    entry["memory"][name] = {"error": out.stderr.strip()[-500:]}
-        report["models"][model] = entry
+        report["models"][model] = measure(model, x, t, args)
     report["load_average_at_end"] = list(os.getloadavg())
     return report
 
 
 def print_report(report: dict[str, Any]) -> None:
+    """One table per model, its ratios and the floors' ratios, the load average."""
     cfg = report["config"]
     print(f"\nconv nets: Adam {cfg['lr']}, batch {cfg['batch']}, {cfg['data']} data, threads "
           f"{report['threads']['requested']} ({report['machine']['cpu']})")
     for model, entry in report["models"].items():
         print(f"\n{'SimpleConvNet' if model == 'simple' else 'DeepConvNet'} "
               f"({entry['steps_per_block']} steps per block)")
-        print(f"{'contender':<13} {'dtype':<8} {'step ms':>9} {'min':>8} {'max':>8} "
-              f"{'tracemalloc MB':>15} {'RSS growth MB':>14}")
+        rows = []
         for name, s in entry["step_ms"].items():
             mem = entry.get("memory", {}).get(name, {})
-            tm, rss = mem.get("tracemalloc_peak_mb"), mem.get("max_rss_growth_mb")
-            dtype = cfg["dtypes"].get(name, "float32").split()[0]
-            print(f"{name:<13} {dtype:<8} {s['median']:>9.2f} {s['min']:>8.2f} {s['max']:>8.2f} "
-                  f"{'' if tm is None else f'{tm:.1f}':>15} "
-                  f"{'' if rss is None else f'{rss:.1f}':>14}")
+            rows.append([name, cfg["dtypes"].get(name, "float32").split()[0], s["median"],
+                         s["min"], s["max"], mem.get("tracemalloc_peak_mb"),
+                         mem.get("max_rss_growth_mb")])
+        print_table([Column("contender", 13, align="<"), Column("dtype", 8, align="<"),
+                     Column("step ms", 9, ".2f"), Column("min", 8, ".2f"),
+                     Column("max", 8, ".2f"), Column("tracemalloc MB", 15, ".1f"),
+                     Column("RSS growth MB", 14, ".1f")], rows)
         for key, value in entry.get("ratios", {}).items():
             spread = entry.get("ratio_per_block", {}).get(key)
             extra = f" (per block {spread['min']:.2f} to {spread['max']:.2f})" if spread else ""
@@ -606,6 +404,7 @@ def print_report(report: dict[str, Any]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """``python -m benchmarks.convnet`` (``--probe`` is the memory probe's child process)."""
     p = argparse.ArgumentParser(prog="python -m benchmarks.convnet",
                                 description=__doc__.split("\n")[0])
     p.add_argument("--threads", type=int, default=1)
@@ -635,10 +434,7 @@ def main(argv: list[str] | None = None) -> int:
     report = run(args)
     print_report(report)
     if args.json:
-        path = Path(args.json)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(report, indent=2) + "\n")
-        print(f"wrote {path}")
+        print(f"wrote {write_json(args.json, report)}")
     return 0
 
 

@@ -23,21 +23,31 @@ permutation. Threads are pinned (``--threads``, default 1) for BLAS and torch al
 from __future__ import annotations
 
 import argparse
+import functools
 import itertools
-import json
 import os
 import statistics
-import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .__main__ import machine, pin_threads
+from .harness import (
+    RESULTS,
+    Column,
+    block_ratios,
+    epoch_order,
+    interleave,
+    machine,
+    pin_threads,
+    prepare,
+    print_table,
+    spread,
+    train_images,
+    write_json,
+)
 
 SIZES = (784, 100, 100, 100, 100, 10)
-RESULTS = Path(__file__).resolve().parent / "results"
 LR = 0.001
 
 
@@ -48,21 +58,8 @@ def he_weights(seed: int) -> list[np.ndarray]:
             for n_in, n_out in itertools.pairwise(SIZES)]
 
 
-def batches(n: int, batch: int, seed: int) -> Callable[[int], np.ndarray]:
-    """``order(i)``: the rows of step ``i`` (a fresh permutation every epoch)."""
-    rng = np.random.default_rng(seed)
-    per = n // batch
-    state: dict[str, np.ndarray] = {}
-
-    def order(i: int) -> np.ndarray:
-        if i % per == 0:
-            state["perm"] = rng.permutation(n)
-        slot = i % per
-        return state["perm"][slot * batch:(slot + 1) * batch]
-    return order
-
-
 def xpnet_step(x: np.ndarray, t: np.ndarray, batch: int, seed: int) -> Callable[[int], Any]:
+    """``MultiLayerNetExtend`` with batch norm and Adam, through the training loop's step."""
     import xpnet
     from xpnet.optim import Adam
     from xpnet.training import make_step as _make_step
@@ -78,7 +75,7 @@ def xpnet_step(x: np.ndarray, t: np.ndarray, batch: int, seed: int) -> Callable[
     net.last_layer.check_labels = False
     step_on, _ = _make_step(net, xp, xp.asarray(x), xp.asarray(t), Adam(lr=LR), batch,
                             cuda_graph=False)
-    order = batches(x.shape[0], batch, seed)
+    order = epoch_order(x.shape[0], batch, seed)
 
     def step(i: int) -> Any:
         return step_on(xp.asarray(order(i)))
@@ -86,6 +83,7 @@ def xpnet_step(x: np.ndarray, t: np.ndarray, batch: int, seed: int) -> Callable[
 
 
 def torch_step(x: np.ndarray, t: np.ndarray, batch: int, seed: int) -> Callable[[int], Any]:
+    """The same network in ``torch.nn`` with ``torch.optim.Adam``."""
     import torch
 
     layers: list[Any] = []
@@ -104,7 +102,7 @@ def torch_step(x: np.ndarray, t: np.ndarray, batch: int, seed: int) -> Callable[
     opt = torch.optim.Adam(model.parameters(), lr=LR)
     xt = torch.from_numpy(x)
     tt = torch.from_numpy(t.astype(np.int64))
-    order = batches(x.shape[0], batch, seed)
+    order = epoch_order(x.shape[0], batch, seed)
 
     def step(i: int) -> Any:
         idx = torch.from_numpy(order(i))
@@ -120,82 +118,50 @@ def torch_step(x: np.ndarray, t: np.ndarray, batch: int, seed: int) -> Callable[
 CONTENDERS = {"xpnet-numpy": xpnet_step, "torch-eager": torch_step}
 
 
-def load(quick: bool) -> tuple[np.ndarray, np.ndarray, str]:
-    if not quick:
-        try:
-            from xpnet.datasets import load_mnist
-
-            (x, t), _ = load_mnist()
-            return x, t, "MNIST"
-        except Exception as exc:  # no data here: say so, use random data
-            print(f"note: MNIST not available ({exc}); using random data")
-    rng = np.random.default_rng(0)
-    n = 2000 if quick else 60_000
-    return (rng.random((n, 784), dtype=np.float32), rng.integers(0, 10, n).astype(np.uint8),
-            "random")
-
-
 def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Both contenders' step blocks, interleaved; the report (JSON fields of the results)."""
     threads = pin_threads(args.threads)
-    x, t, source = load(args.quick)
-    steps = {}
-    skipped = {}
-    for name, make in CONTENDERS.items():
-        try:
-            steps[name] = make(x, t, args.batch, args.seed)
-            for i in range(args.warmup):
-                steps[name](i)
-        except Exception as exc:  # a contender that cannot run is reported
-            skipped[name] = f"{type(exc).__name__}: {exc}"
-            print(f"skipped {name}: {skipped[name]}")
-    times: dict[str, list[float]] = {name: [] for name in steps}
-    counter = dict.fromkeys(steps, args.warmup)
-    for _ in range(args.reps):
-        for name, step in steps.items():  # interleaved: noise hits every contender alike
-            t0 = time.perf_counter()
-            for _ in range(args.steps):
-                step(counter[name])
-                counter[name] += 1
-            times[name].append((time.perf_counter() - t0) / args.steps)
+    # Random data: 2000 rows for --quick, else MNIST (60000 random rows where it cannot load).
+    x, t, source = train_images(args.quick, flatten=True, n_random=2000 if args.quick else 60_000)
+    steps, skipped = prepare({name: functools.partial(make, x, t, args.batch, args.seed)
+                              for name, make in CONTENDERS.items()}, args.warmup)
+    times = interleave(steps, args.reps, args.steps, start=args.warmup)
     medians = {name: statistics.median(v) for name, v in times.items()}
     report: dict[str, Any] = {
         "config": {"sizes": list(SIZES), "batch": args.batch, "optimizer": "adam", "lr": LR,
                    "batchnorm": True, "dtype": "float32", "data": source,
                    "steps_per_block": args.steps, "reps": args.reps, "warmup": args.warmup},
         "machine": machine(), "threads": threads,
-        "step_ms": {name: {"median": 1e3 * m, "min": 1e3 * min(times[name]),
-                           "max": 1e3 * max(times[name]),
-                           "blocks": [1e3 * v for v in times[name]]}
-                    for name, m in medians.items()},
+        "step_ms": {name: {**spread(times[name], 1e3), "blocks": [1e3 * v for v in times[name]]}
+                    for name in medians},
         "skipped": skipped,
         "load_average_at_end": list(os.getloadavg()),
     }
     if "xpnet-numpy" in medians and "torch-eager" in medians:
         report["ratio_xpnet_over_torch"] = medians["xpnet-numpy"] / medians["torch-eager"]
         # Block by block (each pair ran back to back): the spread of the ratio under load.
-        pairs = sorted(a / b for a, b in zip(times["xpnet-numpy"], times["torch-eager"],
-                                             strict=True))
-        report["ratio_per_block"] = {"median": statistics.median(pairs), "min": pairs[0],
-                                     "max": pairs[-1]}
+        report["ratio_per_block"] = block_ratios(times["xpnet-numpy"], times["torch-eager"])
     return report
 
 
 def print_report(report: dict[str, Any]) -> None:
+    """The table of step times and the ratio."""
     cfg = report["config"]
     print(f"\nMLP {'-'.join(map(str, cfg['sizes']))}, batch norm, Adam {cfg['lr']}, batch "
           f"{cfg['batch']}, float32, {cfg['data']} data, threads {report['threads']['requested']}")
-    print(f"{'contender':<14} {'step ms (median)':>17} {'min':>8} {'max':>8}")
-    for name, s in report["step_ms"].items():
-        print(f"{name:<14} {s['median']:>17.3f} {s['min']:>8.3f} {s['max']:>8.3f}")
+    print_table([Column("contender", 14, align="<"), Column("step ms (median)", 17, ".3f"),
+                 Column("min", 8, ".3f"), Column("max", 8, ".3f")],
+                [[name, s["median"], s["min"], s["max"]] for name, s in report["step_ms"].items()])
     if "ratio_xpnet_over_torch" in report:
-        spread = report["ratio_per_block"]
+        blocks = report["ratio_per_block"]
         print(f"xpnet / torch step time: {report['ratio_xpnet_over_torch']:.2f}x "
-              f"(per block {spread['min']:.2f} to {spread['max']:.2f}; target <= 1.0x)")
+              f"(per block {blocks['min']:.2f} to {blocks['max']:.2f}; target <= 1.0x)")
     start, end = report["machine"]["load_average_at_start"], report["load_average_at_end"]
     print(f"load average (1 min) at start {start[0]:.2f}, at end {end[0]:.2f}")
 
 
 def main(argv: list[str] | None = None) -> int:
+    """``python -m benchmarks.mlp``."""
     p = argparse.ArgumentParser(prog="python -m benchmarks.mlp", description=__doc__.split("\n")[0])
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--batch", type=int, default=100)
@@ -215,12 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     report = run(args)
     print_report(report)
     if args.json:
-        path = Path(args.json)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(json.dumps(report, indent=2) + "\n")
-        tmp.replace(path)
-        print(f"wrote {path}")
+        print(f"wrote {write_json(args.json, report)}")
     return 0 if not report["skipped"] else 1
 
 

@@ -34,6 +34,8 @@ from typing import Any
 
 import numpy as np
 
+from .harness import Column, print_table, write_json
+
 ROOT = Path(__file__).resolve().parent.parent
 SIZES, BATCH = (784, 4096, 10), 4096
 
@@ -143,6 +145,7 @@ def run_cli(mpiexec: str, epochs: int, reps: int, out: Path) -> list[dict[str, A
 
 
 def main_cli(args: argparse.Namespace, mpiexec: str) -> int:
+    """``--cli``: time the README's MPI command, print the table, write the JSON."""
     import tempfile
 
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
@@ -152,11 +155,11 @@ def main_cli(args: argparse.Namespace, mpiexec: str) -> int:
     with tempfile.TemporaryDirectory(prefix="xpnet-bench-cli-") as tmp:
         rows = run_cli(mpiexec, args.epochs, args.reps, Path(tmp))
     width = max(len(r["contender"]) for r in rows)
-    print(f"{'contender':<{width}}  {'training s':>10}  {'s / 600 steps':>13}  "
-          f"{'vs 1 process':>12}  {'wall s':>6}  {'test acc':>8}")
-    for r in rows:
-        print(f"{r['contender']:<{width}}  {r['train_s']:>10.2f}  {r['s_per_600_steps']:>13.3f}  "
-              f"{r['vs_1_process']:>12.2f}  {r['wall_s']:>6.1f}  {r['test_acc']:>8.4f}")
+    print_table([Column("contender", width, align="<"), Column("training s", 10, ".2f"),
+                 Column("s / 600 steps", 13, ".3f"), Column("vs 1 process", 12, ".2f"),
+                 Column("wall s", 6, ".1f"), Column("test acc", 8, ".4f")],
+                [[r["contender"], r["train_s"], r["s_per_600_steps"], r["vs_1_process"],
+                  r["wall_s"], r["test_acc"]] for r in rows], sep="  ")
     notes = sorted({r["note"] for r in rows if r["note"]})
     for note in notes:
         print(f"  ({note.removeprefix('data parallel: ')})")
@@ -166,11 +169,12 @@ def main_cli(args: argparse.Namespace, mpiexec: str) -> int:
                   "machine": {"host": platform.node(), "cpus": cores,
                               "python": platform.python_version(), "numpy": np.__version__},
                   "date": time.strftime("%Y-%m-%d"), "rows": rows}
-        Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
+        write_json(args.json, report)
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
+    """``python -m benchmarks.parallel``."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0].replace("\n", " "))
     parser.add_argument("--procs", default="1,2", help="process counts (default 1,2)")
     parser.add_argument("--steps", type=int, default=10)
@@ -207,7 +211,6 @@ def main(argv: list[str] | None = None) -> int:
     print(f"TwoLayerNet {'-'.join(map(str, SIZES))}, global batch {BATCH}, NumPy float32, SGD, "
           f"1 BLAS thread per process, {os.cpu_count()} cores; medians of {args.reps} runs x "
           f"{args.steps} steps")
-    print(f"{'procs':>5} {'step ms':>9} {'speed-up':>9} {'efficiency':>10} {'allreduce ms':>13}")
     for p in procs:
         step = statistics.median(r["step_s"] for r in runs[p])
         reduce = statistics.median(r["allreduce_s"] for r in runs[p])
@@ -216,8 +219,10 @@ def main(argv: list[str] | None = None) -> int:
                "buffer_mb": runs[p][0]["buffer_mb"],
                "runs_step_ms": [r["step_s"] * 1e3 for r in runs[p]]}
         rows.append(row)
-        print(f"{p:>5} {row['step_ms']:>9.1f} {row['speedup']:>9.2f} {row['efficiency']:>10.2f} "
-              f"{row['allreduce_ms']:>13.2f}")
+    print_table([Column("procs", 5), Column("step ms", 9, ".1f"), Column("speed-up", 9, ".2f"),
+                 Column("efficiency", 10, ".2f"), Column("allreduce ms", 13, ".2f")],
+                [[r["procs"], r["step_ms"], r["speedup"], r["efficiency"], r["allreduce_ms"]]
+                 for r in rows])
     if args.json:
         import mpi4py
 
@@ -228,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
                               "python": platform.python_version(), "numpy": np.__version__,
                               "mpi4py": mpi4py.__version__},
                   "date": time.strftime("%Y-%m-%d"), "rows": rows}
-        Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
+        write_json(args.json, report)
     return 0
 
 

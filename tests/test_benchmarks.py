@@ -1,5 +1,6 @@
-"""The benchmark harness (``python -m benchmarks``): results reach the JSON file as they are
-measured, and a contender that raises is skipped with its reason instead of ending the run."""
+"""The benchmark suite (``python -m benchmarks``) on its harness: results reach the JSON file as
+they are measured, and a contender that raises is skipped with its reason instead of ending the
+run."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ import json
 import numpy as np
 import pytest
 
-from benchmarks import __main__ as bench
 from benchmarks import contenders as C
+from benchmarks import harness
+from benchmarks import suite as bench
 
 
 class Broken(C.Contender):
@@ -38,7 +40,7 @@ def setup(tmp_path):
     data = C.synthetic_data(300, 100, 784)
     args = bench.parse(["--iters", "12", "--reps", "1", "--step-block", "5"])
     path = tmp_path / "bench.json"
-    write = bench.json_writer(path)
+    write = harness.json_writer(path)
     on_disk = []
 
     def checkpoint(report):
@@ -100,3 +102,52 @@ def test_results_are_on_disk_as_they_come(setup):
     assert partial["final_test_acc"]["crashes"] == C.host_accuracy(params, data.x_test,
                                                                    data.t_test)
     assert not np.isnan(partial["final_test_acc"][good.name])
+
+
+# --- the harness every benchmark module shares ------------------------------------------------
+
+def test_interleave_runs_blocks_round_robin_and_syncs_each():
+    calls = []
+
+    def make(name):
+        def step(i):
+            calls.append((name, i))
+        step.sync = lambda: calls.append((name, "sync"))
+        return step
+
+    times = harness.interleave({"a": make("a"), "b": make("b")}, reps=2, n_steps=2, start=5)
+    assert calls == [("a", 5), ("a", 6), ("a", "sync"), ("b", 5), ("b", 6), ("b", "sync"),
+                     ("a", 7), ("a", 8), ("a", "sync"), ("b", 7), ("b", 8), ("b", "sync")]
+    assert [len(v) for v in times.values()] == [2, 2]
+    assert all(s >= 0 for v in times.values() for s in v)
+
+
+def test_prepare_skips_a_contender_that_raises(capsys):
+    warmed = []
+
+    def broken():
+        raise RuntimeError("no device")
+
+    steps, skipped = harness.prepare({"ok": lambda: warmed.append, "broken": broken}, warmup=3,
+                                     label="simple/")
+    assert list(steps) == ["ok"]
+    assert warmed == [0, 1, 2]
+    assert skipped == {"broken": "RuntimeError: no device"}
+    assert "skipped simple/broken: RuntimeError: no device" in capsys.readouterr().out
+
+
+def test_tables_and_json(tmp_path, capsys):
+    harness.print_table([harness.Column("model", 6, align="<"),
+                         harness.Column("size", 9, ".0f", unit="kB"),
+                         harness.Column("x", 5, ".2f", missing="-")],
+                        [["mlp", 1359.4, None], ["two", 12.0, 0.5]])
+    # As the modules' own f-strings printed them before they shared the harness:
+    assert capsys.readouterr().out.splitlines() == [
+        f"{'model':<6} {'size':>9} {'x':>5}",
+        f"{'mlp':<6} {1359.4:>7.0f}kB {'-':>5}",
+        f"{'two':<6} {12.0:>7.0f}kB {0.5:>5.2f}"]
+    path = harness.write_json(tmp_path / "new" / "r.json", {"a": [1.5], "p": tmp_path})
+    assert json.loads(path.read_text()) == {"a": [1.5], "p": str(tmp_path)}
+    assert [p.name for p in path.parent.iterdir()] == ["r.json"]
+    assert harness.block_ratios([2.0, 3.0, 8.0], [1.0, 1.0, 2.0]) == {"median": 3.0, "min": 2.0,
+                                                                      "max": 4.0}
