@@ -143,7 +143,7 @@ class BookLoop(Contender):
 # --- xpnet ----------------------------------------------------------------------------------
 
 class XpnetContender(Contender):
-    """xpnet through its public API: ``TwoLayerNet`` + ``xpnet.train.train``."""
+    """xpnet through its public API: ``TwoLayerNet`` + ``xpnet.train``."""
 
     def __init__(self, data: Data, sizes: tuple[int, int, int], batch_size: int, seed: int,
                  backend: str, dtype: str, cuda_graph: bool = False) -> None:
@@ -152,7 +152,7 @@ class XpnetContender(Contender):
         short = {"numpy": "numpy", "cupy": "cupy", "torch": "torch"}[backend]
         self.name = f"xpnet {short}-{dtype.replace('float', 'f')}" + (" graph" if cuda_graph
                                                                       else "")
-        self.description = (f"xpnet.train.train on {backend} {dtype}"
+        self.description = (f"xpnet.train on {backend} {dtype}"
                             + (", CUDA graph replay" if cuda_graph else ""))
         self._graph_step: Any = None
 
@@ -171,8 +171,8 @@ class XpnetContender(Contender):
         return {k: to_numpy(v).astype(np.float64) for k, v in net.params.items()}
 
     def make_step(self) -> Callable[[int], None]:
-        # Exactly the trainer's step (xpnet.train uses the same helper), on the same
-        # per-epoch permutation and take() gather.
+        # Exactly the trainer's step (xpnet.train uses the same helper,
+        # xpnet.training.make_step), on the same per-epoch permutation and take() gather.
         from xpnet.optim import SGD
         from xpnet.training import make_step as _make_step
         from xpnet.training import move_images as _move_images

@@ -8,7 +8,7 @@ Contenders, interleaved round-robin in one process (blocks of ``--steps`` steps,
 repetitions, medians reported):
 
 xpnet-numpy     ``MultiLayerNetExtend(use_batchnorm=True)`` + ``xpnet.optim.Adam`` on NumPy,
-                through the training loop's own step (``xpnet.train._make_step``)
+                through the training loop's own step (``xpnet.training.make_step``)
 torch-eager     ``nn.Linear``/``nn.BatchNorm1d``/``relu``, ``cross_entropy``, ``loss.backward()``
                 and ``torch.optim.Adam``: what a PyTorch user writes
 
@@ -70,7 +70,7 @@ def xpnet_step(x: np.ndarray, t: np.ndarray, batch: int, seed: int) -> Callable[
     for k, w in enumerate(he_weights(seed), start=1):
         net.params[f"W{k}"][...] = net.xp.asarray(w, dtype=net.dtype)
     xp = net.xp
-    # As xpnet.train.train does: data on the device once, labels checked once (not per step),
+    # As xpnet.train does: data on the device once, labels checked once (not per step),
     # then the loop's own step function.
     net.last_layer.check_labels = False
     step_on, _ = _make_step(net, xp, xp.asarray(x), xp.asarray(t), Adam(lr=LR), batch,
