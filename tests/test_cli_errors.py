@@ -244,7 +244,7 @@ def test_a_second_run_into_a_directory_in_use_is_refused_naming_the_first(tmp_pa
 
 @pytest.mark.usefixtures("mnist")
 def test_the_command_holds_the_lock_until_the_run_is_written(tmp_path, monkeypatch):
-    import xpnet.cli
+    import xpnet.cli.run
     import xpnet.training
 
     out = tmp_path / "run"
@@ -266,7 +266,7 @@ def test_the_command_holds_the_lock_until_the_run_is_written(tmp_path, monkeypat
                               text=True, timeout=60, check=True).stdout.strip()
 
     seen = {}
-    real_train, real_write = xpnet.training.train, xpnet.cli._write_run
+    real_train, real_write = xpnet.training.train, xpnet.cli.run._write_run
 
     def train(*args, **kwargs):
         seen["training"] = other_process()
@@ -277,7 +277,7 @@ def test_the_command_holds_the_lock_until_the_run_is_written(tmp_path, monkeypat
         return real_write(*args, **kwargs)
 
     monkeypatch.setattr(xpnet.training, "train", train)
-    monkeypatch.setattr(xpnet.cli, "_write_run", write_run)
+    monkeypatch.setattr(xpnet.cli.run, "_write_run", write_run)
     assert main(["train", "--iters", "3", "--out", str(out), "-q", "--no-plot"]) == 0
     assert seen == {"training": "refused", "writing": "refused"}
     assert other_process() == "taken"

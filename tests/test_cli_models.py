@@ -103,12 +103,15 @@ def test_batchnorm_on_one_sample_is_refused_up_front(tmp_path, capsys, monkeypat
                                                      args, message):
     """BatchNormalization refuses a training batch of one (its output would be beta): the
     command says so in one line, exit 2, before it loads data or makes a run directory."""
-    import xpnet.cli
+    import xpnet.cli.commands
+    import xpnet.cli.run
 
     def no_data(*_a, **_k):
         raise AssertionError("the refusal must come before the data is loaded")
 
-    monkeypatch.setattr(xpnet.cli, "_load_mnist", no_data)
+    # each subcommand's module calls it by the name it imported
+    monkeypatch.setattr(xpnet.cli.run, "_load_mnist", no_data)
+    monkeypatch.setattr(xpnet.cli.commands, "_load_mnist", no_data)
     out = tmp_path / "run"
     extra = ["--out", str(out)] if command == "train" else []
     assert main([command, "--model", "mlp", "--batchnorm", *args, *extra]) == 2
@@ -124,7 +127,8 @@ def test_batchnorm_under_mpi_needs_two_samples_per_process():
     sample; the check the command runs once it knows the number of processes refuses it."""
     import argparse
 
-    from xpnet.cli import CLIError, _check_batchnorm_batch
+    from xpnet.cli.common import CLIError
+    from xpnet.cli.run import _check_batchnorm_batch
 
     args = argparse.Namespace(batchnorm=True, batch_size=3)
     with pytest.raises(CLIError, match=r"^--batchnorm needs 2 or more samples per process: "

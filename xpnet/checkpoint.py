@@ -34,14 +34,15 @@ import numpy as np
 
 from .backend import asarray, dtype_name, random_family, to_numpy
 from .rng import random_generator
+from .runlock import LOCK_NAME, RunInUseError, RunLock, describe_holder, process_alive
 
+# The run lock lives in xpnet.runlock; these names stay importable from here.
 __all__ = ["CHECKPOINT_NAME", "LOCK_NAME", "Checkpoint", "CheckpointError", "CheckpointWarning",
-           "Checkpointer", "RunInUseError", "RunLock", "load_checkpoint", "save_checkpoint"]
+           "Checkpointer", "RunInUseError", "RunLock", "describe_holder", "load_checkpoint",
+           "save_checkpoint"]
 
 #: The checkpoint's file name in a run directory.
 CHECKPOINT_NAME = "checkpoint.npz"
-#: The lock file of a run directory in use (see :class:`RunLock`).
-LOCK_NAME = ".xpnet-run.lock"
 FORMAT = "xpnet-checkpoint"
 FORMAT_VERSION = 1
 _META_KEY = "__checkpoint__"
@@ -57,18 +58,6 @@ class CheckpointError(ValueError):
 class CheckpointWarning(UserWarning):
     """A checkpoint could not be written, or its dropout generator could not be carried over;
     training goes on."""
-
-
-class RunInUseError(RuntimeError):
-    """Another process is running in this run directory (it holds its :class:`RunLock`).
-
-    ``holder`` is what that process wrote into the lock file (``pid``, ``host``, ``command``,
-    ``started``; empty if it had not written it yet)."""
-
-    def __init__(self, message: str, folder: Path, holder: Mapping[str, Any]) -> None:
-        super().__init__(message)
-        self.folder = folder
-        self.holder = dict(holder)
 
 
 def _xpnet_version() -> str:
@@ -155,7 +144,7 @@ def save_checkpoint(path: str | os.PathLike[str], *, net: Any, optimizer: Any, h
     }
     arrays[_META_KEY] = np.asarray(json.dumps(meta, default=str))
     buffer = io.BytesIO()
-    np.savez(buffer, **arrays)
+    np.savez(buffer, **arrays)  # type: ignore[arg-type]  # numpy's stub: allow_pickle
     return atomic_write_bytes(path, buffer.getvalue())
 
 
@@ -359,6 +348,25 @@ def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
         msg = f"no checkpoint at {path}: the run wrote none yet (it writes one at each evaluation)"
         raise CheckpointError(msg)
     arrays = _open(path)
+    meta = _metadata(path, arrays)
+    info = meta["network"]
+    params = _params(path, arrays, info)
+    buffers = {name: _array(path, arrays, f"buffer.{name}") for name in info["buffers"]}
+    state: dict[str, Any] = {}
+    for key, value in meta["optimizer"].items():
+        if isinstance(value, Mapping) and "arrays" in value:
+            state[key] = {k: _array(path, arrays, f"optim.{key}.{k}") for k in value["arrays"]}
+        else:
+            state[key] = value
+    order = _order(path, arrays, meta)
+    _check_loop(path, meta)
+    return Checkpoint(path=path, meta=meta, params=params, buffers=buffers,
+                      optimizer_state=state, order=order)
+
+
+def _metadata(path: Path, arrays: dict[str, np.ndarray]) -> dict[str, Any]:
+    """The JSON entry (taken out of ``arrays``): an xpnet checkpoint of this format and major
+    version, with every entry the loader reads."""
     if _META_KEY not in arrays:
         msg = f"{path} lacks the entry {_META_KEY}; it is not an xpnet checkpoint"
         raise CheckpointError(msg)
@@ -384,26 +392,27 @@ def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
                  ("history", "config"), ("history", "loss"), ("history", "epochs"),
                  ("dropout",)):
         _entry(meta, path, *keys)
-    info = meta["network"]
-    params = _params(path, arrays, info)
-    buffers = {}
-    for name in info["buffers"]:
-        buffers[name] = _array(path, arrays, f"buffer.{name}")
-    state: dict[str, Any] = {}
-    for key, value in meta["optimizer"].items():
-        if isinstance(value, Mapping) and "arrays" in value:
-            state[key] = {k: _array(path, arrays, f"optim.{key}.{k}") for k in value["arrays"]}
-        else:
-            state[key] = value
+    return meta
+
+
+def _order(path: Path, arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any]
+           ) -> np.ndarray | None:
+    """The permutation the batches are drawn from (int64, as ``rng.permutation`` gives it),
+    checked against how much of it the run used."""
     order = arrays.get("order")
     if order is not None and order.dtype.kind not in "iu":
         raise CheckpointError(f"{path}: the batch order entry holds {order.dtype}, not integers")
     if order is not None:
-        order = order.astype(np.int64)  # as rng.permutation gives it
+        order = order.astype(np.int64)
     used = meta["loop"]["order_used"]
     if used is not None and (order is None or order.ndim != 1 or not
                              0 <= int(used) <= order.shape[0]):
         raise CheckpointError(f"{path}: the batch order entry is missing or does not fit")
+    return order
+
+
+def _check_loop(path: Path, meta: Mapping[str, Any]) -> None:
+    """The batch-order generator's state loads, and the history has one loss per step."""
     try:
         rng = np.random.default_rng()
         rng.bit_generator.state = meta["loop"]["rng"]
@@ -414,8 +423,6 @@ def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
         msg = (f"{path}: the history holds {len(meta['history']['loss'])} losses for "
                f"{meta['loop']['iteration']} iterations")
         raise CheckpointError(msg)
-    return Checkpoint(path=path, meta=meta, params=params, buffers=buffers,
-                      optimizer_state=state, order=order)
 
 
 def _array(path: Path, arrays: Mapping[str, np.ndarray], key: str) -> np.ndarray:
@@ -450,160 +457,6 @@ def _params(path: Path, arrays: Mapping[str, np.ndarray],
         raise CheckpointError(f"{path}: the parameters do not fit a {info['class']}: {exc}") \
             from None
     return params
-
-# --------------------------------------------------------------------------- the run lock
-
-# Locks this process holds: real path of the lock file -> [file descriptor, depth].
-_HELD: dict[str, list[int]] = {}
-_HELD_GUARD = threading.Lock()
-
-
-def describe_holder(holder: Mapping[str, Any]) -> str:
-    """``"pid 123 on host, started ..., running `xpnet train ...`"`` from a lock file's record."""
-    if not holder.get("pid"):
-        return "a process that is starting"
-    text = f"pid {holder['pid']}"
-    if holder.get("host"):
-        text += f" on {holder['host']}"
-    if holder.get("started"):
-        text += f", started {holder['started']}"
-    if holder.get("command"):
-        text += f", running `{holder['command']}`"
-    return text
-
-
-class RunLock:
-    """Exclusive use of a run directory (or a checkpoint's folder) by one process at a time.
-
-    The lock is the file :data:`LOCK_NAME` in ``folder``, locked with ``flock`` (POSIX; where
-    there is none, created exclusively and held while its process lives) and naming its holder:
-    process id, host, command line and start time. A second process asking for it gets
-    :class:`RunInUseError` naming the first. A process that dies (even by SIGKILL) releases it:
-    the operating system drops the ``flock``, and a lock file left behind by a dead process is
-    taken over. Re-entrant within a process (``xpnet train`` holds it around the loop, which
-    takes it again for its checkpoints).
-    """
-
-    def __init__(self, folder: str | os.PathLike[str]) -> None:
-        self.folder = Path(folder)
-        self.path = self.folder / LOCK_NAME
-        self._key: str | None = None
-
-    def acquire(self) -> RunLock:
-        """Take the lock (the folder must exist); :class:`RunInUseError` if another process
-        holds it."""
-        key = os.path.realpath(self.path)
-        with _HELD_GUARD:
-            if key in _HELD:
-                _HELD[key][1] += 1
-                self._key = key
-                return self
-            fd = _take(self.path)
-            _HELD[key] = [fd, 1]
-            self._key = key
-        return self
-
-    def release(self) -> None:
-        """Give the lock back (the lock file goes when the outermost holder lets go)."""
-        if self._key is None:
-            return
-        with _HELD_GUARD:
-            key, self._key = self._key, None
-            entry = _HELD.get(key)
-            if entry is None:
-                return
-            entry[1] -= 1
-            if entry[1] > 0:
-                return
-            del _HELD[key]
-            try:
-                os.unlink(key)  # still locked by us: nobody else can be using this file
-            except OSError:  # Windows removes no open file: close first
-                os.close(entry[0])
-                with contextlib.suppress(OSError):
-                    os.unlink(key)
-            else:
-                os.close(entry[0])  # drops the flock
-
-    @property
-    def held(self) -> bool:
-        """Whether this object holds the lock."""
-        return self._key is not None
-
-    def __enter__(self) -> RunLock:
-        return self.acquire()
-
-    def __exit__(self, *exc: object) -> None:
-        self.release()
-
-
-def _holder_record() -> bytes:
-    import socket
-    import sys
-
-    record = {"pid": os.getpid(), "host": socket.gethostname(),
-              "command": " ".join([os.path.basename(sys.argv[0] or "python"), *sys.argv[1:]]),
-              "started": time.strftime("%Y-%m-%d %H:%M:%S")}
-    return json.dumps(record).encode()
-
-
-def _read_holder(path: Path) -> dict[str, Any]:
-    try:
-        record = json.loads(path.read_bytes() or b"{}")
-    except (OSError, ValueError):
-        return {}
-    return record if isinstance(record, dict) else {}
-
-
-def _in_use(path: Path) -> RunInUseError:
-    holder = _read_holder(path)
-    msg = (f"{path.parent} is in use by another run ({describe_holder(holder)}); wait for it to "
-           "finish or write to another folder")
-    return RunInUseError(msg, path.parent, holder)
-
-
-def _take(path: Path) -> int:
-    """An open descriptor of ``path`` that this process holds the lock of."""
-    try:
-        import fcntl
-    except ImportError:  # no flock (Windows): an exclusively created file, checked for life
-        return _take_exclusive(path)
-    for _ in range(100):
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            os.close(fd)
-            raise _in_use(path) from None
-        try:
-            same = os.fstat(fd).st_ino == os.stat(path).st_ino
-        except FileNotFoundError:
-            same = False
-        if not same:  # its holder removed the file as we opened it: take the new one
-            os.close(fd)
-            continue
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, _holder_record(), 0)
-        return fd
-    raise _in_use(path)
-
-
-def _take_exclusive(path: Path) -> int:
-    for _ in range(100):
-        try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o666)
-        except FileExistsError:
-            holder = _read_holder(path)
-            pid = holder.get("pid")
-            if isinstance(pid, int) and not _alive(pid):
-                with contextlib.suppress(OSError):
-                    path.unlink()  # left behind by a process that is gone
-                continue
-            raise _in_use(path) from None
-        os.write(fd, _holder_record())
-        return fd
-    raise _in_use(path)
-
 
 class Checkpointer:
     """What :func:`xpnet.train` calls: ``save`` at each evaluation and on Ctrl-C, and,
@@ -647,12 +500,14 @@ class Checkpointer:
 
     def _remove_stale_temporaries(self) -> None:
         """Temporary files of writers killed mid-write (``.checkpoint.npz.<pid>.<hex>.tmp``)."""
+        if self.path is None:
+            return
         folder = self.path.parent
         if not folder.is_dir():
             return
         for tmp in folder.glob(f".{self.path.name}.*.tmp"):
             pid = tmp.name[len(self.path.name) + 2:].split(".")[0]
-            if pid.isdigit() and not _alive(int(pid)):
+            if pid.isdigit() and not process_alive(int(pid)):
                 with contextlib.suppress(OSError):
                     tmp.unlink()
 
@@ -702,15 +557,3 @@ class Checkpointer:
             signal.signal(signal.SIGINT, self._previous)
             self._previous = None
         self.release()
-
-
-def _alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:
-        return True
-    return True

@@ -140,7 +140,7 @@ def labels_checked_once(net: Any) -> Iterator[None]:
     """Inside, the network's last layer does not check the labels of each batch (a host sync
     per step: :func:`prepare_data` checked them all once); the caller's setting comes back on
     the way out, also when the block raises."""
-    last_layer = getattr(net, "last_layer", None) or getattr(net, "lastLayer", None)
+    last_layer: Any = getattr(net, "last_layer", None) or getattr(net, "lastLayer", None)
     if not hasattr(last_layer, "check_labels"):
         last_layer = _NoLabelCheck()
     checked, last_layer.check_labels = last_layer.check_labels, False

@@ -41,7 +41,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
@@ -116,7 +116,7 @@ class Communicator:
 
     def __init__(self, comm: Any, *, timeout: float | None = None) -> None:
         if isinstance(comm, Communicator):
-            comm = comm.comm
+            comm = comm.__dict__["comm"]
         if not all(hasattr(comm, a) for a in ("Get_rank", "Get_size", "Iallreduce")):
             msg = (f"comm must be an mpi4py communicator such as MPI.COMM_WORLD, got "
                    f"{type(comm).__name__}")
@@ -215,7 +215,7 @@ class Communicator:
         """Sum a few host numbers over all ranks."""
         buf = np.asarray(values, dtype=np.float64)
         self._wait(self.comm.Iallreduce(self.MPI.IN_PLACE, buf, op=self.MPI.SUM), what)
-        return buf.tolist()
+        return [float(v) for v in buf]
 
     def allgather_object(self, value: Any, what: str) -> list[Any]:
         """Every rank's ``value`` (a small picklable object), in rank order, on every rank."""
@@ -265,7 +265,7 @@ def _device_transport_problem(comm: Communicator, device: Any, ops: Any) -> str 
 # --------------------------------------------------------------------------- the training step
 
 
-def _pack(xp: Any, arrays: list[Array], tail: list[Array] = ()) -> Array:
+def _pack(xp: Any, arrays: list[Array], tail: Sequence[Array] = ()) -> Array:
     return xp.concat([xp.reshape(a, (-1,)) for a in arrays] + list(tail))
 
 

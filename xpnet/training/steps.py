@@ -72,7 +72,7 @@ def loss_reader(net: Any) -> Callable[[Array, Array], Array]:
     last = getattr(net, "last_layer", None) or getattr(net, "lastLayer", None)
     if last is not None and hasattr(last, "loss"):
         return lambda x_batch, t_batch: last.loss
-    return net.loss
+    return cast("Callable[[Array, Array], Array]", net.loss)
 
 
 class EagerStep(Step):
