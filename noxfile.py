@@ -122,9 +122,10 @@ def docs(session: nox.Session) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """Lint with ruff."""
-    session.install("ruff>=0.6")
+    """Ruff (with the complexity limit of 12 on xpnet/) and mypy --strict on xpnet/."""
+    session.install("ruff>=0.6", "mypy>=1.11", "-e.")
     session.run("ruff", "check", ".")
+    session.run("mypy")
 
 
 @nox.session(default=False)

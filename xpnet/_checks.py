@@ -13,12 +13,13 @@ import numbers
 from typing import Any
 
 import numpy as np
+from array_api_compat import is_numpy_namespace
 
-from .backend import Array, Namespace, namespace
+from .backend import Array, Namespace, device, namespace, register_cache
 
-__all__ = ["batch_not_empty", "floating_input", "four_d", "init_std", "int_at_least",
-           "optional_positive_int", "positive_int", "positive_rate", "promoted", "real",
-           "same_float", "seed", "unit_rate", "window_count"]
+__all__ = ["Checked", "batch_not_empty", "floating_input", "four_d", "init_std", "int_at_least",
+           "optional_positive_int", "param_and_grad", "positive_int", "positive_rate", "promoted",
+           "real", "same_float", "seed", "unit_rate", "window_count"]
 
 _SCALARS = (bool, int, float, complex)
 
@@ -176,3 +177,62 @@ def same_float(a: Any, b: Any) -> tuple[Any, Any]:
     if xp.isdtype(a.dtype, "real floating") and xp.isdtype(b.dtype, "real floating"):
         return promoted(xp, "", a, b)
     return a, b
+
+
+# --------------------------------------------------------------------------- optimizers
+
+class Checked:
+    """An attribute checked by ``check(owner name, attribute name, value)`` whenever it is set:
+    an optimizer's hyper-parameters (a schedule that assigns ``opt.lr = ...`` gets the same
+    checks as the constructor)."""
+
+    def __init__(self, check: Any) -> None:
+        self.check = check
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, obj: Any, owner: type | None = None) -> Any:
+        return self if obj is None else obj.__dict__[self.name]
+
+    def __set__(self, obj: Any, value: Any) -> None:
+        obj.__dict__[self.name] = self.check(type(obj).__name__, self.name, value)
+
+
+# {(namespace name, dtype): whether it is real floating}, for the per-update checks. The name
+# comes first so that dtypes of two libraries are never compared (strict warns).
+_REAL_FLOATING: dict[tuple[str, Any], bool] = register_cache({})
+
+
+def _real_floating(xp: Namespace, dtype: Any) -> bool:
+    key = (xp.__name__, dtype)
+    found = _REAL_FLOATING.get(key)
+    if found is None:
+        found = _REAL_FLOATING[key] = bool(xp.isdtype(dtype, "real floating"))
+    return found
+
+
+def param_and_grad(key: str, p: Array, g: Array) -> Namespace:
+    """One parameter and its gradient: one backend, one shape, real floating point, one
+    device. Returns their namespace."""
+    try:
+        xp = namespace(p, g)
+    except TypeError as exc:
+        msg = f"grads[{key!r}] does not fit params[{key!r}]: {exc}"
+        raise TypeError(msg) from None
+    if tuple(g.shape) != tuple(p.shape):
+        msg = (f"grads[{key!r}] has shape {tuple(g.shape)} but params[{key!r}] has "
+               f"{tuple(p.shape)}")
+        raise ValueError(msg)
+    if not _real_floating(xp, p.dtype):
+        msg = f"params[{key!r}] must be real floating point, got dtype {p.dtype}"
+        raise TypeError(msg)
+    if g.dtype != p.dtype and not _real_floating(xp, g.dtype):
+        msg = f"grads[{key!r}] must be real floating point, got dtype {g.dtype}"
+        raise TypeError(msg)
+    # NumPy has only the CPU
+    if not is_numpy_namespace(xp) and device(g) != device(p):
+        msg = (f"grads[{key!r}] is on device {device(g)} but params[{key!r}] on "
+               f"{device(p)}; compute the gradients where the parameters live")
+        raise ValueError(msg)
+    return xp

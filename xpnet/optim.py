@@ -22,14 +22,12 @@ from typing import Any, ClassVar, cast
 import numpy as np
 from array_api_compat import is_numpy_namespace
 
-from ._checks import positive_rate, unit_rate
+from ._checks import Checked, param_and_grad, positive_rate, unit_rate
 from .backend import (
     Array,
     Namespace,
     asarray,
-    namespace,
     on_device,
-    register_cache,
     supports_float64,
     to_numpy,
 )
@@ -52,65 +50,9 @@ __all__ = [
 EPS = 1e-7
 
 
-class _Hyper:
-    """A hyper-parameter attribute: a Python float, checked whenever it is set (so a schedule
-    that assigns ``opt.lr = ...`` gets the same checks as the constructor)."""
-
-    def __init__(self, check: Any) -> None:
-        self.check = check
-
-    def __set_name__(self, owner: type, name: str) -> None:
-        self.name = name
-
-    def __get__(self, obj: Any, owner: type | None = None) -> Any:
-        return self if obj is None else obj.__dict__[self.name]
-
-    def __set__(self, obj: Any, value: Any) -> None:
-        obj.__dict__[self.name] = self.check(type(obj).__name__, self.name, value)
-
-
-# {(namespace name, dtype): whether it is real floating}, for the per-update checks. The name
-# comes first so that dtypes of two libraries are never compared (strict warns).
-_REAL_FLOATING: dict[tuple[str, Any], bool] = register_cache({})
-
-
-def _real_floating(xp: Namespace, dtype: Any) -> bool:
-    key = (xp.__name__, dtype)
-    found = _REAL_FLOATING.get(key)
-    if found is None:
-        found = _REAL_FLOATING[key] = bool(xp.isdtype(dtype, "real floating"))
-    return found
-
-
 def _is_number(value: Any) -> bool:
     """A plain Python real number (not bool); NumPy scalars go the arrays' way."""
     return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _check_pair(key: str, p: Array, g: Array) -> Namespace:
-    """One parameter and its gradient: one backend, one shape, real floating point, one
-    device. Returns their namespace."""
-    try:
-        xp = namespace(p, g)
-    except TypeError as exc:
-        msg = f"grads[{key!r}] does not fit params[{key!r}]: {exc}"
-        raise TypeError(msg) from None
-    if tuple(g.shape) != tuple(p.shape):
-        msg = (f"grads[{key!r}] has shape {tuple(g.shape)} but params[{key!r}] has "
-               f"{tuple(p.shape)}")
-        raise ValueError(msg)
-    if not _real_floating(xp, p.dtype):
-        msg = f"params[{key!r}] must be real floating point, got dtype {p.dtype}"
-        raise TypeError(msg)
-    if g.dtype != p.dtype and not _real_floating(xp, g.dtype):
-        msg = f"grads[{key!r}] must be real floating point, got dtype {g.dtype}"
-        raise TypeError(msg)
-    # NumPy has only the CPU
-    if not is_numpy_namespace(xp) and device_of(g) != device_of(p):
-        msg = (f"grads[{key!r}] is on device {device_of(g)} but params[{key!r}] on "
-               f"{device_of(p)}; compute the gradients where the parameters live")
-        raise ValueError(msg)
-    return xp
 
 
 class Optimizer:
@@ -125,7 +67,7 @@ class Optimizer:
     _hyper_names: ClassVar[tuple[str, ...]] = ("lr",)
     _state_names: ClassVar[tuple[str, ...]] = ()
 
-    lr = _Hyper(positive_rate)
+    lr = Checked(positive_rate)
     _host_state = False  # True after load_state_dict, until the next update moves the state
 
     def update(self, params: MutableMapping[str, Array], grads: Mapping[str, Array]) -> None:
@@ -252,7 +194,7 @@ class Optimizer:
             raise KeyError(msg)
         xp = None
         for key in params:
-            space = _check_pair(key, params[key], grads[key])
+            space = param_and_grad(key, params[key], grads[key])
             if xp is None:
                 xp = space
             elif space is not xp:
@@ -396,7 +338,7 @@ class Momentum(Optimizer):
     name = "momentum"
     _hyper_names = ("lr", "momentum")
     _state_names = ("v",)
-    momentum = _Hyper(unit_rate)
+    momentum = Checked(unit_rate)
 
     def __init__(self, lr: float = 0.01, momentum: float = 0.9) -> None:
         self.lr = lr
@@ -422,7 +364,7 @@ class Nesterov(Optimizer):
     name = "nesterov"
     _hyper_names = ("lr", "momentum")
     _state_names = ("v",)
-    momentum = _Hyper(unit_rate)
+    momentum = Checked(unit_rate)
 
     def __init__(self, lr: float = 0.01, momentum: float = 0.9) -> None:
         self.lr = lr
@@ -468,7 +410,7 @@ class RMSprop(Optimizer):
     name = "rmsprop"
     _hyper_names = ("lr", "decay_rate")
     _state_names = ("h",)
-    decay_rate = _Hyper(unit_rate)
+    decay_rate = Checked(unit_rate)
 
     def __init__(self, lr: float = 0.01, decay_rate: float = 0.99) -> None:
         self.lr = lr
@@ -500,8 +442,8 @@ class Adam(Optimizer):
     name = "adam"
     _hyper_names = ("lr", "beta1", "beta2")
     _state_names = ("m", "v")
-    beta1 = _Hyper(unit_rate)
-    beta2 = _Hyper(unit_rate)
+    beta1 = Checked(unit_rate)
+    beta2 = Checked(unit_rate)
 
     def __init__(self, lr: float = 0.001, beta1: float = 0.9, beta2: float = 0.999) -> None:
         self.lr = lr

@@ -1,6 +1,7 @@
 """Datasets: MNIST, found, verified and cached (see :mod:`xpnet.datasets.mnist`)."""
 
 from .idx import IDXError, parse_idx, read_idx, write_idx
+from .loading import load_mnist
 from .mnist import (
     ChecksumError,
     MNISTError,
@@ -9,7 +10,6 @@ from .mnist import (
     MNISTWarning,
     default_cache_dir,
     fetch_mnist,
-    load_mnist,
     mnist_cache_dir,
     mnist_paths,
     verify_file,

@@ -125,10 +125,13 @@ def train(
         split across them and the gradients averaged: the updates are those of one process.
         Only rank 0 logs and shows the progress bar. ``None``: one process, no MPI.
 
-    Returns the :class:`History`. A NaN/inf loss, or a loss grown far past its start (see
-    :mod:`xpnet.training.divergence`), stops the run with ``status="diverged"`` and a message
-    naming the likely cause; Ctrl-C stops it with ``status="interrupted"``; both keep what was
-    measured so far.
+    Returns
+    -------
+    History
+        What the run measured. A NaN/inf loss, or a loss grown far past its start (see
+        :mod:`xpnet.training.divergence`), stops the run with ``status="diverged"`` and a message
+        naming the likely cause; Ctrl-C stops it with ``status="interrupted"``; both keep what was
+        measured so far.
     """
     positive_int(iters, "iters")
     positive_int(batch_size, "batch_size")

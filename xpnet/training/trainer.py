@@ -57,6 +57,8 @@ class Trainer:
         ``MPI.COMM_WORLD`` (see :mod:`xpnet.training.parallel`); each process passes the same
         data and arguments, every mini-batch is split across them, and only rank 0 prints.
 
+    Notes
+    -----
     After :meth:`train`, ``train_loss_list`` holds the loss of every step (the loss of the
     forward pass each gradient came from), ``train_acc_list`` and ``test_acc_list`` one value
     per epoch, and :attr:`history` the whole record.
