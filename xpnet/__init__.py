@@ -13,7 +13,8 @@ _limit_before_numpy()
 import importlib as _importlib
 import types as _types
 
-from . import backend, conv, cuda, functions, gradcheck, layers, nets, optim, util
+# The submodules stay reachable as attributes (xpnet.backend ...); __all__ lists names only.
+from . import backend, conv, cuda, functions, gradcheck, layers, nets, optim, util  # noqa: F401
 from ._version import __version__
 from .backend import cuda_available, get_namespace, to_numpy
 from .book_pickle import UnsafePickleError, load_book_params
