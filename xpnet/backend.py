@@ -472,7 +472,7 @@ def to_numpy(x: Any) -> np.ndarray:
     if array_api_compat.is_cupy_array(x):
         return np.asarray(x.get())
     if array_api_compat.is_torch_array(x):
-        return x.detach().cpu().numpy()
+        return np.asarray(x.detach().cpu().numpy())
     if array_api_compat.is_array_api_obj(x) and array_api_compat.is_array_api_strict_namespace(
         array_api_compat.array_namespace(x)
     ):
