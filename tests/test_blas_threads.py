@@ -19,7 +19,7 @@ import pytest
 
 from xpnet import blas_threads
 
-from .test_parallel import MPIEXEC, needs_mpi
+from .training.test_parallel import MPIEXEC, needs_mpi
 
 ROOT = Path(__file__).resolve().parents[1]
 MPICH = {"PMI_RANK": "0", "PMI_SIZE": "2", "MPI_LOCALNRANKS": "2"}

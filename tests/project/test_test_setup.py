@@ -11,9 +11,9 @@ import pytest
 
 from xpnet import backend
 
-from .conftest import _SELECTED, BOOK_ENV, book_path, pytest_report_header
+from ..conftest import _SELECTED, BOOK_ENV, book_path, pytest_report_header
 
-TESTS = Path(__file__).resolve().parent
+TESTS = Path(__file__).resolve().parents[1]
 
 
 def test_header_lists_only_the_backends_that_run_here(request):
@@ -54,6 +54,6 @@ def test_book_tests_skip_naming_the_variable_to_set(monkeypatch, tmp_path):
 def test_no_test_names_a_developers_folder():
     """Skip reasons and paths come from XPNET_BOOK_DIR, not from one machine's folders."""
     fixed = "/work" + "/"  # the folders of the machine these tests were first written on
-    found = [f"{p.name}:{i}" for p in sorted(TESTS.glob("*.py"))
+    found = [f"{p.name}:{i}" for p in sorted(TESTS.rglob("*.py"))
              for i, line in enumerate(p.read_text().splitlines(), 1) if fixed in line]
     assert found == []

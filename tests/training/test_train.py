@@ -225,7 +225,7 @@ print(json.dumps({{"seen": seen, "in_modules": "cupy" in sys.modules}}))
 
 def _cupy_imports(extra: str = "") -> dict:
     pytest.importorskip("array_api_strict")
-    root = Path(__file__).resolve().parents[1]  # "-c" puts the cwd first: this checkout's xpnet
+    root = Path(__file__).resolve().parents[2]  # "-c" puts the cwd first: this checkout's xpnet
     done = subprocess.run([sys.executable, "-c", _WATCH_CUPY.format(extra=extra)], cwd=root,
                           capture_output=True, text=True, check=True)
     return json.loads(done.stdout.splitlines()[-1])

@@ -14,7 +14,7 @@ import pytest
 
 from benchmarks.gpu_report import add_step, junit_counts
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _junit(path: Path, tests: int, skipped: int, failures: int = 0) -> Path:

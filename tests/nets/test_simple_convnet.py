@@ -20,7 +20,7 @@ from xpnet.conv import Convolution, Pooling
 from xpnet.layers import Affine, Dropout, Relu, SoftmaxWithLoss
 from xpnet.nets import DeepConvNet, Network, SimpleConvNet
 
-from .conftest import book_path
+from ..conftest import book_path
 
 # A DeepConvNet small enough for gradient checks: 12x12 images go 12 -> 6 -> 8 (pad 2) -> 4
 # -> 2 through the book's six convolutions and three poolings.

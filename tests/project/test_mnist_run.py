@@ -11,7 +11,7 @@ import pytest
 
 from xpnet.cli import main
 
-from .conftest import book_path
+from ..conftest import book_path
 from .test_examples import run_example
 
 pytestmark = [

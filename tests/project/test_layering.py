@@ -1,7 +1,8 @@
 """Imports run one way: no cycle among xpnet's modules (imports inside functions count), and
 only the backend module and the operations know CuPy.
 
-Run it alone with ``python -m pytest tests/test_layering.py`` or ``python tests/test_layering.py``
+Run it alone with ``python -m pytest tests/project/test_layering.py`` or
+``python tests/project/test_layering.py``
 (prints every cycle and every CuPy mention outside its place).
 """
 
@@ -12,7 +13,7 @@ import re
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "xpnet"
 
 # Where CuPy may be named or tested for: the backend module and the operations.

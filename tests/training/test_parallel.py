@@ -2,7 +2,7 @@
 learns, a rank that dies or raises stops the others, single-process use imports no MPI.
 
 The multi-process tests launch this file under ``mpiexec -n 2`` (``python -m
-tests.test_parallel CASE OUT``); every launch is bounded by a subprocess timeout.
+tests.training.test_parallel CASE OUT``); every launch is bounded by a subprocess timeout.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 MPIEXEC = shutil.which("mpiexec")
 try:
     import mpi4py  # noqa: F401
@@ -213,7 +213,7 @@ def _worker(case: str, out: str) -> None:
 
 
 def _mpiexec(case: str, out: Path, timeout: float, *extra: str, env: dict | None = None):
-    cmd = [MPIEXEC, *extra, "-n", "2", sys.executable, "-m", "tests.test_parallel", case,
+    cmd = [MPIEXEC, *extra, "-n", "2", sys.executable, "-m", "tests.training.test_parallel", case,
            str(out)]
     full_env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1",
                 "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", **(env or {})}
