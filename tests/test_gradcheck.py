@@ -14,6 +14,7 @@ from xpnet.gradcheck import (
     gradient_check,
     numerical_gradient,
 )
+from xpnet.layers import Affine, Sigmoid, SoftmaxWithLoss
 from xpnet.nets import TwoLayerNet
 
 NAMES = ("W1", "b1", "W2", "b2")
@@ -242,3 +243,49 @@ def test_relu_that_passes_every_gradient_is_caught(be, rng, monkeypatch):
     monkeypatch.setattr(layers.Relu, "backward", lambda self, dout: dout)
     report = gradient_check(net, x, t)
     assert {r.name for r in report.rows if not r.ok} == {"W1", "b1"}
+
+
+# --------------------------------------------------------------------------- any network
+
+
+class _BookStyleNet:
+    """A network as the book writes one: a plain dict of arrays shared with its layers."""
+
+    def __init__(self, xp, device):
+        rng = np.random.default_rng(13)
+        self.params = {
+            "W1": xp.asarray(rng.standard_normal((5, 4)), device=device),
+            "b1": xp.asarray(rng.standard_normal(4), device=device),
+            "W2": xp.asarray(rng.standard_normal((4, 3)), device=device),
+            "b2": xp.asarray(np.zeros(3), device=device),
+        }
+        self.layers = [Affine(self.params["W1"], self.params["b1"]), Sigmoid(),
+                       Affine(self.params["W2"], self.params["b2"])]
+        self.last = SoftmaxWithLoss()
+
+    def loss(self, x, t):
+        for layer in self.layers:
+            x = layer.forward(x)
+        return self.last.forward(x, t)
+
+    def gradient(self, x, t):
+        self.loss(x, t)
+        dout = self.last.backward(1.0)
+        for layer in reversed(self.layers):
+            dout = layer.backward(dout)
+        a1, a2 = self.layers[0], self.layers[2]
+        return {"W1": a1.dW, "b1": a1.db, "W2": a2.dW, "b2": a2.db}
+
+
+def test_gradient_check_works_on_any_network_with_params_loss_gradient(be, rng):
+    net = _BookStyleNet(be.xp, be.device)
+    before = {k: be.to_numpy(v) for k, v in net.params.items()}
+    x = be.asarray(rng.standard_normal((3, 5)))
+    t = be.asarray([0, 2, 1], "uint8")
+    report = gradient_check(net, x, t, mode="full")
+    assert [row.name for row in report.rows] == ["W1", "b1", "W2", "b2"]
+    report.raise_if_failed()
+    for name, value in before.items():  # every element restored exactly
+        be.assert_close(net.params[name], value, rtol=0)
+    with pytest.raises(ValueError, match="use mode='full'"):
+        gradient_check(net, x, t, mode="fast")

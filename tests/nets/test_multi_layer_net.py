@@ -1,4 +1,4 @@
-"""xpnet.nets: MultiLayerNet (the book's chapter-6 network) and the shared Network base.
+"""xpnet.nets.MultiLayerNet (the book's chapter-6 network) and the hooks its subclasses use.
 
 References are NumPy float64 computations on the host written here (forward, loss with weight
 decay, backprop), from the network's own parameters.
@@ -14,14 +14,7 @@ import pytest
 
 from xpnet import gradient_check
 from xpnet.layers import Affine, Relu, Sigmoid, SoftmaxWithLoss
-from xpnet.nets import (
-    MultiLayerNet,
-    MultiLayerNetExtend,
-    Network,
-    Params,
-    SimpleConvNet,
-    TwoLayerNet,
-)
+from xpnet.nets import MultiLayerNet, Network, Params
 
 
 def _net(be, *args, **kwargs):
@@ -98,13 +91,6 @@ def test_book_api(be):
     sig = _net(be, 4, [3], 2, activation="sigmoid", seed=0)
     assert isinstance(sig.layers["Activation_function1"], Sigmoid)
     assert not np.any(_host(be, sig)["b1"])
-
-
-def test_two_layer_net_has_the_same_base(be):
-    net = TwoLayerNet(4, 3, 2, xp=be.xp, device=be.device, seed=0)
-    assert isinstance(net, Network)
-    assert (net.input_size, net.output_size) == (4, 2)
-    assert net.last_layer is net.lastLayer
 
 
 @pytest.mark.parametrize("activation", ["relu", "sigmoid"])
@@ -314,92 +300,6 @@ def test_empty_batch_and_foreign_inputs(be):
     if be.other_device is not None:
         with pytest.raises(ValueError, match="input is on device"):
             net.predict(be.asarray(np.zeros((2, 4)), device=be.other_device))
-
-
-_LIST_NETS = {
-    "TwoLayerNet": lambda be: TwoLayerNet(4, 3, 2, xp=be.xp, device=be.device, seed=0),
-    "MultiLayerNetExtend": lambda be: MultiLayerNetExtend(
-        4, [3], 2, use_batchnorm=True, use_dropout=True, xp=be.xp, device=be.device, seed=0),
-    "SimpleConvNet": lambda be: SimpleConvNet(
-        (1, 2, 2), {"filter_num": 1, "filter_size": 1}, 3, 2, xp=be.xp, device=be.device,
-        seed=0),
-}
-_ENTRY_POINTS = {
-    "predict": lambda net, x, t: net.predict(x),
-    "loss": lambda net, x, t: net.loss(x, t),
-    "gradient": lambda net, x, t: net.gradient(x, t),
-    "accuracy": lambda net, x, t: net.accuracy(x, t),
-    "numerical_gradient": lambda net, x, t: net.numerical_gradient(x, t),
-}
-
-
-@pytest.mark.parametrize("entry", list(_ENTRY_POINTS))
-@pytest.mark.parametrize("kind", list(_LIST_NETS))
-def test_python_lists_are_refused_alike_by_every_entry_point(be, kind, entry):
-    """A list for x or t: one TypeError that names the argument and the conversion, from
-    every entry point of every network (not AttributeError: 'list' object has no 'ndim')."""
-    net = _LIST_NETS[kind](be)
-    call = _ENTRY_POINTS[entry]
-    x_list = [[0.5, -1.0, 2.0, 0.0], [1.0, 0.0, -0.5, 0.25]]
-    x, t = be.asarray(np.array(x_list)), be.asarray(np.array([0, 1]), "int64")
-    call(net, x, t)  # arrays work
-    pattern = (r"^x must be an array, got a Python list; convert it first: "
-               r"x = net\.xp\.asarray\(x, device=net\.device\) \(this network holds "
-               f"{be.xp.__name__.split('.')[-1]} arrays\\)$")
-    with pytest.raises(TypeError, match=pattern):
-        call(net, x_list, t)
-    if entry != "predict":
-        with pytest.raises(TypeError, match=r"^t must be an array, got a Python tuple; "
-                                            r"convert it first: t = net\.xp\.asarray\(t, "):
-            call(net, x, (0, 1))
-    with pytest.raises(TypeError, match=r"^x must be an array, got builtins\.float"):
-        call(net, 1.5, t)
-
-
-# --------------------------------------------------------------------------- any network
-
-
-class _BookStyleNet:
-    """A network as the book writes one: a plain dict of arrays shared with its layers."""
-
-    def __init__(self, xp, device):
-        rng = np.random.default_rng(13)
-        self.params = {
-            "W1": xp.asarray(rng.standard_normal((5, 4)), device=device),
-            "b1": xp.asarray(rng.standard_normal(4), device=device),
-            "W2": xp.asarray(rng.standard_normal((4, 3)), device=device),
-            "b2": xp.asarray(np.zeros(3), device=device),
-        }
-        self.layers = [Affine(self.params["W1"], self.params["b1"]), Sigmoid(),
-                       Affine(self.params["W2"], self.params["b2"])]
-        self.last = SoftmaxWithLoss()
-
-    def loss(self, x, t):
-        for layer in self.layers:
-            x = layer.forward(x)
-        return self.last.forward(x, t)
-
-    def gradient(self, x, t):
-        self.loss(x, t)
-        dout = self.last.backward(1.0)
-        for layer in reversed(self.layers):
-            dout = layer.backward(dout)
-        a1, a2 = self.layers[0], self.layers[2]
-        return {"W1": a1.dW, "b1": a1.db, "W2": a2.dW, "b2": a2.db}
-
-
-def test_gradient_check_works_on_any_network_with_params_loss_gradient(be, rng):
-    net = _BookStyleNet(be.xp, be.device)
-    before = {k: be.to_numpy(v) for k, v in net.params.items()}
-    x = be.asarray(rng.standard_normal((3, 5)))
-    t = be.asarray([0, 2, 1], "uint8")
-    report = gradient_check(net, x, t, mode="full")
-    assert [row.name for row in report.rows] == ["W1", "b1", "W2", "b2"]
-    report.raise_if_failed()
-    for name, value in before.items():  # every element restored exactly
-        be.assert_close(net.params[name], value, rtol=0)
-    with pytest.raises(ValueError, match="use mode='full'"):
-        gradient_check(net, x, t, mode="fast")
 
 
 # --------------------------------------------------------------------------- the Extend hook

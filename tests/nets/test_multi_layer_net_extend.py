@@ -191,3 +191,16 @@ def test_gradient_check_without_a_fixed_dropout_mask_is_refused_clearly(rng):
     x, t = rng.standard_normal((4, 6)), rng.integers(0, 3, 4)
     with pytest.raises(ValueError, match=r"'Dropout1'.*fixed_mask"):
         gradient_check(net, x, t, mode="full")
+
+
+def test_to_carries_the_batchnorm_running_statistics(be, rng):
+    """net.to() copies what inference needs: a trained batch-norm network's running
+    statistics come along (they were lost: the copy predicted with zeros)."""
+    net = MultiLayerNetExtend(4, [3, 3], 2, use_batchnorm=True, seed=1)
+    xh, th = rng.standard_normal((6, 4)), np.array([0, 1, 1, 0, 1, 0])
+    for _ in range(3):
+        net.gradient(xh, th)  # training-mode passes move the running statistics
+    moved = net.to(be.xp, device=be.device)
+    for key, value in net.buffers().items():
+        be.assert_close(moved.buffers()[key], value, rtol=0)
+    be.assert_close(moved.predict(be.asarray(xh)), net.predict(xh), rtol=1e-12, atol=1e-14)
