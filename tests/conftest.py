@@ -1,6 +1,6 @@
-"""One backend fixture, ``be``, parametrized over every backend.
+"""One backend fixture, ``xp``, parametrized over every backend.
 
-A test that takes ``be`` runs once per backend:
+A test that takes ``xp`` runs once per backend:
 
 ===========================  ==============================================================
 id                           arrays
@@ -14,11 +14,13 @@ torch                        PyTorch on the CPU (skipped when not installed; on
 cupy                         CuPy on CUDA (skipped unless ``xpnet.backend.cuda_available()``)
 ===========================  ==============================================================
 
-``be.xp`` is the namespace and ``be.device`` the device; tests make their data on the host with
-NumPy and put it there with ``be.asarray(host, dtype="float32")``, and read results back with
-``be.to_numpy(arr)``. Neither uses xpnet, so tests of xpnet's own conversions have a reference.
+``xp`` reads like the backend's array namespace (``xp.sum``, ``xp.float32`` are the
+namespace's); ``xp.namespace`` is the namespace itself and ``xp.device`` the device. Tests make
+their data on the host with NumPy and put it there with ``xp.asarray(host, "float32")``, and read
+results back with ``xp.to_numpy(arr)``. Neither uses xpnet, so tests of xpnet's own conversions
+have a reference.
 
-``--backend NAME`` (repeatable or comma-separated) runs the ``be`` tests on those backends only.
+``--backend NAME`` (repeatable or comma-separated) runs the ``xp`` tests on those backends only.
 """
 
 from __future__ import annotations
@@ -92,7 +94,7 @@ def why_unusable(name: str) -> str | None:
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
-    """The backends the ``be`` tests run on here, and why the others are skipped."""
+    """The backends the ``xp`` tests run on here, and why the others are skipped."""
     selected = config.stash[_SELECTED]
     skipped = {name: why for name in selected if (why := why_unusable(name)) is not None}
     lines = [f"xpnet backends: {', '.join(n for n in selected if n not in skipped) or 'none'}"]
@@ -101,36 +103,80 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if "be" in metafunc.fixturenames:
+    if "xp" in metafunc.fixturenames:
         names = metafunc.config.stash[_SELECTED]
-        metafunc.parametrize("be", names, ids=names, indirect=True, scope="session")
+        metafunc.parametrize("xp", names, ids=names, indirect=True, scope="session")
 
 
-@dataclass(frozen=True)
+#: The dtype names the Array API standard defines (the names ``asarray``/``assert_on`` accept).
+DTYPE_NAMES = ("bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
+               "float16", "float32", "float64", "complex64", "complex128")
+
+
+@dataclass(frozen=True, repr=False)
 class Backend:
-    """A backend under test: its namespace, the device tests create arrays on, and a second
-    device of the same backend (``None`` when there is none) for wrong-device tests."""
+    """A backend under test, to be used like its array namespace: ``xp.sum``, ``xp.float32``,
+    ``xp.matmul`` ... are the namespace's own (every name this class does not define is looked
+    up there), and ``xp.namespace`` is the namespace itself, for code that needs a module
+    (``TwoLayerNet(..., xp=xp.namespace)``).
+
+    What the class adds: ``name`` (the backend id), ``device`` (where tests make their arrays),
+    ``other_device`` (a second device of the same backend, or ``None``, for wrong-device
+    tests), and helpers that do not go through xpnet: :meth:`asarray` (host data onto the
+    device), :meth:`to_numpy`, :meth:`assert_on` and :meth:`assert_close`."""
 
     name: str
-    xp: Any
+    namespace: Any
     device: Any
     other_device: Any = None
 
-    def dtype(self, name: str) -> Any:
-        """The namespace's dtype called ``name`` (``"float32"``, ``"uint8"`` ...)."""
-        return getattr(self.xp, name)
+    def __getattr__(self, attr: str) -> Any:
+        # Only names the class does not define get here: the namespace's functions and dtypes.
+        try:
+            namespace = self.__dict__["namespace"]
+        except KeyError:  # not set yet (copying, unpickling): no namespace to ask
+            raise AttributeError(attr) from None
+        return getattr(namespace, attr)
 
-    def asarray(self, data: Any, dtype: str | None = None, *, device: Any = None) -> Any:
-        """A new array holding ``data`` (host data: NumPy arrays, lists, numbers) on this
-        backend's device (or ``device``), of NumPy dtype name ``dtype`` (default: ``data``'s)."""
-        host = np.array(data, dtype=dtype, copy=True)  # a private copy: torch would share memory
+    def __dir__(self) -> list[str]:
+        return sorted(set(super().__dir__()) | set(dir(self.namespace)))
+
+    def __repr__(self) -> str:
+        return f"Backend({self.name!r}, device={self.device!r})"
+
+    def _dtype_name(self, dtype: Any) -> str | None:
+        """The standard name of ``dtype``: a name, a NumPy dtype or a dtype of the namespace."""
+        if dtype is None or isinstance(dtype, str):
+            return dtype
+        if isinstance(dtype, np.dtype) or (isinstance(dtype, type)
+                                           and issubclass(dtype, np.generic)):
+            return np.dtype(dtype).name
+        for name in DTYPE_NAMES:
+            # Same-library comparisons only: array-api-strict warns on any other.
+            candidate = getattr(self.namespace, name, None)
+            if type(candidate) is type(dtype) and candidate == dtype:
+                return name
+        msg = f"dtype must be a dtype name ('float32') or a {self.name} dtype, got {dtype!r}"
+        raise TypeError(msg)
+
+    def asarray(self, data: Any, dtype: Any = None, *, device: Any = None) -> Any:
+        """A new array holding ``data`` on this backend's device (or ``device``).
+
+        ``data`` is host data (NumPy arrays, lists, numbers), copied through NumPy without
+        xpnet, or an array of this backend (copied by the namespace). ``dtype`` is a name
+        (``"float32"``), a NumPy dtype or a dtype of the namespace (``xp.float32``); by default
+        ``data``'s own."""
+        name = self._dtype_name(dtype)
+        where = self.device if device is None else device
+        if array_api_compat.is_array_api_obj(data) and not isinstance(data, (np.ndarray,
+                                                                             np.generic)):
+            given = None if name is None else getattr(self.namespace, name)
+            return self.namespace.asarray(data, dtype=given, device=where, copy=True)
+        host = np.array(data, dtype=name, copy=True)  # a private copy: torch would share memory
         if host.dtype.byteorder not in "=|":
             host = host.astype(host.dtype.newbyteorder("="))
-        return self.xp.asarray(
-            host,
-            dtype=self.dtype(host.dtype.name),
-            device=self.device if device is None else device,
-        )
+        return self.namespace.asarray(host, dtype=getattr(self.namespace, host.dtype.name),
+                                      device=where)
 
     def to_numpy(self, x: Any) -> np.ndarray:
         """A host NumPy copy of ``x`` (an array of this backend, on any of its devices)."""
@@ -147,10 +193,12 @@ class Backend:
             return np.array(array_api_strict.asarray(x, device=cpu))
         return np.array(x)
 
-    def assert_on(self, x: Any, dtype: str, shape: tuple[int, ...] | None = None) -> None:
-        """``x`` is an array of this backend on its device, of dtype ``dtype`` (and ``shape``)."""
+    def assert_on(self, x: Any, dtype: Any, shape: tuple[int, ...] | None = None) -> None:
+        """``x`` is an array of this backend on its device, of dtype ``dtype`` (a name or a
+        dtype, as for :meth:`asarray`) and, when given, shape ``shape``."""
         assert array_api_compat.is_array_api_obj(x), f"not an array: {type(x)}"
-        assert x.dtype == self.dtype(dtype), f"dtype {x.dtype}, expected {dtype}"
+        name = self._dtype_name(dtype)
+        assert x.dtype == getattr(self.namespace, name), f"dtype {x.dtype}, expected {name}"
         assert array_api_compat.device(x) == self.device, (
             f"device {array_api_compat.device(x)}, expected {self.device}")
         if shape is not None:
@@ -213,7 +261,7 @@ def _make_backend(name: str) -> Backend:
 
 
 @pytest.fixture(scope="session")
-def be(request: pytest.FixtureRequest) -> Backend:
+def xp(request: pytest.FixtureRequest) -> Backend:
     """The backend under test (see the module docstring)."""
     return _make_backend(request.param)
 

@@ -24,25 +24,25 @@ SMALL_SIMPLE = {"input_dim": (1, 8, 8), "conv_param": {"filter_num": 3, "filter_
 BOOK_PADS = (1, 1, 1, 2, 1, 1)
 
 
-def small_simple(be, **kwargs):
-    return SimpleConvNet(**{**SMALL_SIMPLE, **kwargs}, xp=be.xp, device=be.device)
+def small_simple(xp, **kwargs):
+    return SimpleConvNet(**{**SMALL_SIMPLE, **kwargs}, xp=xp.namespace, device=xp.device)
 
 
-def small_deep(be, **kwargs):
-    return DeepConvNet(**{**SMALL_DEEP, **kwargs}, xp=be.xp, device=be.device)
+def small_deep(xp, **kwargs):
+    return DeepConvNet(**{**SMALL_DEEP, **kwargs}, xp=xp.namespace, device=xp.device)
 
 
-def host_params(be, net):
-    return {k: be.to_numpy(v).astype(np.float64) for k, v in net.params.items()}
+def host_params(xp, net):
+    return {k: xp.to_numpy(v).astype(np.float64) for k, v in net.params.items()}
 
 
-def random_biases(be, net, rng, scale=0.1):
+def random_biases(xp, net, rng, scale=0.1):
     """Zero biases put the pad-2 border of DeepConvNet's fourth convolution exactly on ReLU's
     kink (its output there is b4); random ones keep every check away from it."""
     for name in net.params:
         if name.startswith("b"):
             shape = tuple(net.params[name].shape)
-            net.params[name] = be.asarray(scale * rng.standard_normal(shape), "float64")
+            net.params[name] = xp.asarray(scale * rng.standard_normal(shape), "float64")
 
 
 def random_biases_np(net, rng):

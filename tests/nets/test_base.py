@@ -23,11 +23,11 @@ def test_params_cannot_lose_entries():
 
 
 _LIST_NETS = {
-    "TwoLayerNet": lambda be: TwoLayerNet(4, 3, 2, xp=be.xp, device=be.device, seed=0),
-    "MultiLayerNetExtend": lambda be: MultiLayerNetExtend(
-        4, [3], 2, use_batchnorm=True, use_dropout=True, xp=be.xp, device=be.device, seed=0),
-    "SimpleConvNet": lambda be: SimpleConvNet(
-        (1, 2, 2), {"filter_num": 1, "filter_size": 1}, 3, 2, xp=be.xp, device=be.device,
+    "TwoLayerNet": lambda xp: TwoLayerNet(4, 3, 2, xp=xp.namespace, device=xp.device, seed=0),
+    "MultiLayerNetExtend": lambda xp: MultiLayerNetExtend(
+        4, [3], 2, use_batchnorm=True, use_dropout=True, xp=xp.namespace, device=xp.device, seed=0),
+    "SimpleConvNet": lambda xp: SimpleConvNet(
+        (1, 2, 2), {"filter_num": 1, "filter_size": 1}, 3, 2, xp=xp.namespace, device=xp.device,
         seed=0),
 }
 _ENTRY_POINTS = {
@@ -41,17 +41,17 @@ _ENTRY_POINTS = {
 
 @pytest.mark.parametrize("entry", list(_ENTRY_POINTS))
 @pytest.mark.parametrize("kind", list(_LIST_NETS))
-def test_python_lists_are_refused_alike_by_every_entry_point(be, kind, entry):
+def test_python_lists_are_refused_alike_by_every_entry_point(xp, kind, entry):
     """A list for x or t: one TypeError that names the argument and the conversion, from
     every entry point of every network (not AttributeError: 'list' object has no 'ndim')."""
-    net = _LIST_NETS[kind](be)
+    net = _LIST_NETS[kind](xp)
     call = _ENTRY_POINTS[entry]
     x_list = [[0.5, -1.0, 2.0, 0.0], [1.0, 0.0, -0.5, 0.25]]
-    x, t = be.asarray(np.array(x_list)), be.asarray(np.array([0, 1]), "int64")
+    x, t = xp.asarray(np.array(x_list)), xp.asarray(np.array([0, 1]), "int64")
     call(net, x, t)  # arrays work
     pattern = (r"^x must be an array, got a Python list; convert it first: "
                r"x = net\.xp\.asarray\(x, device=net\.device\) \(this network holds "
-               f"{be.xp.__name__.split('.')[-1]} arrays\\)$")
+               f"{xp.namespace.__name__.split('.')[-1]} arrays\\)$")
     with pytest.raises(TypeError, match=pattern):
         call(net, x_list, t)
     if entry != "predict":

@@ -32,19 +32,19 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 # --------------------------------------------------------------------------- the book's API
 
 
-def test_deep_convnet_book_api(be):
-    net = DeepConvNet(xp=be.xp, device=be.device, seed=0)
+def test_deep_convnet_book_api(xp):
+    net = DeepConvNet(xp=xp.namespace, device=xp.device, seed=0)
     filters = (16, 16, 32, 32, 64, 64)
     channels = (1, *filters[:-1])
     for i in range(1, 7):
-        be.assert_on(net.params[f"W{i}"], "float64", (filters[i - 1], channels[i - 1], 3, 3))
-        be.assert_on(net.params[f"b{i}"], "float64", (filters[i - 1],))
+        xp.assert_on(net.params[f"W{i}"], "float64", (filters[i - 1], channels[i - 1], 3, 3))
+        xp.assert_on(net.params[f"b{i}"], "float64", (filters[i - 1],))
         conv = net.layers[f"Conv{i}"]
         assert conv.W is net.params[f"W{i}"]
         assert (conv.stride, conv.pad) == (1, BOOK_PADS[i - 1])
         assert conv.input_grad is (i > 1)
-    be.assert_on(net.params["W7"], "float64", (64 * 4 * 4, 50))
-    be.assert_on(net.params["W8"], "float64", (50, 10))
+    xp.assert_on(net.params["W7"], "float64", (64 * 4 * 4, 50))
+    xp.assert_on(net.params["W8"], "float64", (50, 10))
     assert list(net.params) == [f"{k}{i}" for i in range(1, 9) for k in "Wb"]
     assert list(net.layers) == [
         "Conv1", "Relu1", "Conv2", "Relu2", "Pool1", "Conv3", "Relu3", "Conv4", "Relu4",
@@ -61,29 +61,29 @@ def test_deep_convnet_book_api(be):
 # --------------------------------------------------------------------------- values
 
 
-def test_deep_predict_matches_numpy_reference(be, rng):
-    net = small_deep(be, seed=2)
-    random_biases(be, net, rng)
-    p = host_params(be, net)
+def test_deep_predict_matches_numpy_reference(xp, rng):
+    net = small_deep(xp, seed=2)
+    random_biases(xp, net, rng)
+    p = host_params(xp, net)
     xh = rng.standard_normal((2, 1, 12, 12))
     feat = deep_features(p, xh, BOOK_PADS)
     # Inference: each dropout layer scales by (1 - ratio), as in the book.
     hidden = np.maximum(feat @ p["W7"] + p["b7"], 0.0) * 0.5
     want = (hidden @ p["W8"] + p["b8"]) * 0.5
-    be.assert_close(net.predict(be.asarray(xh)), want, rtol=1e-10, atol=1e-12)
-    be.assert_close(net.predict(be.asarray(xh), train_flg=False), want, rtol=1e-10, atol=1e-12)
+    xp.assert_close(net.predict(xp.asarray(xh)), want, rtol=1e-10, atol=1e-12)
+    xp.assert_close(net.predict(xp.asarray(xh), train_flg=False), want, rtol=1e-10, atol=1e-12)
 
 
-def test_deep_gradient_with_fixed_dropout_masks_matches_numpy_backprop(be, rng):
-    net = small_deep(be, seed=3)
-    random_biases(be, net, rng)
-    p = host_params(be, net)
+def test_deep_gradient_with_fixed_dropout_masks_matches_numpy_backprop(xp, rng):
+    net = small_deep(xp, seed=3)
+    random_biases(xp, net, rng)
+    p = host_params(xp, net)
     xh = rng.standard_normal((4, 1, 12, 12))
     labels = np.array([0, 2, 1, 2])
     m1, m2 = rng.random((4, 5)) > 0.5, rng.random((4, 3)) > 0.5
-    net.layers["Dropout1"].fixed_mask = be.asarray(m1)
-    net.layers["Dropout2"].fixed_mask = be.asarray(m2)
-    grads = net.gradient(be.asarray(xh), be.asarray(labels))
+    net.layers["Dropout1"].fixed_mask = xp.asarray(m1)
+    net.layers["Dropout2"].fixed_mask = xp.asarray(m2)
+    grads = net.gradient(xp.asarray(xh), xp.asarray(labels))
     # The head by hand: h = relu(f W7 + b7) * m1, y = (h W8 + b8) * m2.
     feat = deep_features(p, xh, BOOK_PADS)
     z = feat @ p["W7"] + p["b7"]
@@ -98,24 +98,24 @@ def test_deep_gradient_with_fixed_dropout_masks_matches_numpy_backprop(be, rng):
     assert float(net.last_loss) == pytest.approx(loss, rel=1e-10)
     for name, want in (("W8", h.T @ ds), ("b8", ds.sum(0)), ("W7", feat.T @ dz),
                        ("b7", dz.sum(0))):
-        be.assert_on(grads[name], "float64")
-        be.assert_close(grads[name], want, rtol=1e-9, atol=1e-12)
+        xp.assert_on(grads[name], "float64")
+        xp.assert_close(grads[name], want, rtol=1e-9, atol=1e-12)
 
 
 # --------------------------------------------------------------------------- gradient checks
 
 
-def test_deep_gradient_check_float64(be, rng):
+def test_deep_gradient_check_float64(xp, rng):
     # Every pass must see the same dropout masks: keep-all fixed masks (and ratio 0, so that
     # a copy without them draws keep-all masks too). Random masks are checked above and in
     # the next test. Full on NumPy; directional elsewhere (a full check is ~1200 passes).
-    net = small_deep(be, dropout_ratio=0.0, seed=0)
-    random_biases(be, net, np.random.default_rng(0))
-    net.layers["Dropout1"].fixed_mask = be.asarray(np.ones((2, 5), dtype=bool))
-    net.layers["Dropout2"].fixed_mask = be.asarray(np.ones((2, 3), dtype=bool))
+    net = small_deep(xp, dropout_ratio=0.0, seed=0)
+    random_biases(xp, net, np.random.default_rng(0))
+    net.layers["Dropout1"].fixed_mask = xp.asarray(np.ones((2, 5), dtype=bool))
+    net.layers["Dropout2"].fixed_mask = xp.asarray(np.ones((2, 3), dtype=bool))
     xh = np.random.default_rng(1).standard_normal((2, 1, 12, 12))
-    x, t = be.asarray(xh), be.asarray(np.array([0, 2]))
-    mode = "full" if be.name == "numpy" else "fast"
+    x, t = xp.asarray(xh), xp.asarray(np.array([0, 2]))
+    mode = "full" if xp.name == "numpy" else "fast"
     report = gradient_check(net, x, t, mode=mode, dtype="float64")
     report.raise_if_failed()
     assert len(report.rows) == 16
@@ -138,16 +138,16 @@ def test_numerical_gradient_matches_gradient_with_fixed_masks(rng):
 # --------------------------------------------------------------------------- seeds
 
 
-def test_dropout_masks_follow_the_seed(be, rng):
+def test_dropout_masks_follow_the_seed(xp, rng):
     xh = rng.standard_normal((6, 1, 12, 12))
-    t = be.asarray(np.array([0, 1, 2, 0, 1, 2]))
+    t = xp.asarray(np.array([0, 1, 2, 0, 1, 2]))
 
     def masks(seed):
-        net = small_deep(be, seed=seed)
-        net.gradient(be.asarray(xh), t)
-        first = be.to_numpy(net.layers["Dropout1"].mask)
-        net.gradient(be.asarray(xh), t)
-        return first, be.to_numpy(net.layers["Dropout1"].mask)
+        net = small_deep(xp, seed=seed)
+        net.gradient(xp.asarray(xh), t)
+        first = xp.to_numpy(net.layers["Dropout1"].mask)
+        net.gradient(xp.asarray(xh), t)
+        return first, xp.to_numpy(net.layers["Dropout1"].mask)
 
     a1, a2 = masks(7)
     b1, b2 = masks(7)

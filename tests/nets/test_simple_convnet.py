@@ -36,13 +36,13 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 # --------------------------------------------------------------------------- the book's API
 
 
-def test_simple_convnet_book_api(be):
-    net = SimpleConvNet(xp=be.xp, device=be.device, seed=0)
+def test_simple_convnet_book_api(xp):
+    net = SimpleConvNet(xp=xp.namespace, device=xp.device, seed=0)
     shapes = {"W1": (30, 1, 5, 5), "b1": (30,), "W2": (4320, 100), "b2": (100,),
               "W3": (100, 10), "b3": (10,)}
     assert list(net.params) == list(shapes)
     for name, shape in shapes.items():
-        be.assert_on(net.params[name], "float64", shape)
+        xp.assert_on(net.params[name], "float64", shape)
     assert list(net.layers) == ["Conv1", "Relu1", "Pool1", "Affine1", "Relu2", "Affine2"]
     kinds = [Convolution, Relu, Pooling, Affine, Relu, Affine]
     assert [type(layer) for layer in net.layers.values()] == kinds
@@ -73,56 +73,56 @@ def test_simple_convnet_book_api(be):
     ({"filter_num": 3, "filter_size": 2}, (1, 8, 9)),
     ({"filter_num": 2, "filter_size": 3, "stride": 2}, (2, 9, 12)),
 ])
-def test_simple_predict_and_loss_match_numpy_reference(be, rng, conv, dim):
-    net = SimpleConvNet(dim, conv, 5, 4, weight_init_std=0.5, xp=be.xp, device=be.device,
+def test_simple_predict_and_loss_match_numpy_reference(xp, rng, conv, dim):
+    net = SimpleConvNet(dim, conv, 5, 4, weight_init_std=0.5, xp=xp.namespace, device=xp.device,
                         seed=1)
-    random_biases(be, net, rng)
+    random_biases(xp, net, rng)
     xh = rng.standard_normal((3, *dim))
     labels = np.array([0, 3, 1])
-    want = simple_ref(host_params(be, net), xh, conv.get("stride", 1), conv.get("pad", 0))
-    got = net.predict(be.asarray(xh))
-    be.assert_on(got, "float64", (3, 4))
-    be.assert_close(got, want, rtol=1e-10, atol=1e-12)
-    loss = net.loss(be.asarray(xh), be.asarray(labels))
+    want = simple_ref(host_params(xp, net), xh, conv.get("stride", 1), conv.get("pad", 0))
+    got = net.predict(xp.asarray(xh))
+    xp.assert_on(got, "float64", (3, 4))
+    xp.assert_close(got, want, rtol=1e-10, atol=1e-12)
+    loss = net.loss(xp.asarray(xh), xp.asarray(labels))
     assert float(loss) == pytest.approx(loss_ref(want, labels)[0], rel=1e-10)
     # Flat rows (MNIST loaded with flatten=True) are the same images.
-    be.assert_close(net.predict(be.asarray(xh.reshape(3, -1))), want, rtol=1e-10, atol=1e-12)
+    xp.assert_close(net.predict(xp.asarray(xh.reshape(3, -1))), want, rtol=1e-10, atol=1e-12)
 
 
 # --------------------------------------------------------------------------- gradient checks
 
 
-def test_simple_gradient_check_float64(be, rng):
-    net = small_simple(be, weight_init_std=0.3, seed=0)
-    random_biases(be, net, rng)
-    x = be.asarray(rng.standard_normal((3, 1, 8, 8)))
-    t = be.asarray(np.array([0, 1, 3]))
+def test_simple_gradient_check_float64(xp, rng):
+    net = small_simple(xp, weight_init_std=0.3, seed=0)
+    random_biases(xp, net, rng)
+    x = xp.asarray(rng.standard_normal((3, 1, 8, 8)))
+    t = xp.asarray(np.array([0, 1, 3]))
     report = gradient_check(net, x, t, mode="full", dtype="float64")
     report.raise_if_failed()
     assert [row.name for row in report.rows] == ["W1", "b1", "W2", "b2", "W3", "b3"]
 
 
-def test_simple_gradient_check_stride_and_padding(be, rng):
+def test_simple_gradient_check_stride_and_padding(xp, rng):
     net = SimpleConvNet((2, 8, 8), {"filter_num": 2, "filter_size": 4, "pad": 1, "stride": 2},
-                        4, 3, weight_init_std=0.3, xp=be.xp, device=be.device, seed=5)
-    random_biases(be, net, rng)
-    x = be.asarray(rng.standard_normal((2, 2, 8, 8)))
-    t = be.asarray(np.array([2, 0]))
+                        4, 3, weight_init_std=0.3, xp=xp.namespace, device=xp.device, seed=5)
+    random_biases(xp, net, rng)
+    x = xp.asarray(rng.standard_normal((2, 2, 8, 8)))
+    t = xp.asarray(np.array([2, 0]))
     gradient_check(net, x, t, mode="fast", n_directions=3).raise_if_failed()
 
 
 # --------------------------------------------------------------------------- accuracy
 
 
-def test_accuracy_is_batched_and_counts_the_last_partial_batch(be, rng):
-    net = small_simple(be, weight_init_std=0.5, seed=3)
+def test_accuracy_is_batched_and_counts_the_last_partial_batch(xp, rng):
+    net = small_simple(xp, weight_init_std=0.5, seed=3)
     xh = rng.standard_normal((23, 1, 8, 8))
     labels = rng.integers(0, 4, 23)
-    want = np.mean(np.argmax(simple_ref(host_params(be, net), xh), axis=1) == labels)
-    x, t = be.asarray(xh), be.asarray(labels)
+    want = np.mean(np.argmax(simple_ref(host_params(xp, net), xh), axis=1) == labels)
+    x, t = xp.asarray(xh), xp.asarray(labels)
     assert net.accuracy(x, t) == pytest.approx(want)
     assert net.accuracy(x, t, 5) == pytest.approx(want)  # 5 batches, the last of 3
-    onehot = be.asarray(np.eye(4)[labels])
+    onehot = xp.asarray(np.eye(4)[labels])
     assert net.accuracy(x, onehot, batch_size=7) == pytest.approx(want)
     with pytest.raises(ValueError, match="batch_size must be a positive integer"):
         net.accuracy(x, t, 0)
@@ -131,16 +131,16 @@ def test_accuracy_is_batched_and_counts_the_last_partial_batch(be, rng):
 # --------------------------------------------------------------------------- files
 
 
-def test_load_params_reads_a_book_pickle_into_any_dtype(be, tmp_path):
+def test_load_params_reads_a_book_pickle_into_any_dtype(xp, tmp_path):
     source = SimpleConvNet(**SMALL_SIMPLE, seed=2)
     arrays = {k: np.array(v) for k, v in source.params.items()}
     path = tmp_path / "params.pkl"
     path.write_bytes(pickle.dumps(arrays))  # what the book's save_params writes
-    net = SimpleConvNet(**SMALL_SIMPLE, xp=be.xp, device=be.device, dtype="float32", seed=9)
+    net = SimpleConvNet(**SMALL_SIMPLE, xp=xp.namespace, device=xp.device, dtype="float32", seed=9)
     net.load_params(path)
     for name, value in arrays.items():
-        be.assert_on(net.params[name], "float32", value.shape)
-        be.assert_close(net.params[name], value, rtol=1e-6)
+        xp.assert_on(net.params[name], "float32", value.shape)
+        xp.assert_close(net.params[name], value, rtol=1e-6)
 
 
 def test_load_params_refuses_code_and_wrong_files(tmp_path):
@@ -197,19 +197,19 @@ def test_save_params_under_a_pickle_name_writes_npz_that_load_params_reads(tmp_p
 # --------------------------------------------------------------------------- errors
 
 
-def test_wrong_input_shapes_say_what_fits(be):
-    net = SimpleConvNet(xp=be.xp, device=be.device, seed=0)
-    bad = be.asarray(np.zeros((2, 1, 27, 27)))
+def test_wrong_input_shapes_say_what_fits(xp):
+    net = SimpleConvNet(xp=xp.namespace, device=xp.device, seed=0)
+    bad = xp.asarray(np.zeros((2, 1, 27, 27)))
     with pytest.raises(ValueError, match=r"takes images of shape \(N, 1, 28, 28\) \(or flat "
                                          r"rows \(N, 784\)\), got shape \(2, 1, 27, 27\); load "
                                          r"MNIST with load_mnist\(flatten=False\)"):
         net.predict(bad)
     with pytest.raises(ValueError, match=r"got shape \(2, 28, 28\)"):
-        net.loss(be.asarray(np.zeros((2, 28, 28))), be.asarray(np.array([0, 1])))
+        net.loss(xp.asarray(np.zeros((2, 28, 28))), xp.asarray(np.array([0, 1])))
     with pytest.raises(ValueError, match=r"got shape \(2, 783\)"):
-        net.accuracy(be.asarray(np.zeros((2, 783))), be.asarray(np.array([0, 1])))
-    flat = net.predict(be.asarray(np.ones((2, 784)), "float32"))  # cast, then reshaped
-    be.assert_on(flat, "float64", (2, 10))
+        net.accuracy(xp.asarray(np.zeros((2, 783))), xp.asarray(np.array([0, 1])))
+    flat = net.predict(xp.asarray(np.ones((2, 784)), "float32"))  # cast, then reshaped
+    xp.assert_on(flat, "float64", (2, 10))
 
 
 @pytest.mark.parametrize(("kwargs", "error", "pattern"), [
@@ -244,15 +244,15 @@ def test_simple_floors_sizes_like_its_layers(kwargs, w2_rows):
     assert net.predict(x).shape == (2, 10)
 
 
-def test_simple_gradient_check_on_floored_sizes(be, rng):
+def test_simple_gradient_check_on_floored_sizes(xp, rng):
     # conv (9 - 3) / 2 + 1 = 4 by (10 - 3) / 2 -> 4 (floored), pooled 2x2; a 9x10 input's last
     # column is read by no window
     net = SimpleConvNet((2, 9, 10), {"filter_num": 2, "filter_size": 3, "stride": 2}, 4, 3,
-                        weight_init_std=0.3, xp=be.xp, device=be.device, seed=6)
-    random_biases(be, net, rng)
-    x = be.asarray(rng.standard_normal((2, 2, 9, 10)))
-    t = be.asarray(np.array([2, 0]))
-    mode = "full" if be.name == "numpy" else "fast"
+                        weight_init_std=0.3, xp=xp.namespace, device=xp.device, seed=6)
+    random_biases(xp, net, rng)
+    x = xp.asarray(rng.standard_normal((2, 2, 9, 10)))
+    t = xp.asarray(np.array([2, 0]))
+    mode = "full" if xp.name == "numpy" else "fast"
     gradient_check(net, x, t, mode=mode, dtype="float64").raise_if_failed()
 
 
@@ -283,11 +283,11 @@ def test_book_simple_convnet_weights_reach_the_books_accuracy():
     assert net.accuracy(x, t) >= 0.955
 
 
-def test_labels_as_a_column_like_the_books_gradient_check(be, rng):
+def test_labels_as_a_column_like_the_books_gradient_check(xp, rng):
     # ch07/gradient_check.py: T = np.array([1]).reshape((1, 1)) for one image.
-    net = SimpleConvNet(**SMALL_SIMPLE, xp=be.xp, device=be.device, seed=0)
-    x = be.asarray(rng.random((1, *SMALL_SIMPLE["input_dim"])))
-    column = net.gradient(x, be.asarray(np.array([[1]])))
-    flat = net.gradient(x, be.asarray(np.array([1])))
+    net = SimpleConvNet(**SMALL_SIMPLE, xp=xp.namespace, device=xp.device, seed=0)
+    x = xp.asarray(rng.random((1, *SMALL_SIMPLE["input_dim"])))
+    column = net.gradient(x, xp.asarray(np.array([[1]])))
+    flat = net.gradient(x, xp.asarray(np.array([1])))
     for key, value in flat.items():
-        be.assert_close(column[key], be.to_numpy(value), rtol=0)
+        xp.assert_close(column[key], xp.to_numpy(value), rtol=0)
