@@ -1,7 +1,7 @@
 """xpnet.graph.figures: the book's figures, each drawn edge with the right forward and backward
 value, on every backend; the sigmoid from primitive layers (figure 5-19) and those layers.
 
-Backend tests take the ``xp`` fixture of tests/conftest.py (every installed backend)."""
+Backend tests take the ``xp`` fixture (xpnet.testing: every installed backend)."""
 
 from __future__ import annotations
 

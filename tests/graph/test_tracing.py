@@ -1,6 +1,6 @@
 """xpnet.graph.tracing: methods replaced only inside a trace, registration, networks.
 
-Backend tests take the ``xp`` fixture of tests/conftest.py (every installed backend)."""
+Backend tests take the ``xp`` fixture (xpnet.testing: every installed backend)."""
 
 from __future__ import annotations
 

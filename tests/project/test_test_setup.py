@@ -1,40 +1,16 @@
-"""The test suite's own setup (tests/conftest.py): the header names the backends that run, and
-tests that need the book's code say which environment variable to set."""
+"""The test suite's own setup (tests/conftest.py): tests that need the book's code say which
+environment variable to set, and no test names a developer's folder. (The backend fixture and
+the header: tests/test_testing.py.)"""
 
 from __future__ import annotations
 
-import importlib.util
-import os
 from pathlib import Path
 
 import pytest
 
-from xpnet import backend
-
-from ..conftest import _SELECTED, BOOK_ENV, book_path, pytest_report_header
+from ..conftest import BOOK_ENV, book_path
 
 TESTS = Path(__file__).resolve().parents[1]
-
-
-def test_header_lists_only_the_backends_that_run_here(request):
-    """`xpnet backends:` names the backends whose tests run; each other selected backend gets
-    its own line with the reason its tests skip (no CuPy listed where CuPy is not usable)."""
-    lines = pytest_report_header(request.config)
-    selected = request.config.stash[_SELECTED]
-    assert lines[0].startswith("xpnet backends: ")
-    listed = [n for n in lines[0].removeprefix("xpnet backends: ").split(", ") if n != "none"]
-    skipped = [line.split()[2] for line in lines[1:]]
-    assert all(line.startswith("xpnet backend ") and " skipped: " in line for line in lines[1:])
-    assert sorted(listed + skipped) == sorted(selected)
-    if "cupy" in selected:
-        usable, why = backend.cuda_status()
-        assert ("cupy" in listed) == usable
-        if not usable:
-            assert f"xpnet backend cupy skipped: no usable CUDA device: {why}" in lines
-    if "torch" in selected and "XPNET_TEST_TORCH_DEVICE" not in os.environ:
-        assert ("torch" in listed) == (importlib.util.find_spec("torch") is not None)
-    if "numpy" in selected:
-        assert "numpy" in listed
 
 
 def test_book_tests_skip_naming_the_variable_to_set(monkeypatch, tmp_path):
