@@ -7,15 +7,16 @@
   ``xp.assert_on``, ``xp.assert_close``); ``xp.namespace`` is the namespace itself.
   ``--backend NAME[,NAME]`` picks backends.
 - ``rng``: a seeded host generator.
-- ``book_common``: the book's own ``common`` package from ``$XPNET_BOOK_DIR`` (``book_path``:
-  a file of it, or a skip that says what to set).
+- ``book_common``: the book's own ``common`` package from ``$XPNET_BOOK_DIR``.
+- ``mnist``: ``xpnet.datasets.load_mnist`` replaced by :func:`tests.helpers.fake_mnist`.
 - ``fake_cupy`` and ``any_cupy``: the fake CuPy of ``tests/fakecupy``, or the real one where a
   CUDA device is usable.
+
+Plain helpers that test files import (``clusters``, ``book_path`` ...) are in ``helpers.py``.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,8 @@ import pytest
 
 from xpnet import backend
 
+from .helpers import book_path, fake_mnist
+
 pytest_plugins = ["xpnet.testing"]
 
 
@@ -31,27 +34,6 @@ pytest_plugins = ["xpnet.testing"]
 def rng() -> np.random.Generator:
     """A host random generator with a fixed seed: every backend sees the same numbers."""
     return np.random.default_rng(20240605)
-
-
-#: The environment variable that names a clone of the book's repository
-#: (https://github.com/oreilly-japan/deep-learning-from-scratch): tests that compare with the
-#: book's own code or read its weight files skip, naming it, when it is not set.
-BOOK_ENV = "XPNET_BOOK_DIR"
-BOOK_URL = "https://github.com/oreilly-japan/deep-learning-from-scratch"
-
-
-def book_path(relative: str) -> Path:
-    """``relative`` inside the book's repository named by ``$XPNET_BOOK_DIR``.
-
-    Skips the test when the variable is not set (saying what to set); fails when it is set but
-    the file is not there (a wrong folder is a broken setup, not a reason to skip)."""
-    root = os.environ.get(BOOK_ENV)
-    if not root:
-        pytest.skip(f"needs the book's code: set {BOOK_ENV} to a clone of {BOOK_URL}")
-    path = Path(root) / relative
-    if not path.exists():
-        pytest.fail(f"{BOOK_ENV}={root} has no {relative}: point it at a clone of {BOOK_URL}")
-    return path
 
 
 @pytest.fixture(scope="session")
@@ -76,6 +58,14 @@ def book_common() -> Any:
         for name in [m for m in sys.modules if m == "common" or m.startswith("common.")]:
             del sys.modules[name]
     return found
+
+
+@pytest.fixture
+def mnist(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``xpnet.datasets.load_mnist`` is :func:`tests.helpers.fake_mnist` for one test."""
+    import xpnet.datasets
+
+    monkeypatch.setattr(xpnet.datasets, "load_mnist", fake_mnist)
 
 
 FAKE_CUPY_DIR = Path(__file__).parent / "fakecupy"

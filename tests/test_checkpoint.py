@@ -405,7 +405,7 @@ CLI_CHILD = textwrap.dedent('''
     import functools, os, signal, sys
     sys.path.insert(0, {root!r})
     import xpnet.datasets
-    from tests.test_cli import fake_mnist
+    from tests.helpers import fake_mnist
     from xpnet.cli import main
     from xpnet.nets import MultiLayerNetExtend
 
@@ -462,7 +462,7 @@ def test_cli_run_killed_mid_epoch_resumes_with_the_same_parameters(tmp_path):
 
 
 def test_cli_resume_refuses_options_that_change_the_run(tmp_path, monkeypatch, capsys):
-    from tests.test_cli import fake_mnist
+    from tests.helpers import fake_mnist
     from xpnet import datasets
     from xpnet.cli import main
 

@@ -32,10 +32,6 @@ def small_deep(xp, **kwargs):
     return DeepConvNet(**{**SMALL_DEEP, **kwargs}, xp=xp.namespace, device=xp.device)
 
 
-def host_params(xp, net):
-    return {k: xp.to_numpy(v).astype(np.float64) for k, v in net.params.items()}
-
-
 def random_biases(xp, net, rng, scale=0.1):
     """Zero biases put the pad-2 border of DeepConvNet's fourth convolution exactly on ReLU's
     kink (its output there is b4); random ones keep every check away from it."""

@@ -13,12 +13,11 @@ from xpnet import gradient_check
 from xpnet.layers import Dropout
 from xpnet.nets import DeepConvNet
 
-from ..conftest import book_path
+from ..helpers import book_path, host_params
 from .conv_reference import (
     BOOK_PADS,
     SMALL_DEEP,
     deep_features,
-    host_params,
     loss_ref,
     mnist_test_images,
     random_biases,

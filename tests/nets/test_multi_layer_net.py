@@ -16,13 +16,11 @@ from xpnet import gradient_check
 from xpnet.layers import Affine, Relu, Sigmoid, SoftmaxWithLoss
 from xpnet.nets import MultiLayerNet, Network, Params
 
+from ..helpers import host_params
+
 
 def _net(xp, *args, **kwargs):
     return MultiLayerNet(*args, xp=xp.namespace, device=xp.device, **kwargs)
-
-
-def _host(xp, net):
-    return {k: xp.to_numpy(v).astype(np.float64) for k, v in net.params.items()}
 
 
 def _act(name, z):
@@ -90,7 +88,7 @@ def test_book_api(xp):
                                 "weight_decay_lambda=0.0, xp=")
     sig = _net(xp, 4, [3], 2, activation="sigmoid", seed=0)
     assert isinstance(sig.layers["Activation_function1"], Sigmoid)
-    assert not np.any(_host(xp, sig)["b1"])
+    assert not np.any(host_params(xp, sig)["b1"])
 
 
 @pytest.mark.parametrize("activation", ["relu", "sigmoid"])
@@ -98,7 +96,7 @@ def test_book_api(xp):
 def test_predict_loss_gradient_match_numpy_reference(xp, rng, activation, lam):
     net = _net(xp, 6, [5, 4], 3, activation=activation, weight_init_std=0.5,
                weight_decay_lambda=lam, seed=1)
-    p = _host(xp, net)
+    p = host_params(xp, net)
     xh = rng.standard_normal((7, 6))
     labels = rng.integers(0, 3, 7)
     scores, loss, grads = _ref(p, xh, labels, activation, lam)
@@ -125,7 +123,7 @@ def test_weight_decay_adds_half_lambda_sum_of_squares(xp, rng):
     plain = _net(xp, 5, [4, 4], 3, seed=2)
     decayed = MultiLayerNet.from_params(plain.params, xp=xp.namespace, device=xp.device,
                                         weight_decay_lambda=0.1)
-    p = _host(xp, plain)
+    p = host_params(xp, plain)
     x = xp.asarray(rng.standard_normal((3, 5)))
     t = xp.asarray([0, 1, 2], "uint8")
     penalty = 0.05 * sum(np.sum(p[f"W{i}"] ** 2) for i in (1, 2, 3))
@@ -166,7 +164,7 @@ def test_accuracy_is_batched_and_matches_reference(xp, rng):
     net = _net(xp, 6, [8], 4, weight_init_std=1.0, seed=5)
     xh = rng.standard_normal((25, 6))
     labels = rng.integers(0, 4, 25)
-    scores, _, _ = _ref(_host(xp, net), xh, labels, "relu", 0.0)
+    scores, _, _ = _ref(host_params(xp, net), xh, labels, "relu", 0.0)
     want = float(np.mean(np.argmax(scores, axis=1) == labels))
     x = xp.asarray(xh)
     assert net.accuracy(x, xp.asarray(labels, "int64"), batch_size=7) == want
@@ -181,7 +179,7 @@ def test_accuracy_is_batched_and_matches_reference(xp, rng):
     ("init", "gain"), [("relu", 2.0), ("He", 2.0), ("sigmoid", 1.0), ("XAVIER", 1.0)])
 def test_he_and_xavier_std(xp, init, gain):
     net = _net(xp, 1000, [400], 50, weight_init_std=init, seed=6)
-    p = _host(xp, net)
+    p = host_params(xp, net)
     # 400000 and 20000 draws: sample std within 1% and 3% (about 7 standard errors)
     assert np.std(p["W1"]) == pytest.approx(np.sqrt(gain / 1000), rel=0.01)
     assert np.std(p["W2"]) == pytest.approx(np.sqrt(gain / 400), rel=0.03)
@@ -191,10 +189,10 @@ def test_he_and_xavier_std(xp, init, gain):
 
 
 def test_numeric_init_std(xp):
-    p = _host(xp, _net(xp, 500, [200], 100, weight_init_std=0.05, seed=7))
+    p = host_params(xp, _net(xp, 500, [200], 100, weight_init_std=0.05, seed=7))
     assert np.std(p["W1"]) == pytest.approx(0.05, rel=0.01)
     assert np.std(p["W2"]) == pytest.approx(0.05, rel=0.02)
-    zero = _host(xp, _net(xp, 3, [2], 2, weight_init_std=0, seed=7))
+    zero = host_params(xp, _net(xp, 3, [2], 2, weight_init_std=0, seed=7))
     assert not np.any(zero["W1"])
 
 
@@ -216,7 +214,7 @@ def test_same_seed_same_weights_on_every_backend(xp):
 
 def test_to_and_from_params_keep_the_options(xp, rng):
     net = _net(xp, 5, [4, 3], 2, activation="sigmoid", weight_decay_lambda=0.2, seed=10)
-    p = _host(xp, net)
+    p = host_params(xp, net)
     xh = rng.standard_normal((3, 5))
     scores, _, _ = _ref(p, xh, np.zeros(3, int), "sigmoid", 0.2)
     on_numpy = net.to("numpy")

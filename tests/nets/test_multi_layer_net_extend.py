@@ -12,15 +12,13 @@ import pytest
 from xpnet import BatchNormalization, Dropout, MultiLayerNetExtend, gradient_check
 from xpnet.io import load_net, save_net
 
+from ..helpers import clusters, host_params
+
 EPS = 10e-7  # the book's batch-norm epsilon
 
 
 def _net(xp, *args, **kwargs):
     return MultiLayerNetExtend(*args, xp=xp.namespace, device=xp.device, **kwargs)
-
-
-def _host(xp, net):
-    return {k: xp.to_numpy(v).astype(np.float64) for k, v in net.params.items()}
 
 
 def _reference_scores(p, x, depth, *, train, masks=None, stats=None, ratio=0.0):
@@ -64,7 +62,7 @@ def test_training_and_inference_forward_match_numpy(xp, rng):
     net = _net(xp, 6, [5, 4], 3, use_batchnorm=True, dtype="float64", seed=1)
     x = rng.standard_normal((8, 6))
     xd = xp.asarray(x)
-    p = _host(xp, net)
+    p = host_params(xp, net)
     # Training mode: batch statistics.
     got = xp.to_numpy(net.predict(xd, train_flg=True))
     np.testing.assert_allclose(got, _reference_scores(p, x, 3, train=True), rtol=1e-10)
@@ -74,7 +72,7 @@ def test_training_and_inference_forward_match_numpy(xp, rng):
         net.gradient(xd, t)
     stats = {k: xp.to_numpy(v) for k, v in net.buffers().items()}
     assert sorted(stats) == ["running_mean1", "running_mean2", "running_var1", "running_var2"]
-    p = _host(xp, net)
+    p = host_params(xp, net)
     got = xp.to_numpy(net.predict(xd))  # train_flg=False: the book's default
     np.testing.assert_allclose(got, _reference_scores(p, x, 3, train=False, stats=stats),
                                rtol=1e-10)
@@ -104,7 +102,7 @@ def test_dropout_masks_apply_in_training_and_scale_in_inference(xp, rng):
     x = rng.standard_normal((4, 6))
     mask = rng.random((4, 5)) > ratio
     net.layers["Dropout1"].fixed_mask = xp.asarray(mask)
-    p = _host(xp, net)
+    p = host_params(xp, net)
     got = xp.to_numpy(net.predict(xp.asarray(x), train_flg=True))
     h = np.maximum(x @ p["W1"] + p["b1"], 0.0) * mask
     np.testing.assert_allclose(got, h @ p["W2"] + p["b2"], rtol=1e-12)
@@ -129,9 +127,8 @@ def test_dropout_layers_share_one_seeded_generator(xp, rng):
 def test_learns_with_batchnorm_and_adam(xp, rng):
     from xpnet import Adam
 
-    centers = rng.normal(0.0, 3.0, (3, 10))
-    labels = rng.integers(0, 3, 120)
-    x = xp.asarray(centers[labels] + rng.normal(0.0, 0.5, (120, 10)), "float32")
+    xh, labels = clusters(rng, 120, 10)
+    x = xp.asarray(xh, "float32")
     t = xp.asarray(labels, "int64")
     net = _net(xp, 10, [16, 16], 3, use_batchnorm=True, dtype="float32", seed=4)
     opt = Adam(lr=0.01)

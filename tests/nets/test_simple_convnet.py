@@ -18,11 +18,10 @@ from xpnet.conv import Convolution, Pooling
 from xpnet.layers import Affine, Relu, SoftmaxWithLoss
 from xpnet.nets import DeepConvNet, Network, SimpleConvNet
 
-from ..conftest import book_path
+from ..helpers import book_path, host_params
 from .conv_reference import (
     SMALL_DEEP,
     SMALL_SIMPLE,
-    host_params,
     loss_ref,
     mnist_test_images,
     random_biases,

@@ -15,15 +15,13 @@ from xpnet import TwoLayerNet, gradient_check
 from xpnet.layers import Affine, Relu, SoftmaxWithLoss
 from xpnet.nets import Network, Params
 
+from ..helpers import host_params
+
 NAMES = ("W1", "b1", "W2", "b2")
 
 
 def _net(xp, *sizes, **kwargs):
     return TwoLayerNet(*sizes, xp=xp.namespace, device=xp.device, **kwargs)
-
-
-def _host_params(xp, net):
-    return {k: xp.to_numpy(net.params[k]).astype(np.float64) for k in NAMES}
 
 
 def _ref_scores(p, xh):
@@ -39,7 +37,7 @@ def _ref_loss(p, xh, labels):
 def _data(xp, net, rng, n, *, margin=1e-3):
     """``n`` inputs and labels on the device, checked to keep every hidden pre-activation at
     least ``margin`` away from ReLU's kink (numerical gradients are meaningless across it)."""
-    p = _host_params(xp, net)
+    p = host_params(xp, net)
     d_in, _, d_out = net.sizes
     xh = rng.standard_normal((n, d_in))
     labels = rng.integers(0, d_out, n)
@@ -67,7 +65,7 @@ def test_book_api(xp):
     assert net.layers["Affine1"].b is net.params["b1"]
     assert net.layers["Affine2"].W is net.params["W2"]
     assert net.layers["Affine2"].b is net.params["b2"]
-    p = _host_params(xp, net)
+    p = host_params(xp, net)
     assert np.std(p["W1"]) == pytest.approx(0.01, rel=0.02)  # weight_init_std, 39200 draws
     assert np.std(p["W2"]) == pytest.approx(0.01, rel=0.1)
     assert not np.any(p["b1"])
@@ -92,7 +90,7 @@ def test_two_layer_net_has_the_same_base(xp):
 
 def test_predict_loss_accuracy_match_reference(xp, rng):
     net = _net(xp, 6, 5, 3, weight_init_std=0.5, seed=1)
-    p = _host_params(xp, net)
+    p = host_params(xp, net)
     xh = rng.standard_normal((7, 6))
     labels = rng.integers(0, 3, 7)
     x = xp.asarray(xh)
@@ -116,14 +114,14 @@ def test_predict_loss_accuracy_match_reference(xp, rng):
 def test_nd_input_is_flattened(xp, rng):
     net = _net(xp, 6, 4, 3, weight_init_std=0.5, seed=2)
     xh = rng.standard_normal((2, 2, 3))
-    xp.assert_close(net.predict(xp.asarray(xh)), _ref_scores(_host_params(xp, net), xh),
+    xp.assert_close(net.predict(xp.asarray(xh)), _ref_scores(host_params(xp, net), xh),
                     rtol=1e-12, atol=1e-14)
 
 
 def test_integer_inputs_are_cast(xp, rng):
     net = _net(xp, 4, 3, 2, weight_init_std=0.5, seed=3)
     images = rng.integers(0, 256, (3, 4)).astype(np.uint8)
-    xp.assert_close(net.predict(xp.asarray(images)), _ref_scores(_host_params(xp, net), images),
+    xp.assert_close(net.predict(xp.asarray(images)), _ref_scores(host_params(xp, net), images),
                     rtol=1e-12)
 
 
@@ -142,7 +140,7 @@ def test_numerical_gradient_matches_gradient(xp, rng):
         diff = np.abs(xp.to_numpy(numeric[name]) - xp.to_numpy(grads[name]))
         assert diff.max() < 1e-8, name
         assert np.abs(xp.to_numpy(grads[name])).max() > 1e-3, name  # not trivially zero
-    xp.assert_close(net.last_loss, _ref_loss(_host_params(xp, net), xp.to_numpy(x), labels),
+    xp.assert_close(net.last_loss, _ref_loss(host_params(xp, net), xp.to_numpy(x), labels),
                     rtol=1e-12)
 
 
@@ -188,7 +186,7 @@ def test_float32_network_keeps_float32_on_the_device(xp, rng):
             for name in NAMES:
                 xp.assert_on(grads[name], "float32", tuple(net.params[name].shape))
             assert isinstance(net.accuracy(x, t), float)
-    p = _host_params(xp, net)
+    p = host_params(xp, net)
     xp.assert_close(net.loss(xp.asarray(xh, "float32"), xp.asarray(labels, "uint8")),
                     _ref_loss(p, xh.astype(np.float32).astype(np.float64), labels), rtol=1e-5)
 
@@ -209,7 +207,7 @@ def test_params_in_place_update_changes_predict(xp, rng):
     before = xp.to_numpy(net.predict(x))
     grads = net.gradient(x, t)
     host_grads = {k: xp.to_numpy(v) for k, v in grads.items()}
-    p = _host_params(xp, net)
+    p = host_params(xp, net)
     w1 = net.params["W1"]
     for name in NAMES:
         net.params[name] -= 0.5 * grads[name]  # the book's update, a Python float times an array
@@ -226,7 +224,7 @@ def test_params_in_place_update_changes_predict(xp, rng):
 def test_params_assignment_changes_predict(xp, rng):
     net = _net(xp, 5, 4, 3, weight_init_std=0.5, seed=11)
     xh = rng.standard_normal((3, 5))
-    p = _host_params(xp, net)
+    p = host_params(xp, net)
     p["W1"] = rng.standard_normal((5, 4))
     new = xp.asarray(p["W1"])
     net.params["W1"] = new
@@ -290,7 +288,7 @@ def test_same_seed_same_weights_on_every_backend(xp):
 
 def test_to_and_from_params(xp, rng):
     net = _net(xp, 5, 4, 3, weight_init_std=0.5, seed=16)
-    p = _host_params(xp, net)
+    p = host_params(xp, net)
     xh = rng.standard_normal((2, 5))
 
     on_numpy = net.to("numpy")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ..conftest import book_path
+from ..helpers import book_path
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 

@@ -1,4 +1,4 @@
-"""The test suite's own setup (tests/conftest.py): tests that need the book's code say which
+"""The test suite's own setup (tests/helpers.py): tests that need the book's code say which
 environment variable to set, and no test names a developer's folder. (The backend fixture and
 the header: tests/test_testing.py.)"""
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ..conftest import BOOK_ENV, book_path
+from ..helpers import BOOK_ENV, book_path
 
 TESTS = Path(__file__).resolve().parents[1]
 

@@ -15,13 +15,7 @@ import pytest
 from xpnet import TwoLayerNet
 from xpnet.training import History, NonFiniteLossError, sgd_step, train
 
-
-def clusters(rng: np.random.Generator, n: int, features: int = 20, classes: int = 3):
-    """Well separated Gaussian clusters: a small problem any working trainer solves."""
-    centers = rng.normal(0.0, 3.0, (classes, features))
-    labels = rng.integers(0, classes, n).astype(np.uint8)
-    x = centers[labels] + rng.normal(0.0, 0.5, (n, features))
-    return x.astype(np.float32), labels
+from ..helpers import clusters
 
 
 @pytest.fixture

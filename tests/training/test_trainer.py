@@ -11,17 +11,12 @@ import pytest
 from xpnet import SGD, Adam, MultiLayerNet, MultiLayerNetExtend, Trainer, TwoLayerNet
 from xpnet.layers import Affine, Relu, SoftmaxWithLoss
 
-
-def clusters(rng: np.random.Generator, n: int, features: int = 12, classes: int = 3):
-    centers = rng.normal(0.0, 3.0, (classes, features))
-    labels = rng.integers(0, classes, n).astype(np.uint8)
-    x = centers[labels] + rng.normal(0.0, 0.5, (n, features))
-    return x.astype(np.float32), labels
+from ..helpers import clusters
 
 
 @pytest.fixture
 def data(rng):
-    x, t = clusters(rng, 260)
+    x, t = clusters(rng, 260, 12)
     return x[:200], t[:200], x[200:], t[200:]
 
 
