@@ -80,7 +80,7 @@ def cuda_compile(session: nox.Session) -> None:
     session.install("cupy-cuda12x>=14", "nvidia-cuda-nvrtc-cu12", "nvidia-cuda-runtime-cu12",
                     "nvidia-nccl-cu12", "pytest", "-e.")
     session.run("python", "-m", "xpnet.cuda", "--compile-only", *session.posargs)
-    session.run("pytest", "-q", "tests/test_cuda_compile.py", "tests/test_cupy_api.py",
+    session.run("pytest", "-q", "tests/cuda/test_compile_check.py", "tests/cuda/test_cupy_api.py",
                 env={"XPNET_REQUIRE_REAL_CUPY": "1"})
 
 

@@ -1,248 +1,39 @@
-"""One backend fixture, ``be``, parametrized over every backend.
+"""The test suite's fixtures.
 
-A test that takes ``be`` runs once per backend:
+- ``xp``: the backend fixture, from the :mod:`xpnet.testing` plugin (loaded below): a test that
+  takes it runs once per backend (numpy, array_api_strict, array_api_strict-device1, torch,
+  cupy), and ``xp`` reads like that backend's namespace (``xp.sum``, ``xp.float32``) with
+  helpers that do not go through xpnet (``xp.asarray(host, "float32")``, ``xp.to_numpy``,
+  ``xp.assert_on``, ``xp.assert_close``); ``xp.namespace`` is the namespace itself.
+  ``--backend NAME[,NAME]`` picks backends.
+- ``rng``: a seeded host generator.
+- ``book_common``: the book's own ``common`` package from ``$XPNET_BOOK_DIR``.
+- ``mnist``: ``xpnet.datasets.load_mnist`` replaced by :func:`tests.helpers.fake_mnist`.
+- ``fake_cupy`` and ``any_cupy``: the fake CuPy of ``tests/fakecupy``, or the real one where a
+  CUDA device is usable.
 
-===========================  ==============================================================
-id                           arrays
-===========================  ==============================================================
-numpy                        NumPy through ``array_api_compat.numpy``
-array_api_strict             array-api-strict (newest standard version) on CPU_DEVICE
-array_api_strict-device1     array-api-strict on ``Device("device1")``: the CPU stand-in for
-                             a GPU, where any array created on the default device raises
-torch                        PyTorch on the CPU (skipped when not installed; on
-                             ``$XPNET_TEST_TORCH_DEVICE``, e.g. ``cuda:0``, when set)
-cupy                         CuPy on CUDA (skipped unless ``xpnet.backend.cuda_available()``)
-===========================  ==============================================================
-
-``be.xp`` is the namespace and ``be.device`` the device; tests make their data on the host with
-NumPy and put it there with ``be.asarray(host, dtype="float32")``, and read results back with
-``be.to_numpy(arr)``. Neither uses xpnet, so tests of xpnet's own conversions have a reference.
-
-``--backend NAME`` (repeatable or comma-separated) runs the ``be`` tests on those backends only.
+Plain helpers that test files import (``clusters``, ``book_path`` ...) are in ``helpers.py``.
 """
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import array_api_compat
 import numpy as np
 import pytest
 
 from xpnet import backend
 
-BACKEND_IDS = ("numpy", "array_api_strict", "array_api_strict-device1", "torch", "cupy")
+from .helpers import book_path, fake_mnist
 
-_SELECTED = pytest.StashKey[tuple[str, ...]]()
-
-
-def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption(
-        "--backend",
-        action="append",
-        default=[],
-        metavar="NAME",
-        help=("run the backend-parametrized tests on NAME only; repeatable or comma-separated, "
-              f"from {', '.join(BACKEND_IDS)} (default: all)"),
-    )
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    given = config.getoption("backend")
-    names = [n.strip() for value in given for n in value.split(",") if n.strip()]
-    unknown = [n for n in names if n not in BACKEND_IDS]
-    if unknown or (given and not names):
-        msg = (f"--backend: unknown backend {', '.join(map(repr, unknown)) or repr('')}; "
-               f"choose from {', '.join(BACKEND_IDS)}")
-        raise pytest.UsageError(msg)
-    config.stash[_SELECTED] = tuple(n for n in BACKEND_IDS if n in names) if names else BACKEND_IDS
-    if "cupy" in names:
-        # Asked for by name (the fake-CuPy run, the GPU check): skipping every CuPy test would
-        # pass with nothing run, so an unusable CuPy is an error here.
-        usable, why = backend.cuda_status()
-        if not usable:
-            msg = f"--backend cupy: CuPy is not usable here, every cupy test would skip: {why}"
-            raise pytest.UsageError(msg)
-
-
-def why_unusable(name: str) -> str | None:
-    """Why backend ``name`` cannot run here (its tests' skip reason), or ``None`` when it can."""
-    import importlib.util
-
-    if name.startswith("array_api_strict") and importlib.util.find_spec(
-            "array_api_strict") is None:
-        return "array-api-strict is not installed (pip install array-api-strict)"
-    if name == "torch":
-        if importlib.util.find_spec("torch") is None:
-            return 'torch is not installed (pip install torch, or "xpnet[torch]")'
-        where = os.environ.get("XPNET_TEST_TORCH_DEVICE", "cpu")
-        if where.startswith("cuda"):
-            import torch
-
-            if not torch.cuda.is_available():
-                return f"XPNET_TEST_TORCH_DEVICE={where} but torch sees no CUDA device"
-    if name == "cupy":
-        usable, why = backend.cuda_status()
-        if not usable:
-            return f"no usable CUDA device: {why}"
-    return None
-
-
-def pytest_report_header(config: pytest.Config) -> list[str]:
-    """The backends the ``be`` tests run on here, and why the others are skipped."""
-    selected = config.stash[_SELECTED]
-    skipped = {name: why for name in selected if (why := why_unusable(name)) is not None}
-    lines = [f"xpnet backends: {', '.join(n for n in selected if n not in skipped) or 'none'}"]
-    lines += [f"xpnet backend {name} skipped: {why}" for name, why in skipped.items()]
-    return lines
-
-
-def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if "be" in metafunc.fixturenames:
-        names = metafunc.config.stash[_SELECTED]
-        metafunc.parametrize("be", names, ids=names, indirect=True, scope="session")
-
-
-@dataclass(frozen=True)
-class Backend:
-    """A backend under test: its namespace, the device tests create arrays on, and a second
-    device of the same backend (``None`` when there is none) for wrong-device tests."""
-
-    name: str
-    xp: Any
-    device: Any
-    other_device: Any = None
-
-    def dtype(self, name: str) -> Any:
-        """The namespace's dtype called ``name`` (``"float32"``, ``"uint8"`` ...)."""
-        return getattr(self.xp, name)
-
-    def asarray(self, data: Any, dtype: str | None = None, *, device: Any = None) -> Any:
-        """A new array holding ``data`` (host data: NumPy arrays, lists, numbers) on this
-        backend's device (or ``device``), of NumPy dtype name ``dtype`` (default: ``data``'s)."""
-        host = np.array(data, dtype=dtype, copy=True)  # a private copy: torch would share memory
-        if host.dtype.byteorder not in "=|":
-            host = host.astype(host.dtype.newbyteorder("="))
-        return self.xp.asarray(
-            host,
-            dtype=self.dtype(host.dtype.name),
-            device=self.device if device is None else device,
-        )
-
-    def to_numpy(self, x: Any) -> np.ndarray:
-        """A host NumPy copy of ``x`` (an array of this backend, on any of its devices)."""
-        if isinstance(x, (np.ndarray, np.generic)):
-            return np.array(x)
-        if array_api_compat.is_torch_array(x):
-            return x.detach().cpu().numpy().copy()
-        if array_api_compat.is_cupy_array(x):
-            return x.get()
-        if self.name.startswith("array_api_strict"):
-            import array_api_strict
-
-            cpu = array_api_strict.Device("CPU_DEVICE")
-            return np.array(array_api_strict.asarray(x, device=cpu))
-        return np.array(x)
-
-    def assert_on(self, x: Any, dtype: str, shape: tuple[int, ...] | None = None) -> None:
-        """``x`` is an array of this backend on its device, of dtype ``dtype`` (and ``shape``)."""
-        assert array_api_compat.is_array_api_obj(x), f"not an array: {type(x)}"
-        assert x.dtype == self.dtype(dtype), f"dtype {x.dtype}, expected {dtype}"
-        assert array_api_compat.device(x) == self.device, (
-            f"device {array_api_compat.device(x)}, expected {self.device}")
-        if shape is not None:
-            assert tuple(x.shape) == tuple(shape)
-
-    def assert_close(self, actual: Any, expected: Any, *, rtol: float = 1e-12,
-                     atol: float = 0.0) -> None:
-        """``actual`` (an array of this backend) matches host ``expected`` value by value."""
-        got = self.to_numpy(actual)
-        want = np.asarray(expected)
-        assert got.shape == want.shape, f"shape {got.shape}, expected {want.shape}"
-        np.testing.assert_allclose(got, want, rtol=rtol, atol=atol)
-
-
-def _strict_backend(name: str) -> Backend:
-    try:
-        import array_api_strict
-    except ImportError as exc:
-        pytest.skip(f"array-api-strict is not installed ({exc})")
-    # The newest standard version this array-api-strict supports (the draft one excluded).
-    from array_api_strict import _flags
-
-    newest = max(getattr(_flags, "supported_versions", (_flags.API_VERSION,)))
-    array_api_strict.set_array_api_strict_flags(api_version=newest)
-    cpu, device1 = array_api_strict.Device("CPU_DEVICE"), array_api_strict.Device("device1")
-    if name == "array_api_strict-device1":
-        return Backend(name, array_api_strict, device1, other_device=cpu)
-    return Backend(name, array_api_strict, cpu, other_device=device1)
-
-
-def _make_backend(name: str) -> Backend:
-    if name == "numpy":
-        import array_api_compat.numpy as xp
-
-        return Backend(name, xp, "cpu")
-    why = why_unusable(name)
-    if why is not None:
-        pytest.skip(why)
-    if name.startswith("array_api_strict"):
-        return _strict_backend(name)
-    if name == "torch":
-        try:
-            import torch
-        except ImportError as exc:
-            pytest.skip(f"torch is not installed ({exc})")
-        import array_api_compat.torch as xp
-
-        # XPNET_TEST_TORCH_DEVICE=cuda:0 runs the torch tests on a GPU (benchmarks/gpu_check.sh).
-        where = torch.device(os.environ.get("XPNET_TEST_TORCH_DEVICE", "cpu"))
-        other = torch.device("cuda:0") if torch.cuda.is_available() else None
-        other = torch.device("cpu") if where.type == "cuda" else other
-        return Backend(name, xp, where, other_device=other)
-    if name == "cupy":
-        import array_api_compat.cupy as xp
-        import cupy
-
-        other = cupy.cuda.Device(1) if cupy.cuda.runtime.getDeviceCount() > 1 else None
-        return Backend(name, xp, array_api_compat.device(xp.zeros(1)), other_device=other)
-    raise AssertionError(name)
-
-
-@pytest.fixture(scope="session")
-def be(request: pytest.FixtureRequest) -> Backend:
-    """The backend under test (see the module docstring)."""
-    return _make_backend(request.param)
+pytest_plugins = ["xpnet.testing"]
 
 
 @pytest.fixture
 def rng() -> np.random.Generator:
     """A host random generator with a fixed seed: every backend sees the same numbers."""
     return np.random.default_rng(20240605)
-
-
-#: The environment variable that names a clone of the book's repository
-#: (https://github.com/oreilly-japan/deep-learning-from-scratch): tests that compare with the
-#: book's own code or read its weight files skip, naming it, when it is not set.
-BOOK_ENV = "XPNET_BOOK_DIR"
-BOOK_URL = "https://github.com/oreilly-japan/deep-learning-from-scratch"
-
-
-def book_path(relative: str) -> Path:
-    """``relative`` inside the book's repository named by ``$XPNET_BOOK_DIR``.
-
-    Skips the test when the variable is not set (saying what to set); fails when it is set but
-    the file is not there (a wrong folder is a broken setup, not a reason to skip)."""
-    root = os.environ.get(BOOK_ENV)
-    if not root:
-        pytest.skip(f"needs the book's code: set {BOOK_ENV} to a clone of {BOOK_URL}")
-    path = Path(root) / relative
-    if not path.exists():
-        pytest.fail(f"{BOOK_ENV}={root} has no {relative}: point it at a clone of {BOOK_URL}")
-    return path
 
 
 @pytest.fixture(scope="session")
@@ -267,6 +58,14 @@ def book_common() -> Any:
         for name in [m for m in sys.modules if m == "common" or m.startswith("common.")]:
             del sys.modules[name]
     return found
+
+
+@pytest.fixture
+def mnist(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``xpnet.datasets.load_mnist`` is :func:`tests.helpers.fake_mnist` for one test."""
+    import xpnet.datasets
+
+    monkeypatch.setattr(xpnet.datasets, "load_mnist", fake_mnist)
 
 
 FAKE_CUPY_DIR = Path(__file__).parent / "fakecupy"

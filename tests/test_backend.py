@@ -15,9 +15,9 @@ from xpnet import backend
 from xpnet.backend import BackendError
 
 
-def _foreign(be):
-    """An array of another library than ``be``'s (NumPy, or torch/strict for NumPy)."""
-    if be.name != "numpy":
+def _foreign(xp):
+    """An array of another library than ``xp``'s (NumPy, or torch/strict for NumPy)."""
+    if xp.name != "numpy":
         return np.ones(3)
     strict = pytest.importorskip("array_api_strict")
     return strict.ones(3)
@@ -26,16 +26,16 @@ def _foreign(be):
 # --------------------------------------------------------------------------- namespace
 
 
-def test_namespace_of_each_backend(be):
-    x = be.asarray([1.0, 2.0])
-    xp = backend.namespace(x, 2.0, None)  # scalars and None are ignored
-    assert backend.backend_name(xp) == backend.backend_name(be.xp)
-    assert backend.backend_name(xp) == be.name.split("-")[0]
+def test_namespace_of_each_backend(xp):
+    x = xp.asarray([1.0, 2.0])
+    found = backend.namespace(x, 2.0, None)  # scalars and None are ignored
+    assert backend.backend_name(found) == backend.backend_name(xp.namespace)
+    assert backend.backend_name(found) == xp.name.split("-")[0]
 
 
-def test_namespace_mixed_backends_is_a_clear_type_error(be):
+def test_namespace_mixed_backends_is_a_clear_type_error(xp):
     with pytest.raises(TypeError, match="different array libraries"):
-        backend.namespace(be.asarray([1.0]), _foreign(be))
+        backend.namespace(xp.asarray([1.0]), _foreign(xp))
 
 
 def test_namespace_numpy_and_torch():
@@ -102,8 +102,8 @@ def test_get_namespace_numpy_is_the_compat_namespace():
     assert backend.get_namespace(compat_numpy) is compat_numpy
 
 
-def test_get_namespace_of_a_namespace_round_trips(be):
-    assert backend.get_namespace(be.xp) is be.xp
+def test_get_namespace_of_a_namespace_round_trips(xp):
+    assert backend.get_namespace(xp.namespace) is xp.namespace
 
 
 @pytest.mark.parametrize("name", ["jax", "", "numpyy", "cuda"])
@@ -236,18 +236,18 @@ def test_cuda_answer_is_cached(monkeypatch):
 # --------------------------------------------------------------------------- to_numpy
 
 
-def test_to_numpy_from_every_backend(be, rng):
+def test_to_numpy_from_every_backend(xp, rng):
     host = rng.standard_normal((3, 4))
     for dtype in ("float64", "float32", "int64", "uint8", "bool"):
         want = (host * 10).astype(dtype) if dtype != "bool" else host > 0
-        got = backend.to_numpy(be.asarray(want))
+        got = backend.to_numpy(xp.asarray(want))
         assert isinstance(got, np.ndarray)
         assert got.dtype == want.dtype
         np.testing.assert_array_equal(got, want)
 
 
-def test_to_numpy_of_a_0d_array(be):
-    got = backend.to_numpy(be.asarray(2.5))
+def test_to_numpy_of_a_0d_array(xp):
+    got = backend.to_numpy(xp.asarray(2.5))
     assert isinstance(got, np.ndarray)
     assert got.shape == ()
     assert float(got) == 2.5
@@ -275,22 +275,22 @@ def test_to_numpy_of_host_values(value, expected):
 # --------------------------------------------------------------------------- asarray
 
 
-def test_asarray_moves_host_data_to_the_device(be, rng):
+def test_asarray_moves_host_data_to_the_device(xp, rng):
     host = rng.standard_normal((2, 3))
-    x = backend.asarray(host, be.xp, device=be.device, dtype=be.dtype("float32"))
-    be.assert_on(x, "float32", (2, 3))
-    be.assert_close(x, host.astype(np.float32))
+    x = backend.asarray(host, xp.namespace, device=xp.device, dtype=xp.float32)
+    xp.assert_on(x, "float32", (2, 3))
+    xp.assert_close(x, host.astype(np.float32))
 
 
-def test_asarray_from_another_backend(be, rng):
+def test_asarray_from_another_backend(xp, rng):
     host = rng.standard_normal(4)
-    other = _foreign(be)
+    other = _foreign(xp)
     other_host = backend.to_numpy(other)
-    x = backend.asarray(other, be.xp, device=be.device)
-    be.assert_on(x, "float64", other_host.shape)
-    be.assert_close(x, other_host)
+    x = backend.asarray(other, xp.namespace, device=xp.device)
+    xp.assert_on(x, "float64", other_host.shape)
+    xp.assert_close(x, other_host)
     # and back to NumPy from this backend's device
-    y = backend.asarray(be.asarray(host), backend.get_namespace("numpy"))
+    y = backend.asarray(xp.asarray(host), backend.get_namespace("numpy"))
     assert isinstance(y, np.ndarray)
     np.testing.assert_array_equal(y, host)
 
@@ -301,25 +301,25 @@ def test_asarray_from_another_backend(be, rng):
      (np.float64(2.5), ()), (np.asarray(2.5), ()), (np.ones((2, 4))[:, ::2], (2, 2))],
     ids=["big-endian-float", "big-endian-int", "numpy-scalar", "0d", "strided"],
 )
-def test_asarray_of_awkward_host_data(be, host, shape):
-    x = backend.asarray(host, be.xp, device=be.device)
-    be.assert_on(x, np.asarray(host).dtype.newbyteorder("=").name, shape)
-    np.testing.assert_array_equal(be.to_numpy(x), host)
+def test_asarray_of_awkward_host_data(xp, host, shape):
+    x = backend.asarray(host, xp.namespace, device=xp.device)
+    xp.assert_on(x, np.asarray(host).dtype.newbyteorder("=").name, shape)
+    np.testing.assert_array_equal(xp.to_numpy(x), host)
 
 
 # --------------------------------------------------------------------------- devices
 
 
-def test_device_and_default_device(be):
-    x = be.asarray([1.0])
-    assert backend.device(x) == be.device
-    default = backend.default_device(be.xp)
-    assert default == array_api_compat.device(be.xp.zeros(1))
+def test_device_and_default_device(xp):
+    x = xp.asarray([1.0])
+    assert backend.device(x) == xp.device
+    default = backend.default_device(xp.namespace)
+    assert default == array_api_compat.device(xp.zeros(1))
 
 
-def test_parse_device_passes_none_and_device_objects(be):
-    assert backend.parse_device(be.xp, None) is None
-    assert backend.parse_device(be.xp, be.device) == be.device
+def test_parse_device_passes_none_and_device_objects(xp):
+    assert backend.parse_device(xp.namespace, None) is None
+    assert backend.parse_device(xp.namespace, xp.device) == xp.device
 
 
 def test_parse_device_numpy():
@@ -401,28 +401,28 @@ def test_supports_float64():
 
 @pytest.mark.parametrize("spec", ["float32", np.float32, np.dtype("float32")],
                          ids=["str", "numpy-type", "numpy-dtype"])
-def test_resolve_dtype_from_names_and_numpy_dtypes(be, spec):
-    assert backend.resolve_dtype(be.xp, spec) == be.dtype("float32")
-    assert backend.resolve_dtype(be.xp, be.dtype("float64")) == be.dtype("float64")
+def test_resolve_dtype_from_names_and_numpy_dtypes(xp, spec):
+    assert backend.resolve_dtype(xp.namespace, spec) == xp.float32
+    assert backend.resolve_dtype(xp.namespace, xp.float64) == xp.float64
 
 
-def test_resolve_dtype_default_is_float64_unless_the_device_lacks_it(be):
-    assert backend.resolve_dtype(be.xp, None, be.device) == be.dtype("float64")
+def test_resolve_dtype_default_is_float64_unless_the_device_lacks_it(xp):
+    assert backend.resolve_dtype(xp.namespace, None, xp.device) == xp.float64
     strict = pytest.importorskip("array_api_strict")
     assert backend.resolve_dtype(strict, None, strict.Device("no_float64")) == strict.float32
 
 
 @pytest.mark.parametrize("spec", ["int32", "float16", np.int64, "double"])
-def test_resolve_dtype_rejects_other_dtypes(be, spec):
+def test_resolve_dtype_rejects_other_dtypes(xp, spec):
     with pytest.raises(TypeError, match=r"dtype must be '?float32'? or '?float64'?, got"):
-        backend.resolve_dtype(be.xp, spec)
+        backend.resolve_dtype(xp.namespace, spec)
 
 
-def test_resolve_dtype_from_another_library(be):
+def test_resolve_dtype_from_another_library(xp):
     numpy_xp = backend.get_namespace("numpy")
-    assert backend.resolve_dtype(numpy_xp, be.dtype("float32")) == np.float32
-    assert backend.resolve_dtype(numpy_xp, be.dtype("float64")) == np.float64
+    assert backend.resolve_dtype(numpy_xp, xp.float32) == np.float32
+    assert backend.resolve_dtype(numpy_xp, xp.float64) == np.float64
     strict = pytest.importorskip("array_api_strict")
-    assert backend.resolve_dtype(strict, be.dtype("float32")) == strict.float32
+    assert backend.resolve_dtype(strict, xp.float32) == strict.float32
     with pytest.raises(TypeError, match="dtype must be 'float32' or 'float64', got 'int64'"):
-        backend.resolve_dtype(numpy_xp, be.dtype("int64"))
+        backend.resolve_dtype(numpy_xp, xp.int64)

@@ -19,7 +19,7 @@ import pytest
 
 from xpnet import blas_threads
 
-from .test_parallel import MPIEXEC, needs_mpi
+from .helpers import MPIEXEC, needs_mpi
 
 ROOT = Path(__file__).resolve().parents[1]
 MPICH = {"PMI_RANK": "0", "PMI_SIZE": "2", "MPI_LOCALNRANKS": "2"}
@@ -142,7 +142,7 @@ CLI = textwrap.dedent('''
     import sys
     sys.path.insert(0, {root!r})
     import xpnet.datasets
-    from tests.test_cli import fake_mnist
+    from tests.helpers import fake_mnist
     from xpnet.cli import main
 
     xpnet.datasets.load_mnist = fake_mnist
@@ -196,7 +196,7 @@ def test_a_failure_on_one_rank_is_reported_once_naming_the_rank(tmp_path):
         import os, sys
         sys.path.insert(0, {str(ROOT)!r})
         import xpnet.datasets
-        from tests.test_cli import fake_mnist
+        from tests.helpers import fake_mnist
         from xpnet.cli import main
         from xpnet.datasets import MNISTError
 

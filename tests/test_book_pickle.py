@@ -14,7 +14,7 @@ import pytest
 
 from xpnet.book_pickle import UnsafePickleError, load_book_params
 
-from .conftest import book_path
+from .helpers import book_path
 
 BOOK_FILES = {
     "ch07/params.pkl": {"W1": (30, 1, 5, 5), "b1": (30,), "W2": (4320, 100), "b2": (100,),

@@ -353,7 +353,7 @@ def test_each_missing_json_entry_is_named(saved, drop_key):
 
 
 @pytest.mark.parametrize("kind", ["two-layer", "mlp-nodrop", "mlp"])
-def test_a_numpy_run_resumes_on_another_backend(be, tmp_path, kind):
+def test_a_numpy_run_resumes_on_another_backend(xp, tmp_path, kind):
     net, opt = make(kind, "float64")
     train(net, *data(), **SETUP, optimizer=opt)
     want = {k: np.asarray(v) for k, v in net.params.items()}
@@ -361,18 +361,18 @@ def test_a_numpy_run_resumes_on_another_backend(be, tmp_path, kind):
     _interrupting(net, 26)
     train(net, *data(), **SETUP, optimizer=opt, checkpoint=tmp_path / "c.npz")
     state = load_checkpoint(tmp_path / "c.npz")
-    if be.name in ("torch", "cupy") and kind == "mlp":  # another library's generator
+    if xp.name in ("torch", "cupy") and kind == "mlp":  # another library's generator
         with pytest.warns(CheckpointWarning, match="dropout masks continue from a new"):
-            state.build_net(xp=be.xp, device=be.device)
+            state.build_net(xp=xp.namespace, device=xp.device)
         return
-    moved = state.build_net(xp=be.xp, device=be.device)
+    moved = state.build_net(xp=xp.namespace, device=xp.device)
     opt = state.build_optimizer()
     train(moved, *data(), **SETUP, optimizer=opt, resume_from=state,
           checkpoint=tmp_path / "c.npz")
     for name, value in want.items():
-        be.assert_on(moved.params[name], "float64")
+        xp.assert_on(moved.params[name], "float64")
         # atol: the biases ahead of batch norm get no gradient, they hold rounding noise
-        np.testing.assert_allclose(be.to_numpy(moved.params[name]), value, rtol=1e-9,
+        np.testing.assert_allclose(xp.to_numpy(moved.params[name]), value, rtol=1e-9,
                                    atol=1e-9, err_msg=name)
 
 
@@ -405,7 +405,7 @@ CLI_CHILD = textwrap.dedent('''
     import functools, os, signal, sys
     sys.path.insert(0, {root!r})
     import xpnet.datasets
-    from tests.test_cli import fake_mnist
+    from tests.helpers import fake_mnist
     from xpnet.cli import main
     from xpnet.nets import MultiLayerNetExtend
 
@@ -462,7 +462,7 @@ def test_cli_run_killed_mid_epoch_resumes_with_the_same_parameters(tmp_path):
 
 
 def test_cli_resume_refuses_options_that_change_the_run(tmp_path, monkeypatch, capsys):
-    from tests.test_cli import fake_mnist
+    from tests.helpers import fake_mnist
     from xpnet import datasets
     from xpnet.cli import main
 

@@ -1,4 +1,5 @@
-"""The ``xpnet`` command, on a small synthetic stand-in for MNIST (real MNIST: test_mnist_run)."""
+"""The ``xpnet`` command, on a small synthetic stand-in for MNIST (the ``mnist`` fixture; real
+MNIST: project/test_mnist_run.py)."""
 
 from __future__ import annotations
 
@@ -7,29 +8,10 @@ import shutil
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 
 import xpnet.datasets
 from xpnet.cli import main
-
-
-def fake_mnist(normalize=True, flatten=True, one_hot_label=False, **kwargs):
-    """600 + 100 images of 784 pixels in 10 separable classes, shaped like load_mnist's."""
-    rng = np.random.default_rng(7)
-    centers = rng.random((10, 784)).astype(np.float32)
-
-    def part(n):
-        t = rng.integers(0, 10, n).astype(np.uint8)
-        x = np.clip(centers[t] + rng.normal(0, 0.1, (n, 784)), 0, 1).astype(np.float32)
-        return x, (np.eye(10, dtype=np.float32)[t] if one_hot_label else t)
-
-    return part(600), part(100)
-
-
-@pytest.fixture
-def mnist(monkeypatch):
-    monkeypatch.setattr(xpnet.datasets, "load_mnist", fake_mnist)
 
 
 def test_train_writes_the_run_directory(mnist, tmp_path, capsys):

@@ -1,7 +1,7 @@
 """The command's rough edges of issue 17: one-line errors with the right exit code for every
 subcommand, run directories in use, resuming (a finished run, from the checkpoint file, from a
 read-only directory), evaluating checkpoints, and messages that name the option and the fix.
-On the synthetic MNIST stand-in of test_cli.py."""
+On the synthetic MNIST stand-in (the ``mnist`` fixture)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,6 @@ from xpnet.checkpoint import CHECKPOINT_NAME, load_checkpoint
 from xpnet.cli import main
 
 from .test_checkpoint import _lock_held_elsewhere
-from .test_cli import mnist  # noqa: F401  (the fixture)
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -1,5 +1,5 @@
 """``xpnet train`` / ``xpnet gradcheck`` with the chapter-6 to 8 models and optimizers, on the
-synthetic MNIST stand-in of test_cli.py (real MNIST: test_mnist_models.py)."""
+synthetic MNIST stand-in (the ``mnist`` fixture; real MNIST: project/test_mnist_models.py)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,6 @@ import json
 import pytest
 
 from xpnet.cli import main
-
-from .test_cli import mnist  # noqa: F401  (the fixture)
 
 
 def _train(tmp_path, *args):

@@ -77,17 +77,17 @@ SHAPES = [  # (N, C, H, W, FH, FW, stride, pad)
 
 
 @pytest.mark.parametrize("case", SHAPES, ids=str)
-def test_im2col_col2im_match_loops(be, rng, case):
+def test_im2col_col2im_match_loops(xp, rng, case):
     n, c, h, w, fh, fw, stride, pad = case
     x = rng.standard_normal((n, c, h, w))
-    col = im2col(be.asarray(x), fh, fw, stride, pad)
+    col = im2col(xp.asarray(x), fh, fw, stride, pad)
     want = _ref_im2col(x, fh, fw, stride, pad)
-    be.assert_on(col, "float64", want.shape)
-    be.assert_close(col, want)
+    xp.assert_on(col, "float64", want.shape)
+    xp.assert_close(col, want)
     g = rng.standard_normal(want.shape)
-    img = col2im(be.asarray(g), (n, c, h, w), fh, fw, stride, pad)
-    be.assert_on(img, "float64", (n, c, h, w))
-    be.assert_close(img, _ref_col2im(g, (n, c, h, w), fh, fw, stride, pad), rtol=1e-12,
+    img = col2im(xp.asarray(g), (n, c, h, w), fh, fw, stride, pad)
+    xp.assert_on(img, "float64", (n, c, h, w))
+    xp.assert_close(img, _ref_col2im(g, (n, c, h, w), fh, fw, stride, pad), rtol=1e-12,
                     atol=1e-12)
 
 
@@ -102,31 +102,31 @@ torch_cases = [(1, 0, 1), (2, 1, 3), (1, 1, 2), (2, 0, 1)]  # (stride, pad, chan
 
 
 @pytest.mark.parametrize(("stride", "pad", "channels"), torch_cases)
-def test_convolution_matches_torch(be, rng, stride, pad, channels):
+def test_convolution_matches_torch(xp, rng, stride, pad, channels):
     torch = pytest.importorskip("torch", reason="PyTorch is the reference for conv2d")
     x = rng.standard_normal((3, channels, 7, 7))
     W = rng.standard_normal((4, channels, 3, 3))
     b = rng.standard_normal(4)
-    out = Convolution(be.asarray(W), be.asarray(b), stride, pad).forward(be.asarray(x))
+    out = Convolution(xp.asarray(W), xp.asarray(b), stride, pad).forward(xp.asarray(x))
     want = torch.nn.functional.conv2d(torch.from_numpy(x), torch.from_numpy(W),
                                       torch.from_numpy(b), stride=stride, padding=pad).numpy()
-    be.assert_on(out, "float64", want.shape)
-    be.assert_close(out, want, rtol=1e-12, atol=1e-12)
+    xp.assert_on(out, "float64", want.shape)
+    xp.assert_close(out, want, rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize(("pool", "stride", "pad"), [(2, 2, 0), (3, 3, 0), (3, 1, 0), (2, 1, 1),
                                                      (3, 2, 1)])
-def test_pooling_matches_torch(be, rng, pool, stride, pad):
+def test_pooling_matches_torch(xp, rng, pool, stride, pad):
     torch = pytest.importorskip("torch", reason="PyTorch is the reference for max_pool2d")
     size = 6 if (6 + 2 * pad - pool) % stride == 0 else 7
     x = rng.standard_normal((2, 3, size, size))
-    out = Pooling(pool, pool, stride, pad).forward(be.asarray(x))
+    out = Pooling(pool, pool, stride, pad).forward(xp.asarray(x))
     # The book pads with zeros that take part in the maximum; torch pads with -inf, so pad
     # with zeros first and let torch pool without padding.
     padded = torch.nn.functional.pad(torch.from_numpy(x), (pad, pad, pad, pad))
     want = torch.nn.functional.max_pool2d(padded, pool, stride).numpy()
-    be.assert_on(out, "float64", want.shape)
-    be.assert_close(out, want)
+    xp.assert_on(out, "float64", want.shape)
+    xp.assert_close(out, want)
     np.testing.assert_array_equal(want, _ref_pool(x, pool, pool, stride, pad))
 
 
@@ -151,7 +151,7 @@ def _read_rows(size, field, stride, pad):
 
 
 @pytest.mark.parametrize("case", FLOOR_CONV, ids=str)
-def test_convolution_floors_its_output_like_torch(be, rng, case):
+def test_convolution_floors_its_output_like_torch(xp, rng, case):
     """Forward, dx, dW and db against PyTorch for sizes the stride does not divide; the input
     rows and columns that no window reads get exactly zero gradient."""
     torch = pytest.importorskip("torch", reason="PyTorch autograd is the reference")
@@ -163,19 +163,19 @@ def test_convolution_floors_its_output_like_torch(be, rng, case):
     y = torch.nn.functional.conv2d(xt, wt, bt, stride=stride, padding=pad)
     r = rng.standard_normal(tuple(y.shape))
     (y * torch.from_numpy(r)).sum().backward()
-    layer = Convolution(be.asarray(W), be.asarray(b), stride, pad)
-    out = layer.forward(be.asarray(x))
-    be.assert_on(out, "float64", tuple(y.shape))
-    be.assert_close(out, y.detach().numpy(), rtol=1e-12, atol=1e-12)
-    dx = layer.backward(be.asarray(r))
-    be.assert_on(dx, "float64", x.shape)
-    be.assert_close(dx, xt.grad.numpy(), rtol=1e-12, atol=1e-12)
-    be.assert_close(layer.dW, wt.grad.numpy(), rtol=1e-12, atol=1e-12)
-    be.assert_close(layer.db, bt.grad.numpy(), rtol=1e-12, atol=1e-12)
+    layer = Convolution(xp.asarray(W), xp.asarray(b), stride, pad)
+    out = layer.forward(xp.asarray(x))
+    xp.assert_on(out, "float64", tuple(y.shape))
+    xp.assert_close(out, y.detach().numpy(), rtol=1e-12, atol=1e-12)
+    dx = layer.backward(xp.asarray(r))
+    xp.assert_on(dx, "float64", x.shape)
+    xp.assert_close(dx, xt.grad.numpy(), rtol=1e-12, atol=1e-12)
+    xp.assert_close(layer.dW, wt.grad.numpy(), rtol=1e-12, atol=1e-12)
+    xp.assert_close(layer.db, bt.grad.numpy(), rtol=1e-12, atol=1e-12)
     rows, cols = _read_rows(h, fh, stride, pad), _read_rows(w, fw, stride, pad)
     unread = np.ones((h, w), dtype=bool)
     unread[np.ix_(sorted(rows), sorted(cols))] = False
-    got = be.to_numpy(dx)
+    got = xp.to_numpy(dx)
     if unread.any():
         assert np.all(got[:, :, unread] == 0.0)
     assert np.all(got[:, :, ~unread] != 0.0)  # everything read has a gradient here
@@ -187,7 +187,7 @@ FLOOR_POOL = [(5, 7, 2, 2, 0), (7, 6, 2, 2, 0), (5, 5, 3, 3, 0), (6, 8, 3, 2, 0)
 
 
 @pytest.mark.parametrize("case", FLOOR_POOL, ids=str)
-def test_pooling_floors_its_output_like_torch(be, rng, case):
+def test_pooling_floors_its_output_like_torch(xp, rng, case):
     torch = pytest.importorskip("torch", reason="PyTorch autograd is the reference")
     h, w, pool, stride, pad = case
     x = _distinct(rng, (2, 3, h, w))  # no ties: one maximum per window
@@ -199,20 +199,20 @@ def test_pooling_floors_its_output_like_torch(be, rng, case):
     r = rng.standard_normal(tuple(y.shape))
     (y * torch.from_numpy(r)).sum().backward()
     layer = Pooling(pool, pool, stride, pad)
-    out = layer.forward(be.asarray(x))
-    be.assert_on(out, "float64", tuple(y.shape))
-    be.assert_close(out, y.detach().numpy(), rtol=0)
-    dx = layer.backward(be.asarray(r))
-    be.assert_on(dx, "float64", x.shape)
-    be.assert_close(dx, xt.grad.numpy(), rtol=1e-12, atol=1e-15)  # overlaps: sums in any order
+    out = layer.forward(xp.asarray(x))
+    xp.assert_on(out, "float64", tuple(y.shape))
+    xp.assert_close(out, y.detach().numpy(), rtol=0)
+    dx = layer.backward(xp.asarray(r))
+    xp.assert_on(dx, "float64", x.shape)
+    xp.assert_close(dx, xt.grad.numpy(), rtol=1e-12, atol=1e-15)  # overlaps: sums in any order
     if (h + 2 * pad - pool) % stride and not pad:
         assert layer.fast == (pool == stride)
-        assert np.all(be.to_numpy(dx)[:, :, (h + 2 * pad - pool) // stride * stride + pool:,
+        assert np.all(xp.to_numpy(dx)[:, :, (h + 2 * pad - pool) // stride * stride + pool:,
                                       :] == 0.0)
 
 
 @pytest.mark.parametrize("case", FLOOR_CONV[:3], ids=str)
-def test_floored_convolution_matches_the_books_layer(be, rng, book_common, case):
+def test_floored_convolution_matches_the_books_layer(xp, rng, book_common, case):
     """The book's own ``common.layers.Convolution`` (and its im2col/col2im) on the same
     floored shapes: forward, dx, dW, db."""
     n, c, h, w, fn, fh, fw, stride, pad = case
@@ -222,21 +222,21 @@ def test_floored_convolution_matches_the_books_layer(be, rng, book_common, case)
     want = book.forward(x)
     r = rng.standard_normal(want.shape)
     want_dx = book.backward(r)
-    layer = Convolution(be.asarray(W), be.asarray(b), stride, pad)
-    be.assert_close(layer.forward(be.asarray(x)), want, rtol=1e-12, atol=1e-12)
-    be.assert_close(layer.backward(be.asarray(r)), want_dx, rtol=1e-12, atol=1e-12)
-    be.assert_close(layer.dW, book.dW, rtol=1e-12, atol=1e-12)
-    be.assert_close(layer.db, book.db, rtol=1e-12, atol=1e-12)
+    layer = Convolution(xp.asarray(W), xp.asarray(b), stride, pad)
+    xp.assert_close(layer.forward(xp.asarray(x)), want, rtol=1e-12, atol=1e-12)
+    xp.assert_close(layer.backward(xp.asarray(r)), want_dx, rtol=1e-12, atol=1e-12)
+    xp.assert_close(layer.dW, book.dW, rtol=1e-12, atol=1e-12)
+    xp.assert_close(layer.db, book.db, rtol=1e-12, atol=1e-12)
     col = book_common.util.im2col(x, fh, fw, stride, pad)
-    be.assert_close(im2col(be.asarray(x), fh, fw, stride, pad), col, rtol=0)
+    xp.assert_close(im2col(xp.asarray(x), fh, fw, stride, pad), col, rtol=0)
     g = rng.standard_normal(col.shape)
-    be.assert_close(col2im(be.asarray(g), x.shape, fh, fw, stride, pad),
+    xp.assert_close(col2im(xp.asarray(g), x.shape, fh, fw, stride, pad),
                     book_common.util.col2im(g, x.shape, fh, fw, stride, pad), rtol=1e-12,
                     atol=1e-12)
 
 
 @pytest.mark.parametrize("case", [p for p in FLOOR_POOL if p[4] == 0], ids=str)
-def test_floored_pooling_matches_the_books_layer(be, rng, book_common, case):
+def test_floored_pooling_matches_the_books_layer(xp, rng, book_common, case):
     """The book's ``common.layers.Pooling`` (unpadded: its output size leaves out ``pad``)."""
     h, w, pool, stride, _ = case
     x = _distinct(rng, (2, 3, h, w))
@@ -244,8 +244,8 @@ def test_floored_pooling_matches_the_books_layer(be, rng, book_common, case):
     want = book.forward(x)
     r = rng.standard_normal(want.shape)
     layer = Pooling(pool, pool, stride)
-    be.assert_close(layer.forward(be.asarray(x)), want, rtol=0)
-    be.assert_close(layer.backward(be.asarray(r)), book.backward(r), rtol=1e-12, atol=1e-15)
+    xp.assert_close(layer.forward(xp.asarray(x)), want, rtol=0)
+    xp.assert_close(layer.backward(xp.asarray(r)), book.backward(r), rtol=1e-12, atol=1e-15)
 
 
 # --------------------------------------------------------------------------- gradients
@@ -269,24 +269,24 @@ GRAD_CASES = [(s, p, c) for s in (1, 2) for p in (0, 1) for c in (1, 3)]
 
 
 @pytest.mark.parametrize(("stride", "pad", "channels"), GRAD_CASES)
-def test_convolution_gradients(be, rng, stride, pad, channels):
+def test_convolution_gradients(xp, rng, stride, pad, channels):
     x = rng.standard_normal((2, channels, 5, 5))
     W = rng.standard_normal((2, channels, 3, 3))
     b = rng.standard_normal(2)
-    layer = Convolution(be.asarray(W), be.asarray(b), stride, pad)
-    out = layer.forward(be.asarray(x))
+    layer = Convolution(xp.asarray(W), xp.asarray(b), stride, pad)
+    out = layer.forward(xp.asarray(x))
     r = rng.standard_normal(tuple(out.shape))  # loss = sum(out * r), so dout = r
-    dx = layer.backward(be.asarray(r))
+    dx = layer.backward(xp.asarray(r))
     for got in (dx, layer.dW, layer.db):
-        be.assert_on(got, "float64")
+        xp.assert_on(got, "float64")
 
     def loss(x_, W_, b_):
-        y = Convolution(be.asarray(W_), be.asarray(b_), stride, pad).forward(be.asarray(x_))
-        return float(np.sum(be.to_numpy(y) * r))
+        y = Convolution(xp.asarray(W_), xp.asarray(b_), stride, pad).forward(xp.asarray(x_))
+        return float(np.sum(xp.to_numpy(y) * r))
 
-    be.assert_close(dx, _numeric(lambda v: loss(v, W, b), x), rtol=1e-6, atol=1e-8)
-    be.assert_close(layer.dW, _numeric(lambda v: loss(x, v, b), W), rtol=1e-6, atol=1e-8)
-    be.assert_close(layer.db, _numeric(lambda v: loss(x, W, v), b), rtol=1e-6, atol=1e-8)
+    xp.assert_close(dx, _numeric(lambda v: loss(v, W, b), x), rtol=1e-6, atol=1e-8)
+    xp.assert_close(layer.dW, _numeric(lambda v: loss(x, v, b), W), rtol=1e-6, atol=1e-8)
+    xp.assert_close(layer.db, _numeric(lambda v: loss(x, W, v), b), rtol=1e-6, atol=1e-8)
 
 
 # (filters, channels, filter size, stride, pad): the stride-1 input gradient as a full
@@ -297,14 +297,14 @@ BACKWARD_CASES = [(2, 3, 3, 1, 0), (4, 2, 3, 1, 1), (3, 3, 3, 1, 2), (5, 1, 3, 1
 
 
 @pytest.mark.parametrize(("fn", "channels", "size", "stride", "pad"), BACKWARD_CASES)
-def test_convolution_backward_matches_torch_across_batches(be, rng, fn, channels, size,
+def test_convolution_backward_matches_torch_across_batches(xp, rng, fn, channels, size,
                                                            stride, pad):
     """dx, dW and db against PyTorch autograd, for two batches of different data and one of
     another size through the same layer (whose buffers are reused between steps)."""
     torch = pytest.importorskip("torch", reason="PyTorch autograd is the reference")
     W = rng.standard_normal((fn, channels, size, size))
     b = rng.standard_normal(fn)
-    layer = Convolution(be.asarray(W), be.asarray(b), stride, pad)
+    layer = Convolution(xp.asarray(W), xp.asarray(b), stride, pad)
     for n in (3, 3, 2):
         x = rng.standard_normal((n, channels, 9, 9))
         xt, wt = torch.tensor(x, requires_grad=True), torch.tensor(W, requires_grad=True)
@@ -312,13 +312,13 @@ def test_convolution_backward_matches_torch_across_batches(be, rng, fn, channels
         y = torch.nn.functional.conv2d(xt, wt, bt, stride=stride, padding=pad)
         r = rng.standard_normal(tuple(y.shape))
         (y * torch.from_numpy(r)).sum().backward()
-        out = layer.forward(be.asarray(x))
-        be.assert_close(out, y.detach().numpy(), rtol=1e-12, atol=1e-12)
-        dx = layer.backward(be.asarray(r))
-        be.assert_on(dx, "float64", x.shape)
-        be.assert_close(dx, xt.grad.numpy(), rtol=1e-12, atol=1e-12)
-        be.assert_close(layer.dW, wt.grad.numpy(), rtol=1e-12, atol=1e-12)
-        be.assert_close(layer.db, bt.grad.numpy(), rtol=1e-12, atol=1e-12)
+        out = layer.forward(xp.asarray(x))
+        xp.assert_close(out, y.detach().numpy(), rtol=1e-12, atol=1e-12)
+        dx = layer.backward(xp.asarray(r))
+        xp.assert_on(dx, "float64", x.shape)
+        xp.assert_close(dx, xt.grad.numpy(), rtol=1e-12, atol=1e-12)
+        xp.assert_close(layer.dW, wt.grad.numpy(), rtol=1e-12, atol=1e-12)
+        xp.assert_close(layer.db, bt.grad.numpy(), rtol=1e-12, atol=1e-12)
 
 
 POOL_CASES = [(2, 2, 0, 1), (2, 2, 0, 3), (3, 3, 0, 2), (3, 1, 0, 2), (2, 1, 1, 1), (3, 2, 1, 3),
@@ -326,26 +326,26 @@ POOL_CASES = [(2, 2, 0, 1), (2, 2, 0, 3), (3, 3, 0, 2), (3, 1, 0, 2), (2, 1, 1, 
 
 
 @pytest.mark.parametrize(("pool", "stride", "pad", "channels"), POOL_CASES)
-def test_pooling_gradient(be, rng, pool, stride, pad, channels):
+def test_pooling_gradient(xp, rng, pool, stride, pad, channels):
     size = 6 if (6 + 2 * pad - pool) % stride == 0 else 5
     x = _distinct(rng, (2, channels, size, size))
     layer = Pooling(pool, pool, stride, pad)
-    out = layer.forward(be.asarray(x))
+    out = layer.forward(xp.asarray(x))
     r = rng.standard_normal(tuple(out.shape))
-    dx = layer.backward(be.asarray(r))
-    be.assert_on(dx, "float64", x.shape)
+    dx = layer.backward(xp.asarray(r))
+    xp.assert_on(dx, "float64", x.shape)
     want = _numeric(lambda v: float(np.sum(_ref_pool(v, pool, pool, stride, pad) * r)), x)
-    be.assert_close(dx, want, rtol=1e-6, atol=1e-8)
+    xp.assert_close(dx, want, rtol=1e-6, atol=1e-8)
 
 
-def test_pooling_backward_takes_first_maximum_like_the_book(be):
+def test_pooling_backward_takes_first_maximum_like_the_book(xp):
     # Windows full of ties: the book's argmax sends each gradient to the window's first maximum.
     x = np.zeros((1, 1, 4, 4))
     x[0, 0, 1, :] = 1.0  # second row of each top window ties at 1
     for pool, stride in ((2, 2), (2, 1)):
         size = (4 - pool) // stride + 1
         layer = Pooling(pool, pool, stride)
-        layer.forward(be.asarray(x))
+        layer.forward(xp.asarray(x))
         dout = np.arange(1.0, size * size + 1).reshape(1, 1, size, size)
         want = np.zeros_like(x)
         for y in range(size):
@@ -353,10 +353,10 @@ def test_pooling_backward_takes_first_maximum_like_the_book(be):
                 win = x[0, 0, y * stride:y * stride + pool, xx * stride:xx * stride + pool]
                 i, j = np.unravel_index(np.argmax(win), win.shape)
                 want[0, 0, y * stride + i, xx * stride + j] += dout[0, 0, y, xx]
-        be.assert_close(layer.backward(be.asarray(dout)), want)
+        xp.assert_close(layer.backward(xp.asarray(dout)), want)
 
 
-def test_fast_pooling_agrees_with_general_path(be, rng, monkeypatch):
+def test_fast_pooling_agrees_with_general_path(xp, rng, monkeypatch):
     # Small integers: many ties, so the first-maximum rule is exercised.
     x = rng.integers(-2, 3, size=(3, 4, 8, 8)).astype(np.float64)
     dout = rng.standard_normal((3, 4, 4, 4))
@@ -364,83 +364,83 @@ def test_fast_pooling_agrees_with_general_path(be, rng, monkeypatch):
     for fast in (True, False):
         monkeypatch.setattr(Pooling, "fast", property(lambda self, f=fast: f))
         layer = Pooling(2, 2, 2)
-        out = layer.forward(be.asarray(x))
-        results.append((be.to_numpy(out), be.to_numpy(layer.backward(be.asarray(dout)))))
+        out = layer.forward(xp.asarray(x))
+        results.append((xp.to_numpy(out), xp.to_numpy(layer.backward(xp.asarray(dout)))))
     np.testing.assert_array_equal(results[0][0], results[1][0])
     np.testing.assert_array_equal(results[0][1], results[1][1])
 
 
-def test_convolution_input_grad_false_skips_dx(be, rng):
-    layer = Convolution(be.asarray(rng.standard_normal((2, 1, 3, 3))),
-                        be.asarray(np.zeros(2)), input_grad=False)
-    out = layer.forward(be.asarray(rng.standard_normal((2, 1, 5, 5))))
-    assert layer.backward(be.asarray(np.ones(tuple(out.shape)))) is None
-    be.assert_on(layer.dW, "float64", (2, 1, 3, 3))
+def test_convolution_input_grad_false_skips_dx(xp, rng):
+    layer = Convolution(xp.asarray(rng.standard_normal((2, 1, 3, 3))),
+                        xp.asarray(np.zeros(2)), input_grad=False)
+    out = layer.forward(xp.asarray(rng.standard_normal((2, 1, 5, 5))))
+    assert layer.backward(xp.asarray(np.ones(tuple(out.shape)))) is None
+    xp.assert_on(layer.dW, "float64", (2, 1, 3, 3))
 
 
 # --------------------------------------------------------------------------- dtypes, devices
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_dtype_and_device_kept(be, rng, dtype):
-    x = be.asarray(rng.standard_normal((2, 2, 6, 6)), dtype)
-    conv = Convolution(be.asarray(rng.standard_normal((3, 2, 3, 3)), dtype),
-                       be.asarray(rng.standard_normal(3), dtype), 1, 1)
+def test_dtype_and_device_kept(xp, rng, dtype):
+    x = xp.asarray(rng.standard_normal((2, 2, 6, 6)), dtype)
+    conv = Convolution(xp.asarray(rng.standard_normal((3, 2, 3, 3)), dtype),
+                       xp.asarray(rng.standard_normal(3), dtype), 1, 1)
     pool = Pooling(2, 2, 2)
     general = Pooling(3, 3, 1, 1)
     y = pool.forward(conv.forward(x))
-    be.assert_on(y, dtype, (2, 3, 3, 3))
-    be.assert_on(general.forward(x), dtype, (2, 2, 6, 6))
-    be.assert_on(general.backward(be.asarray(np.ones((2, 2, 6, 6)), dtype)), dtype)
-    dx = conv.backward(pool.backward(be.asarray(np.ones((2, 3, 3, 3)), dtype)))
-    be.assert_on(dx, dtype, (2, 2, 6, 6))
-    be.assert_on(conv.dW, dtype, (3, 2, 3, 3))
-    be.assert_on(conv.db, dtype, (3,))
+    xp.assert_on(y, dtype, (2, 3, 3, 3))
+    xp.assert_on(general.forward(x), dtype, (2, 2, 6, 6))
+    xp.assert_on(general.backward(xp.asarray(np.ones((2, 2, 6, 6)), dtype)), dtype)
+    dx = conv.backward(pool.backward(xp.asarray(np.ones((2, 3, 3, 3)), dtype)))
+    xp.assert_on(dx, dtype, (2, 2, 6, 6))
+    xp.assert_on(conv.dW, dtype, (3, 2, 3, 3))
+    xp.assert_on(conv.db, dtype, (3,))
 
 
-def test_mixed_dtypes_promote_like_numpy(be, rng):
+def test_mixed_dtypes_promote_like_numpy(xp, rng):
     x = rng.standard_normal((2, 1, 5, 5)).astype(np.float32)
     W, b = rng.standard_normal((2, 1, 3, 3)), rng.standard_normal(2)
-    layer = Convolution(be.asarray(W), be.asarray(b))
-    out = layer.forward(be.asarray(x))
-    be.assert_on(out, "float64", (2, 2, 3, 3))
+    layer = Convolution(xp.asarray(W), xp.asarray(b))
+    out = layer.forward(xp.asarray(x))
+    xp.assert_on(out, "float64", (2, 2, 3, 3))
     want = Convolution(W, b).forward(x.astype(np.float64))
-    be.assert_close(out, want, rtol=1e-12)
-    layer.backward(be.asarray(np.ones((2, 2, 3, 3)), "float32"))
-    be.assert_on(layer.dW, "float64", W.shape)
+    xp.assert_close(out, want, rtol=1e-12)
+    layer.backward(xp.asarray(np.ones((2, 2, 3, 3)), "float32"))
+    xp.assert_on(layer.dW, "float64", W.shape)
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_a_number_as_bias_is_every_filters_bias(be, rng, dtype):
+def test_a_number_as_bias_is_every_filters_bias(xp, rng, dtype):
     # The book's ch07/apply_filter.py: Convolution(w, 0).
-    x = be.asarray(rng.standard_normal((2, 1, 6, 6)), dtype)
-    W = be.asarray(rng.standard_normal((3, 1, 3, 3)), dtype)
+    x = xp.asarray(rng.standard_normal((2, 1, 6, 6)), dtype)
+    W = xp.asarray(rng.standard_normal((3, 1, 3, 3)), dtype)
     for number in (0, 1.5):
         out = Convolution(W, number, pad=1).forward(x)
-        be.assert_on(out, dtype, (2, 3, 6, 6))
-        want = Convolution(W, be.asarray(np.full(3, number), dtype), pad=1).forward(x)
-        be.assert_close(out, be.to_numpy(want), rtol=0)
+        xp.assert_on(out, dtype, (2, 3, 6, 6))
+        want = Convolution(W, xp.asarray(np.full(3, number), dtype), pad=1).forward(x)
+        xp.assert_close(out, xp.to_numpy(want), rtol=0)
 
 
 # --------------------------------------------------------------------------- errors
 
 
-def test_clear_errors(be, rng):
-    W = be.asarray(rng.standard_normal((2, 3, 3, 3)))
-    b = be.asarray(np.zeros(2))
+def test_clear_errors(xp, rng):
+    W = xp.asarray(rng.standard_normal((2, 3, 3, 3)))
+    b = xp.asarray(np.zeros(2))
     with pytest.raises(ValueError, match=r"shape \(N, C, H, W\)"):
-        Convolution(W, b).forward(be.asarray(np.zeros((3, 5, 5))))
+        Convolution(W, b).forward(xp.asarray(np.zeros((3, 5, 5))))
     with pytest.raises(ValueError, match="3 input channels"):
-        Convolution(W, b).forward(be.asarray(np.zeros((1, 2, 5, 5))))
+        Convolution(W, b).forward(xp.asarray(np.zeros((1, 2, 5, 5))))
     with pytest.raises(ValueError, match="does not fit"):
-        Convolution(W, b).forward(be.asarray(np.zeros((1, 3, 2, 2))))
+        Convolution(W, b).forward(xp.asarray(np.zeros((1, 3, 2, 2))))
     with pytest.raises(TypeError, match="floating"):
-        Convolution(W, b).forward(be.asarray(np.zeros((1, 3, 5, 5)), "int32"))
+        Convolution(W, b).forward(xp.asarray(np.zeros((1, 3, 5, 5)), "int32"))
     with pytest.raises(ValueError, match="stride must be an integer >= 1"):
         Convolution(W, b, stride=0)
     with pytest.raises(ValueError, match="Pooling \\(width\\): a window of 3 does not fit"):
-        Pooling(3, 3).forward(be.asarray(np.zeros((1, 1, 5, 2))))
+        Pooling(3, 3).forward(xp.asarray(np.zeros((1, 1, 5, 2))))
     with pytest.raises(ValueError, match=r"shape \(N, C, H, W\)"):
-        Pooling(2, 2).forward(be.asarray(np.zeros((4, 4))))
+        Pooling(2, 2).forward(xp.asarray(np.zeros((4, 4))))
     with pytest.raises(ValueError, match="col must have shape"):
-        col2im(be.asarray(np.zeros((4, 5))), (1, 1, 3, 3), 2, 2)
+        col2im(xp.asarray(np.zeros((4, 5))), (1, 1, 3, 3), 2, 2)

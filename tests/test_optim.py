@@ -87,20 +87,20 @@ def _tolerance(dtype: str) -> dict:
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("name", NAMES)
-def test_matches_the_book_rules(be, rng, name, dtype):
+def test_matches_the_book_rules(xp, rng, name, dtype):
     host, grads = _host_problem(rng)
-    params = {k: be.asarray(v, dtype) for k, v in host.items()}
+    params = {k: xp.asarray(v, dtype) for k, v in host.items()}
     ref_params = {k: np.asarray(v, dtype=dtype).astype(np.float64) for k, v in host.items()}
     opt, ref = get_optimizer(name, **HYPER[name]), Reference(name, **HYPER[name])
     for step in grads:
-        opt.update(params, {k: be.asarray(v, dtype) for k, v in step.items()})
+        opt.update(params, {k: xp.asarray(v, dtype) for k, v in step.items()})
         ref.update(ref_params, {k: np.asarray(v, dtype=dtype) for k, v in step.items()})
         for k in SHAPES:
-            be.assert_on(params[k], dtype, SHAPES[k])
-            be.assert_close(params[k], ref_params[k], **_tolerance(dtype))
+            xp.assert_on(params[k], dtype, SHAPES[k])
+            xp.assert_close(params[k], ref_params[k], **_tolerance(dtype))
     for slot in STATE[name]:
         for k in SHAPES:
-            be.assert_close(getattr(opt, slot)[k], ref.slot(slot, k), **_tolerance(dtype))
+            xp.assert_close(getattr(opt, slot)[k], ref.slot(slot, k), **_tolerance(dtype))
     if name == "adam":
         assert int(opt.iter) == len(grads)
 
@@ -121,111 +121,111 @@ def test_book_defaults():
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_updates_in_place_so_layers_holding_the_arrays_see_them(be, rng, name):
+def test_updates_in_place_so_layers_holding_the_arrays_see_them(xp, rng, name):
     """The book's networks keep their parameters in a plain dict and the same arrays in the
     layers: the update must change those arrays, not replace them."""
     host, grads = _host_problem(rng, steps=2)
-    params = {k: be.asarray(v, "float64") for k, v in host.items()}
+    params = {k: xp.asarray(v, "float64") for k, v in host.items()}
     layer = Affine(params["W"], params["b"])
     before = dict(params)
-    x = be.asarray(rng.standard_normal((2, 4)), "float64")
-    out0 = be.to_numpy(layer.forward(x))
+    x = xp.asarray(rng.standard_normal((2, 4)), "float64")
+    out0 = xp.to_numpy(layer.forward(x))
     opt, ref = get_optimizer(name), Reference(name, **get_optimizer(name).hyper_parameters())
     ref_params = {k: v.copy() for k, v in host.items()}
     for step in grads:
-        opt.update(params, {k: be.asarray(v, "float64") for k, v in step.items()})
+        opt.update(params, {k: xp.asarray(v, "float64") for k, v in step.items()})
         ref.update(ref_params, step)
     assert all(params[k] is before[k] for k in params)
     assert layer.W is params["W"]
-    expected = be.to_numpy(x) @ ref_params["W"] + ref_params["b"]
-    be.assert_close(layer.forward(x), expected, rtol=1e-10)
-    assert not np.allclose(be.to_numpy(layer.forward(x)), out0)
+    expected = xp.to_numpy(x) @ ref_params["W"] + ref_params["b"]
+    xp.assert_close(layer.forward(x), expected, rtol=1e-10)
+    assert not np.allclose(xp.to_numpy(layer.forward(x)), out0)
 
 
-def _net(be, dtype="float64"):
-    return xpnet.TwoLayerNet(6, 5, 3, weight_init_std=0.3, xp=be.xp, device=be.device,
+def _net(xp, dtype="float64"):
+    return xpnet.TwoLayerNet(6, 5, 3, weight_init_std=0.3, xp=xp.namespace, device=xp.device,
                              dtype=dtype, seed=3)
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_updates_a_two_layer_nets_params(be, rng, name):
-    net = _net(be)
+def test_updates_a_two_layer_nets_params(xp, rng, name):
+    net = _net(xp)
     arrays = dict(net.params)
-    ref_params = {k: be.to_numpy(v).copy() for k, v in net.params.items()}
+    ref_params = {k: xp.to_numpy(v).copy() for k, v in net.params.items()}
     opt, ref = get_optimizer(name, **HYPER[name]), Reference(name, **HYPER[name])
-    x = be.asarray(rng.standard_normal((8, 6)), "float64")
-    t = be.asarray(rng.integers(0, 3, 8), "int64")
+    x = xp.asarray(rng.standard_normal((8, 6)), "float64")
+    t = xp.asarray(rng.integers(0, 3, 8), "int64")
     for _ in range(3):
         grads = net.gradient(x, t)
-        ref.update(ref_params, {k: be.to_numpy(g) for k, g in grads.items()})
+        ref.update(ref_params, {k: xp.to_numpy(g) for k, g in grads.items()})
         opt.update(net.params, grads)
     for k, v in net.params.items():
         assert v is arrays[k]
-        be.assert_close(v, ref_params[k], rtol=1e-10, atol=1e-13)
+        xp.assert_close(v, ref_params[k], rtol=1e-10, atol=1e-13)
     assert net.layers["Affine1"].W is net.params["W1"]
     assert net.layers["Affine2"].b is net.params["b2"]
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("name", NAMES)
-def test_state_lives_on_the_parameters_device_and_dtype(be, rng, name, dtype):
+def test_state_lives_on_the_parameters_device_and_dtype(xp, rng, name, dtype):
     host, grads = _host_problem(rng, steps=1)
-    params = {k: be.asarray(v, dtype) for k, v in host.items()}
+    params = {k: xp.asarray(v, dtype) for k, v in host.items()}
     opt = get_optimizer(name)
     for slot in STATE[name]:
         assert getattr(opt, slot) is None  # made lazily
-    opt.update(params, {k: be.asarray(v, dtype) for k, v in grads[0].items()})
+    opt.update(params, {k: xp.asarray(v, dtype) for k, v in grads[0].items()})
     for slot in STATE[name]:
         state = getattr(opt, slot)
         assert set(state) == set(SHAPES)
         for k, shape in SHAPES.items():
-            be.assert_on(state[k], dtype, shape)
+            xp.assert_on(state[k], dtype, shape)
     if name == "adam":
-        assert array_api_compat.device(opt.iter) == be.device
+        assert array_api_compat.device(opt.iter) == xp.device
         assert int(opt.iter) == 1
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_float64_grads_for_float32_params_are_cast_as_numpy_does(be, rng, name):
+def test_float64_grads_for_float32_params_are_cast_as_numpy_does(xp, rng, name):
     host, grads = _host_problem(rng)
-    params = {k: be.asarray(v, "float32") for k, v in host.items()}
+    params = {k: xp.asarray(v, "float32") for k, v in host.items()}
     before = dict(params)
     ref_params = {k: np.asarray(v, dtype=np.float32).astype(np.float64) for k, v in host.items()}
     opt, ref = get_optimizer(name, **HYPER[name]), Reference(name, **HYPER[name])
     for step in grads:
-        opt.update(params, {k: be.asarray(v, "float64") for k, v in step.items()})
+        opt.update(params, {k: xp.asarray(v, "float64") for k, v in step.items()})
         ref.update(ref_params, step)
     for k in SHAPES:
         assert params[k] is before[k]
-        be.assert_on(params[k], "float32", SHAPES[k])
-        be.assert_close(params[k], ref_params[k], rtol=2e-5, atol=2e-6)
+        xp.assert_on(params[k], "float32", SHAPES[k])
+        xp.assert_close(params[k], ref_params[k], rtol=2e-5, atol=2e-6)
     for slot in STATE[name]:
         for k in SHAPES:
-            be.assert_on(getattr(opt, slot)[k], "float32")
+            xp.assert_on(getattr(opt, slot)[k], "float32")
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_float16_params_take_float32_grads(be, rng, name):
-    if be.name.startswith("array_api_strict"):
+def test_float16_params_take_float32_grads(xp, rng, name):
+    if xp.name.startswith("array_api_strict"):
         pytest.skip("array-api-strict has no float16 (the standard has none)")
     host, grads = _host_problem(rng, steps=2)
-    params = {k: be.asarray(v, "float16") for k, v in host.items()}
+    params = {k: xp.asarray(v, "float16") for k, v in host.items()}
     ref_params = {k: np.asarray(v, dtype=np.float16).astype(np.float64) for k, v in host.items()}
     opt, ref = get_optimizer(name, **HYPER[name]), Reference(name, **HYPER[name])
     for step in grads:
-        opt.update(params, {k: be.asarray(v, "float32") for k, v in step.items()})
+        opt.update(params, {k: xp.asarray(v, "float32") for k, v in step.items()})
         ref.update(ref_params, {k: np.asarray(v, dtype=np.float32) for k, v in step.items()})
     for k in SHAPES:
-        be.assert_on(params[k], "float16", SHAPES[k])
-        be.assert_close(params[k], ref_params[k], rtol=1e-2, atol=1e-2)
+        xp.assert_on(params[k], "float16", SHAPES[k])
+        xp.assert_close(params[k], ref_params[k], rtol=1e-2, atol=1e-2)
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_state_round_trip_continues_identically(be, rng, name):
+def test_state_round_trip_continues_identically(xp, rng, name):
     host, grads = _host_problem(rng, steps=6)
 
     def arrays(data):
-        return {k: be.asarray(v, "float64") for k, v in data.items()}
+        return {k: xp.asarray(v, "float64") for k, v in data.items()}
 
     straight = arrays(host)
     opt = get_optimizer(name, **HYPER[name])
@@ -247,34 +247,34 @@ def test_state_round_trip_continues_identically(be, rng, name):
         for a in saved[slot].values():
             a += 1000.0
     saved = opt1.state_dict()
-    resumed = arrays({k: be.to_numpy(v) for k, v in first.items()})
+    resumed = arrays({k: xp.to_numpy(v) for k, v in first.items()})
     opt2 = get_optimizer(name)  # defaults: the hyper-parameters come from the state
     opt2.load_state_dict(saved)
     for step in grads[3:]:
         opt2.update(resumed, arrays(step))
         opt1.update(first, arrays(step))
     for k in SHAPES:
-        np.testing.assert_array_equal(be.to_numpy(resumed[k]), be.to_numpy(straight[k]))
-        np.testing.assert_array_equal(be.to_numpy(first[k]), be.to_numpy(straight[k]))
+        np.testing.assert_array_equal(xp.to_numpy(resumed[k]), xp.to_numpy(straight[k]))
+        np.testing.assert_array_equal(xp.to_numpy(first[k]), xp.to_numpy(straight[k]))
     for slot in STATE[name]:
         for k in SHAPES:
-            be.assert_on(getattr(opt2, slot)[k], "float64")
+            xp.assert_on(getattr(opt2, slot)[k], "float64")
     assert opt2.hyper_parameters() == HYPER[name] | {"lr": HYPER[name]["lr"]}
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_state_from_one_backend_continues_on_numpy(be, rng, name):
+def test_state_from_one_backend_continues_on_numpy(xp, rng, name):
     """A checkpoint taken on one device resumes on another (here: the host)."""
     host, grads = _host_problem(rng, steps=4)
-    params = {k: be.asarray(v, "float64") for k, v in host.items()}
+    params = {k: xp.asarray(v, "float64") for k, v in host.items()}
     opt = get_optimizer(name, **HYPER[name])
     ref, ref_params = Reference(name, **HYPER[name]), {k: v.copy() for k, v in host.items()}
     for step in grads[:2]:
-        opt.update(params, {k: be.asarray(v, "float64") for k, v in step.items()})
+        opt.update(params, {k: xp.asarray(v, "float64") for k, v in step.items()})
         ref.update(ref_params, step)
     on_host = get_optimizer(name)
     on_host.load_state_dict(opt.state_dict())
-    params = {k: be.to_numpy(v) for k, v in params.items()}
+    params = {k: xp.to_numpy(v) for k, v in params.items()}
     for step in grads[2:]:
         on_host.update(params, step)
         ref.update(ref_params, step)
@@ -327,29 +327,29 @@ def test_read_only_arrays_in_params_rebind_the_layers(rng, name):
 
 # -- errors ---------------------------------------------------------------------------------
 
-def _one_step(be, rng, dtype="float64"):
+def _one_step(xp, rng, dtype="float64"):
     host, grads = _host_problem(rng, steps=1)
-    return ({k: be.asarray(v, dtype) for k, v in host.items()},
-            {k: be.asarray(v, dtype) for k, v in grads[0].items()})
+    return ({k: xp.asarray(v, dtype) for k, v in host.items()},
+            {k: xp.asarray(v, dtype) for k, v in grads[0].items()})
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_bad_gradients_are_refused_and_change_nothing(be, rng, name):
-    params, grads = _one_step(be, rng)
-    before = {k: be.to_numpy(v) for k, v in params.items()}
+def test_bad_gradients_are_refused_and_change_nothing(xp, rng, name):
+    params, grads = _one_step(xp, rng)
+    before = {k: xp.to_numpy(v) for k, v in params.items()}
     opt = get_optimizer(name)
     with pytest.raises(KeyError, match=r"unknown parameter.*'W2'"):
         opt.update(params, {**grads, "W2": grads["W"]})
     with pytest.raises(KeyError, match=r"lacks parameter.*'b'"):
         opt.update(params, {"W": grads["W"]})
     with pytest.raises(ValueError, match=r"grads\['b'\] has shape \(4,\) but params\['b'\]"):
-        opt.update(params, {"W": grads["W"], "b": be.asarray(np.ones(4), "float64")})
+        opt.update(params, {"W": grads["W"], "b": xp.asarray(np.ones(4), "float64")})
     with pytest.raises(TypeError, match=r"grads\['b'\] must be real floating"):
-        opt.update(params, {"W": grads["W"], "b": be.asarray([1, 2, 3], "int64")})
+        opt.update(params, {"W": grads["W"], "b": xp.asarray([1, 2, 3], "int64")})
     with pytest.raises(TypeError, match="two dicts"):
         opt.update(params, [grads["W"], grads["b"]])
     for k, v in params.items():  # the first parameter was not updated before the error
-        np.testing.assert_array_equal(be.to_numpy(v), before[k])
+        np.testing.assert_array_equal(xp.to_numpy(v), before[k])
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -379,15 +379,15 @@ def test_plain_numbers_beside_arrays(rng):
     assert params["s"] == 0.0
 
 
-def test_integer_params_are_refused(be):
+def test_integer_params_are_refused(xp):
     opt = optim.SGD()
     with pytest.raises(TypeError, match=r"params\['n'\] must be real floating"):
-        opt.update({"n": be.asarray([1, 2], "int64")}, {"n": be.asarray([1.0, 2.0], "float64")})
+        opt.update({"n": xp.asarray([1, 2], "int64")}, {"n": xp.asarray([1.0, 2.0], "float64")})
 
 
-def test_grads_from_another_library_are_refused(be, rng):
-    params, grads = _one_step(be, rng)
-    if be.name == "numpy":
+def test_grads_from_another_library_are_refused(xp, rng):
+    params, grads = _one_step(xp, rng)
+    if xp.name == "numpy":
         torch = pytest.importorskip("torch", reason="needs a second array library")
         other = torch.ones(3, dtype=torch.float64)
     else:
@@ -396,11 +396,11 @@ def test_grads_from_another_library_are_refused(be, rng):
         optim.Adam().update(params, {"W": grads["W"], "b": other})
 
 
-def test_grads_on_another_device_are_refused(be, rng):
-    if be.other_device is None:
-        pytest.skip(f"{be.name} has no second device here")
-    params, grads = _one_step(be, rng)
-    elsewhere = be.asarray(np.ones(3), "float64", device=be.other_device)
+def test_grads_on_another_device_are_refused(xp, rng):
+    if xp.other_device is None:
+        pytest.skip(f"{xp.name} has no second device here")
+    params, grads = _one_step(xp, rng)
+    elsewhere = xp.asarray(np.ones(3), "float64", device=xp.other_device)
     with pytest.raises(ValueError, match=r"grads\['b'\] is on device"):
         optim.Momentum().update(params, {"W": grads["W"], "b": elsewhere})
 
@@ -419,25 +419,25 @@ def test_state_of_another_network_is_refused(rng, name):
         opt.update(bigger, {k: np.ones_like(v) for k, v in bigger.items()})
 
 
-def test_state_on_another_backend_is_refused(be, rng):
-    if be.name == "numpy":
+def test_state_on_another_backend_is_refused(xp, rng):
+    if xp.name == "numpy":
         pytest.skip("moves NumPy state to another backend")
     host, grads = _host_problem(rng, steps=1)
     opt = optim.Momentum()
     opt.update({k: v.copy() for k, v in host.items()}, grads[0])
-    params, grads = _one_step(be, rng)
+    params, grads = _one_step(xp, rng)
     with pytest.raises(ValueError, match="a moved network needs a new optimizer"):
         opt.update(params, grads)
     opt.load_state_dict(opt.state_dict())  # the way to move the state along
     opt.update(params, grads)
-    be.assert_on(opt.v["W"], "float64", SHAPES["W"])
+    xp.assert_on(opt.v["W"], "float64", SHAPES["W"])
 
 
-def test_state_of_another_dtype_is_refused(be, rng):
-    params, grads = _one_step(be, rng)
+def test_state_of_another_dtype_is_refused(xp, rng):
+    params, grads = _one_step(xp, rng)
     opt = optim.Adam()
     opt.update(params, grads)
-    params32, grads32 = _one_step(be, rng, "float32")
+    params32, grads32 = _one_step(xp, rng, "float32")
     with pytest.raises(ValueError, match="a moved network needs a new optimizer"):
         opt.update(params32, grads32)
 
@@ -588,23 +588,23 @@ def test_each_optimizer_reduces_the_loss(name):
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_checks_still_run_after_a_good_update(be, rng, name):
+def test_checks_still_run_after_a_good_update(xp, rng, name):
     """The per-update checks are cached for the same params dict holding the same arrays;
     bad gradients, swapped arrays and other dicts are still refused after a good update."""
-    params, grads = _one_step(be, rng)
+    params, grads = _one_step(xp, rng)
     opt = get_optimizer(name)
     opt.update(params, grads)
     opt.update(params, grads)  # the cached path
     with pytest.raises(ValueError, match=r"grads\['W'\] has shape"):
-        opt.update(params, {"W": be.asarray(np.ones((3, 4))), "b": grads["b"]})
+        opt.update(params, {"W": xp.asarray(np.ones((3, 4))), "b": grads["b"]})
     with pytest.raises(KeyError, match="lacks"):
         opt.update(params, {"W": grads["W"]})
     with pytest.raises(TypeError, match=r"grads\['b'\] must be real floating"):
-        opt.update(params, {"W": grads["W"], "b": be.asarray([1, 2, 3], "int64")})
+        opt.update(params, {"W": grads["W"], "b": xp.asarray([1, 2, 3], "int64")})
     if STATE[name]:  # state made for (4, 3) does not fit another network
-        other = {"W": be.asarray(np.ones((2, 2))), "b": params["b"]}
+        other = {"W": xp.asarray(np.ones((2, 2))), "b": params["b"]}
         with pytest.raises(ValueError, match="use a new optimizer"):
-            opt.update(other, {"W": be.asarray(np.ones((2, 2))), "b": grads["b"]})
-        params["W"] = be.asarray(np.ones((5, 3)))  # the same dict, another array
+            opt.update(other, {"W": xp.asarray(np.ones((2, 2))), "b": grads["b"]})
+        params["W"] = xp.asarray(np.ones((5, 3)))  # the same dict, another array
         with pytest.raises(ValueError, match="use a new optimizer"):
-            opt.update(params, {"W": be.asarray(np.ones((5, 3))), "b": grads["b"]})
+            opt.update(params, {"W": xp.asarray(np.ones((5, 3))), "b": grads["b"]})

@@ -39,9 +39,9 @@ def test_smooth_curve_against_a_direct_average(rng):
     np.testing.assert_allclose(smooth_curve(np.full(15, 2.5)), np.full(15, 2.5), rtol=1e-14)
 
 
-def test_smooth_curve_takes_device_arrays(be, rng):
+def test_smooth_curve_takes_device_arrays(xp, rng):
     host = rng.standard_normal(30)
-    np.testing.assert_allclose(smooth_curve(be.asarray(host)), _smooth_ref(host), rtol=1e-12)
+    np.testing.assert_allclose(smooth_curve(xp.asarray(host)), _smooth_ref(host), rtol=1e-12)
 
 
 def test_smooth_curve_errors():
@@ -56,14 +56,14 @@ def test_smooth_curve_errors():
 
 @pytest.mark.parametrize(("xshape", "tshape"), [((12, 3), (12,)), ((12, 1, 2, 2), (12, 4))],
                          ids=["2d-labels", "4d-onehot"])
-def test_shuffle_dataset_keeps_pairs_together(be, rng, xshape, tshape):
+def test_shuffle_dataset_keeps_pairs_together(xp, rng, xshape, tshape):
     n = xshape[0]
     xh = np.arange(np.prod(xshape), dtype=np.float64).reshape(xshape)
     th = np.arange(n, dtype=np.int64) if len(tshape) == 1 else rng.random(tshape)
-    xs, ts = shuffle_dataset(be.asarray(xh), be.asarray(th), seed=3)
-    be.assert_on(xs, "float64", xshape)
-    be.assert_on(ts, th.dtype.name, tshape)
-    xs_h, ts_h = be.to_numpy(xs), be.to_numpy(ts)
+    xs, ts = shuffle_dataset(xp.asarray(xh), xp.asarray(th), seed=3)
+    xp.assert_on(xs, "float64", xshape)
+    xp.assert_on(ts, th.dtype.name, tshape)
+    xs_h, ts_h = xp.to_numpy(xs), xp.to_numpy(ts)
     # every shuffled sample is one of the originals, each used once, paired as before
     order = [int(np.flatnonzero((xh == row).all(axis=tuple(range(1, len(xshape)))))[0])
              for row in xs_h]
@@ -72,23 +72,23 @@ def test_shuffle_dataset_keeps_pairs_together(be, rng, xshape, tshape):
     np.testing.assert_array_equal(ts_h, th[order])
 
 
-def test_shuffle_dataset_seed(be):
-    x, t = be.asarray(np.arange(20.0)[:, None]), be.asarray(np.arange(20))
-    a = be.to_numpy(shuffle_dataset(x, t, seed=1)[1])
-    b = be.to_numpy(shuffle_dataset(x, t, seed=1)[1])
-    c = be.to_numpy(shuffle_dataset(x, t, seed=2)[1])
+def test_shuffle_dataset_seed(xp):
+    x, t = xp.asarray(np.arange(20.0)[:, None]), xp.asarray(np.arange(20))
+    a = xp.to_numpy(shuffle_dataset(x, t, seed=1)[1])
+    b = xp.to_numpy(shuffle_dataset(x, t, seed=1)[1])
+    c = xp.to_numpy(shuffle_dataset(x, t, seed=2)[1])
     np.testing.assert_array_equal(a, b)
     assert not np.array_equal(a, c)
     np.testing.assert_array_equal(a, np.random.default_rng(1).permutation(20))
 
 
-def test_shuffle_dataset_errors(be):
+def test_shuffle_dataset_errors(xp):
     with pytest.raises(ValueError, match=r"same number of samples .* got shapes \(3, 2\) and"):
-        shuffle_dataset(be.asarray(np.zeros((3, 2))), be.asarray(np.zeros(4)))
-    other = np.zeros(3) if be.name != "numpy" else (
+        shuffle_dataset(xp.asarray(np.zeros((3, 2))), xp.asarray(np.zeros(4)))
+    other = np.zeros(3) if xp.name != "numpy" else (
         pytest.importorskip("array_api_strict").zeros(3))
     with pytest.raises(TypeError, match="different array libraries"):
-        shuffle_dataset(be.asarray(np.zeros((3, 2))), other)
+        shuffle_dataset(xp.asarray(np.zeros((3, 2))), other)
 
 
 # --------------------------------------------------------------------------- conv_output_size

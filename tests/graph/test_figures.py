@@ -1,7 +1,7 @@
 """xpnet.graph.figures: the book's figures, each drawn edge with the right forward and backward
 value, on every backend; the sigmoid from primitive layers (figure 5-19) and those layers.
 
-Backend tests take the ``be`` fixture of tests/conftest.py (every installed backend)."""
+Backend tests take the ``xp`` fixture (xpnet.testing: every installed backend)."""
 
 from __future__ import annotations
 
@@ -30,10 +30,10 @@ def test_apple_orange_plain_numbers_edges() -> None:
     assert edge_set(dot) == APPLE_ORANGE_EDGES
 
 
-def test_apple_examples_on_every_backend(be: Any) -> None:
-    apple = build_example("apple", backend=be.xp, device=be.device)
+def test_apple_examples_on_every_backend(xp: Any) -> None:
+    apple = build_example("apple", backend=xp.namespace, device=xp.device)
     assert edge_set(apple.to_dot()) == APPLE_EDGES
-    both = build_example("apple-orange", backend=be.xp, device=be.device)
+    both = build_example("apple-orange", backend=xp.namespace, device=xp.device)
     assert edge_set(both.to_dot()) == APPLE_ORANGE_EDGES
 
 
@@ -77,9 +77,9 @@ def test_render_example_arguments(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
 
 
 @pytest.mark.parametrize("name", EXAMPLES)
-def test_every_example_on_every_backend(name: str, be: Any,
+def test_every_example_on_every_backend(name: str, xp: Any,
                                         tmp_path: Path) -> None:
-    g = build_example(name, backend=be.xp, device=be.device)
+    g = build_example(name, backend=xp.namespace, device=xp.device)
     path = g.render(tmp_path / f"{name}.dot")
     edges = parse_dot(path.read_text())
     assert edges
@@ -98,8 +98,8 @@ def test_example_scripts(script: str, tmp_path: Path) -> None:
     assert str(out) in done.stdout
 
 
-def test_composed_sigmoid_matches_sigmoid_layer(be: Any) -> None:
-    xp, device = be.xp, be.device
+def test_composed_sigmoid_matches_sigmoid_layer(xp: Any) -> None:
+    device = xp.device
     rng = np.random.default_rng(5)
     x = xp.asarray(rng.uniform(-6, 6, (4, 7)), dtype=xp.float64, device=device)
     dout = xp.asarray(rng.standard_normal((4, 7)), dtype=xp.float64, device=device)
@@ -128,8 +128,8 @@ def test_composed_sigmoid_on_plain_floats() -> None:
 
 
 @pytest.mark.parametrize("layer_cls", [ExpLayer, ReciprocalLayer])
-def test_primitives_keep_dtype_and_device(layer_cls: type, be: Any) -> None:
-    xp, device = be.xp, be.device
+def test_primitives_keep_dtype_and_device(layer_cls: type, xp: Any) -> None:
+    device = xp.device
     x = xp.asarray([0.5, 1.0, 2.0], dtype=xp.float32, device=device)
     dout = xp.asarray([1.0, -2.0, 3.0], dtype=xp.float32, device=device)
     before = to_numpy(dout).copy()

@@ -1,6 +1,6 @@
 """xpnet.graph.tracing: methods replaced only inside a trace, registration, networks.
 
-Backend tests take the ``be`` fixture of tests/conftest.py (every installed backend)."""
+Backend tests take the ``xp`` fixture (xpnet.testing: every installed backend)."""
 
 from __future__ import annotations
 
@@ -160,9 +160,9 @@ def test_register_layer_checks_its_arguments() -> None:
         register_layer(MulLayer, "×")
 
 
-def _net_graph(be: Any, expand: bool) -> Any:
-    xp, device = be.xp, be.device
-    net = TwoLayerNet(6, 4, 3, xp=xp, device=device, seed=1)
+def _net_graph(xp: Any, expand: bool) -> Any:
+    device = xp.device
+    net = TwoLayerNet(6, 4, 3, xp=xp.namespace, device=device, seed=1)
     rng = np.random.default_rng(2)
     x = xp.asarray(rng.random((2, 6)), dtype=net.dtype, device=net.device)
     t = xp.asarray(np.array([0, 2]), device=net.device)
@@ -171,8 +171,8 @@ def _net_graph(be: Any, expand: bool) -> Any:
     return g, grads
 
 
-def test_two_layer_net_expanded(be: Any) -> None:
-    g, grads = _net_graph(be, expand=True)
+def test_two_layer_net_expanded(xp: Any) -> None:
+    g, grads = _net_graph(xp, expand=True)
     edges = {(e["tail"].split(":")[0], e["head"].split(":")[0]): e for e in parse_dot(g.to_dot())}
     assert set(edges) == {
         ("x", "Affine1"), ("W1", "Affine1"), ("b1", "Affine1"), ("Affine1", "Relu1"),
@@ -188,8 +188,8 @@ def test_two_layer_net_expanded(be: Any) -> None:
     assert w1.grad is grads["W1"]
 
 
-def test_two_layer_net_as_one_node(be: Any) -> None:
-    g, grads = _net_graph(be, expand=False)
+def test_two_layer_net_as_one_node(xp: Any) -> None:
+    g, grads = _net_graph(xp, expand=False)
     assert [n.label for n in g.nodes() if n.kind == "layer"] == ["TwoLayerNet"]
     edges = {e.tail.label: e for e in g.edges() if e.head.kind == "layer"}
     assert set(edges) == {"x", "t", "W1", "b1", "W2", "b2"}

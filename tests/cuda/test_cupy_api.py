@@ -27,18 +27,10 @@ from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from ..helpers import skip_without_real_cupy as _skip
+
+ROOT = Path(__file__).resolve().parents[2]
 FAKE = ROOT / "tests" / "fakecupy"
-
-
-# CI's CuPy venv sets this: there a missing real CuPy is a failure, not a skip.
-_REQUIRED = os.environ.get("XPNET_REQUIRE_REAL_CUPY") == "1"
-
-
-def _skip(reason: str) -> None:
-    if _REQUIRED:
-        pytest.fail(f"XPNET_REQUIRE_REAL_CUPY=1 but {reason}")
-    pytest.skip(reason)
 
 
 def _real_cupy() -> Any:

@@ -8,18 +8,12 @@ the README (20 epochs) take minutes; these take seconds each.
 from __future__ import annotations
 
 import json
-import os
-
-import pytest
 
 from xpnet.cli import main
 
-pytestmark = [
-    pytest.mark.mnist,
-    pytest.mark.slow,
-    pytest.mark.skipif(os.environ.get("XPNET_TEST_MNIST") != "1",
-                       reason="real MNIST runs: set XPNET_TEST_MNIST=1 (needs the data, ~1 min)"),
-]
+from ..helpers import REAL_MNIST
+
+pytestmark = REAL_MNIST
 
 
 def _train(tmp_path, *args):

@@ -1,7 +1,8 @@
 """Imports run one way: no cycle among xpnet's modules (imports inside functions count), and
-only the backend module and the operations know CuPy.
+only the backend module and the operations know CuPy (and the test helper, xpnet.testing).
 
-Run it alone with ``python -m pytest tests/test_layering.py`` or ``python tests/test_layering.py``
+Run it alone with ``python -m pytest tests/project/test_layering.py`` or
+``python tests/project/test_layering.py``
 (prints every cycle and every CuPy mention outside its place).
 """
 
@@ -12,11 +13,13 @@ import re
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "xpnet"
 
-# Where CuPy may be named or tested for: the backend module and the operations.
-CUPY_HOMES = ("xpnet/backend.py", "xpnet/ops/", "xpnet/cuda/")
+# Where CuPy may be named or tested for: the backend module and the operations; and the test
+# helper xpnet.testing, which makes each backend by its id and reads its arrays back without
+# going through xpnet (nothing of the runtime imports it).
+CUPY_HOMES = ("xpnet/backend.py", "xpnet/ops/", "xpnet/cuda/", "xpnet/testing.py")
 
 
 def modules(package: Path = PACKAGE) -> dict[str, Path]:
@@ -119,6 +122,12 @@ def cupy_mentions(found: dict[str, Path]) -> list[str]:
 def test_no_import_cycle():
     found = cycles(import_edges(modules()))
     assert not found, "import cycles: " + "; ".join(" <-> ".join(c) for c in found)
+
+
+def test_nothing_in_xpnet_imports_the_test_helper():
+    """xpnet.testing needs pytest: no module of the library imports it, even in a function."""
+    edges = import_edges(modules())
+    assert sorted(m for m, targets in edges.items() if "xpnet.testing" in targets) == []
 
 
 def test_the_cycle_finder_finds_a_cycle():

@@ -8,8 +8,6 @@ CUDA headers but no GPU; CI runs it in its CuPy venv (``.ci/run``), and skips it
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import pytest
 
@@ -21,13 +19,9 @@ from xpnet.cuda.kernels import KERNELS, KernelSource
 from xpnet.ops import CupyOps, ops_for
 from xpnet.training import sgd_step, train
 
+from ..helpers import skip_without_real_cupy as _skip
+
 BROKEN = KernelSource("broken", "T x", "T y", "y = x + undefined_name;")
-
-
-def _skip(reason: str) -> None:
-    if os.environ.get("XPNET_REQUIRE_REAL_CUPY") == "1":  # CI's CuPy venv: no silent skip
-        pytest.fail(f"XPNET_REQUIRE_REAL_CUPY=1 but {reason}")
-    pytest.skip(reason)
 
 
 def _nvrtc() -> None:

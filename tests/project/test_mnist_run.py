@@ -5,21 +5,15 @@ examples that read MNIST. Set XPNET_TEST_MNIST=1 to run (CI does, after `xpnet d
 from __future__ import annotations
 
 import json
-import os
 
 import pytest
 
 from xpnet.cli import main
 
-from .conftest import book_path
+from ..helpers import REAL_MNIST, book_path
 from .test_examples import run_example
 
-pytestmark = [
-    pytest.mark.mnist,
-    pytest.mark.slow,
-    pytest.mark.skipif(os.environ.get("XPNET_TEST_MNIST") != "1",
-                       reason="real MNIST runs: set XPNET_TEST_MNIST=1 (needs the data, ~1 min)"),
-]
+pytestmark = REAL_MNIST
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])

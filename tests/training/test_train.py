@@ -15,13 +15,7 @@ import pytest
 from xpnet import TwoLayerNet
 from xpnet.training import History, NonFiniteLossError, sgd_step, train
 
-
-def clusters(rng: np.random.Generator, n: int, features: int = 20, classes: int = 3):
-    """Well separated Gaussian clusters: a small problem any working trainer solves."""
-    centers = rng.normal(0.0, 3.0, (classes, features))
-    labels = rng.integers(0, classes, n).astype(np.uint8)
-    x = centers[labels] + rng.normal(0.0, 0.5, (n, features))
-    return x.astype(np.float32), labels
+from ..helpers import clusters
 
 
 @pytest.fixture
@@ -30,9 +24,9 @@ def data(rng):
     return x[:300], t[:300], x[300:], t[300:]
 
 
-def test_learns_on_every_backend(be, data):
+def test_learns_on_every_backend(xp, data):
     x, t, xt, tt = data
-    net = TwoLayerNet(20, 16, 3, xp=be.xp, device=be.device, dtype="float32", seed=0)
+    net = TwoLayerNet(20, 16, 3, xp=xp.namespace, device=xp.device, dtype="float32", seed=0)
     history = train(net, x, t, xt, tt, iters=120, batch_size=30, lr=0.5, seed=1)
     assert history.status == "finished"
     assert history.iterations == 120
@@ -44,7 +38,7 @@ def test_learns_on_every_backend(be, data):
     assert np.mean(history.loss[-10:]) < 0.5 * np.mean(history.loss[:10])
     # Parameters stayed on the backend's device, in float32.
     for value in net.params.values():
-        be.assert_on(value, "float32")
+        xp.assert_on(value, "float32")
 
 
 def test_log_names_epochs_and_the_evaluation_after_the_last_step(data):
@@ -60,12 +54,12 @@ def test_log_names_epochs_and_the_evaluation_after_the_last_step(data):
     assert rows[-1].split()[2] == "25"
 
 
-def test_accepts_device_arrays_and_one_hot_labels(be, data):
+def test_accepts_device_arrays_and_one_hot_labels(xp, data):
     x, t, xt, tt = data
     one_hot = np.eye(3, dtype=np.float32)
-    net = TwoLayerNet(20, 16, 3, xp=be.xp, device=be.device, dtype="float32", seed=0)
-    history = train(net, be.asarray(x), be.asarray(one_hot[t]), be.asarray(xt),
-                    be.asarray(one_hot[tt]), iters=60, batch_size=30, lr=0.5, seed=1)
+    net = TwoLayerNet(20, 16, 3, xp=xp.namespace, device=xp.device, dtype="float32", seed=0)
+    history = train(net, xp.asarray(x), xp.asarray(one_hot[t]), xp.asarray(xt),
+                    xp.asarray(one_hot[tt]), iters=60, batch_size=30, lr=0.5, seed=1)
     assert history.final_test_acc > 0.9
 
 
@@ -80,12 +74,12 @@ def test_same_seed_same_run_and_other_seed_other_run(data):
     assert run(3) != run(4)
 
 
-def test_backends_agree_on_the_same_run(be, data):
+def test_backends_agree_on_the_same_run(xp, data):
     """Same init, same batches, same arithmetic in float64: the loss curves match NumPy's."""
     x, t, xt, tt = data
     ref = train(TwoLayerNet(20, 16, 3, dtype="float64", seed=0), x, t, xt, tt,
                 iters=30, batch_size=30, lr=0.5, seed=2).loss
-    net = TwoLayerNet(20, 16, 3, xp=be.xp, device=be.device, dtype="float64", seed=0)
+    net = TwoLayerNet(20, 16, 3, xp=xp.namespace, device=xp.device, dtype="float64", seed=0)
     got = train(net, x, t, xt, tt, iters=30, batch_size=30, lr=0.5, seed=2).loss
     np.testing.assert_allclose(got, ref, rtol=1e-10)
 
@@ -104,9 +98,9 @@ class PoisonedNet(TwoLayerNet):
         return super().gradient(x, t)
 
 
-def test_nan_loss_stops_with_the_iteration_number(be, data):
+def test_nan_loss_stops_with_the_iteration_number(xp, data):
     x, t, xt, tt = data
-    net = PoisonedNet(20, 16, 3, xp=be.xp, device=be.device, dtype="float32", seed=0)
+    net = PoisonedNet(20, 16, 3, xp=xp.namespace, device=xp.device, dtype="float32", seed=0)
     history = train(net, x, t, xt, tt, iters=100, batch_size=30, lr=0.5, seed=1)
     assert history.status == "diverged"
     assert "iteration 8" in history.message
@@ -225,7 +219,7 @@ print(json.dumps({{"seen": seen, "in_modules": "cupy" in sys.modules}}))
 
 def _cupy_imports(extra: str = "") -> dict:
     pytest.importorskip("array_api_strict")
-    root = Path(__file__).resolve().parents[1]  # "-c" puts the cwd first: this checkout's xpnet
+    root = Path(__file__).resolve().parents[2]  # "-c" puts the cwd first: this checkout's xpnet
     done = subprocess.run([sys.executable, "-c", _WATCH_CUPY.format(extra=extra)], cwd=root,
                           capture_output=True, text=True, check=True)
     return json.loads(done.stdout.splitlines()[-1])
@@ -379,14 +373,14 @@ def test_bad_data(data):
         train(net, x, t.astype(np.float32), xt, tt)
 
 
-def test_sgd_step_updates_what_the_layers_use(be, rng):
-    net = TwoLayerNet(4, 3, 2, xp=be.xp, device=be.device, dtype="float64", seed=0)
-    before = {k: be.to_numpy(v) for k, v in net.params.items()}
-    grads = {k: be.asarray(rng.normal(size=v.shape)) for k, v in before.items()}
+def test_sgd_step_updates_what_the_layers_use(xp, rng):
+    net = TwoLayerNet(4, 3, 2, xp=xp.namespace, device=xp.device, dtype="float64", seed=0)
+    before = {k: xp.to_numpy(v) for k, v in net.params.items()}
+    grads = {k: xp.asarray(rng.normal(size=v.shape)) for k, v in before.items()}
     sgd_step(net.params, grads, 0.5)
     for k, v in net.params.items():
-        be.assert_close(v, before[k] - 0.5 * be.to_numpy(grads[k]), rtol=1e-14)
-    be.assert_close(net.layers["Affine1"].W, be.to_numpy(net.params["W1"]))
+        xp.assert_close(v, before[k] - 0.5 * xp.to_numpy(grads[k]), rtol=1e-14)
+    xp.assert_close(net.layers["Affine1"].W, xp.to_numpy(net.params["W1"]))
 
 
 def test_history_to_dict_is_json_ready(data):
@@ -492,8 +486,8 @@ def test_unscaled_images_are_named_as_the_likely_cause(data):
     assert "The training images reach |x| = 255: scale them" in history.message
 
 
-def test_a_nan_from_the_updates_still_suggests_the_learning_rate(be, data):
+def test_a_nan_from_the_updates_still_suggests_the_learning_rate(xp, data):
     x, t, xt, tt = data
-    net = PoisonedNet(20, 16, 3, xp=be.xp, device=be.device, dtype="float32", seed=0)
+    net = PoisonedNet(20, 16, 3, xp=xp.namespace, device=xp.device, dtype="float32", seed=0)
     history = train(net, x, t, xt, tt, iters=100, batch_size=30, lr=0.5, seed=1)
     assert "learning rate is the likely cause: try a smaller one than lr=0.5" in history.message

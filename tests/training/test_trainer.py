@@ -11,17 +11,12 @@ import pytest
 from xpnet import SGD, Adam, MultiLayerNet, MultiLayerNetExtend, Trainer, TwoLayerNet
 from xpnet.layers import Affine, Relu, SoftmaxWithLoss
 
-
-def clusters(rng: np.random.Generator, n: int, features: int = 12, classes: int = 3):
-    centers = rng.normal(0.0, 3.0, (classes, features))
-    labels = rng.integers(0, classes, n).astype(np.uint8)
-    x = centers[labels] + rng.normal(0.0, 0.5, (n, features))
-    return x.astype(np.float32), labels
+from ..helpers import clusters
 
 
 @pytest.fixture
 def data(rng):
-    x, t = clusters(rng, 260)
+    x, t = clusters(rng, 260, 12)
     return x[:200], t[:200], x[200:], t[200:]
 
 
@@ -41,10 +36,10 @@ def test_book_defaults_and_schedule(data):
     assert trainer.max_iter == int(3 * 200 / 30)
 
 
-def test_lists_have_one_entry_per_epoch_and_one_loss_per_step(be, data):
+def test_lists_have_one_entry_per_epoch_and_one_loss_per_step(xp, data):
     x, t, xt, tt = data
-    net = MultiLayerNetExtend(12, [16, 16], 3, use_batchnorm=True, xp=be.xp, device=be.device,
-                              dtype="float32", seed=0)
+    net = MultiLayerNetExtend(12, [16, 16], 3, use_batchnorm=True, xp=xp.namespace,
+                              device=xp.device, dtype="float32", seed=0)
     trainer = Trainer(net, x, t, xt, tt, epochs=8, mini_batch_size=20, optimizer="Adam",
                       optimizer_param={"lr": 0.01}, verbose=False)
     history = trainer.train()
@@ -58,10 +53,10 @@ def test_lists_have_one_entry_per_epoch_and_one_loss_per_step(be, data):
     assert trainer.test_acc_list[-1] > 0.9
     # The final accuracy is measured after the last step, on the whole test set.
     assert trainer.final_test_acc == history.final_test_acc
-    assert trainer.final_test_acc == net.accuracy(be.asarray(xt), be.asarray(tt, "int64"))
+    assert trainer.final_test_acc == net.accuracy(xp.asarray(xt), xp.asarray(tt, "int64"))
     assert type(trainer.optimizer) is Adam
     for value in net.params.values():
-        be.assert_on(value, "float32")
+        xp.assert_on(value, "float32")
 
 
 def test_same_seed_same_run(data):

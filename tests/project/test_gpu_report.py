@@ -1,6 +1,6 @@
 """The GPU check cannot pass a step that tested nothing, and its report survives a cut-off:
 ``benchmarks/gpu_report.py`` (each step appends to the JSON report as it ends) and the
-``--backend cupy`` guard of ``tests/conftest.py``."""
+``--backend cupy`` guard of the ``xpnet.testing`` plugin."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import pytest
 
 from benchmarks.gpu_report import add_step, junit_counts
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _junit(path: Path, tests: int, skipped: int, failures: int = 0) -> Path:

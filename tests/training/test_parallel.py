@@ -2,11 +2,12 @@
 learns, a rank that dies or raises stops the others, single-process use imports no MPI.
 
 The multi-process tests launch this file under ``mpiexec -n 2`` (``python -m
-tests.test_parallel CASE OUT``); every launch is bounded by a subprocess timeout.
+tests.training.test_parallel CASE OUT``); every launch is bounded by a subprocess timeout.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import shutil
@@ -18,28 +19,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-MPIEXEC = shutil.which("mpiexec")
-try:
-    import mpi4py  # noqa: F401
-except ImportError:
-    HAVE_MPI4PY = False
-else:
-    HAVE_MPI4PY = True
+from ..helpers import MPIEXEC, clusters, needs_mpi
 
-needs_mpi = pytest.mark.skipif(
-    not (HAVE_MPI4PY and MPIEXEC),
-    reason="needs mpi4py and mpiexec (pip install mpi4py mpich)")
-
+ROOT = Path(__file__).resolve().parents[2]
 STEPS, BATCH = 50, 25  # 25 rows on 2 ranks: shares of 12 and 13, unequal weights
 
-
-def clusters(seed: int, n: int, features: int, classes: int, noise: float):
-    """Gaussian clusters; ``noise`` sets how much they overlap."""
-    rng = np.random.default_rng(seed)
-    centers = rng.normal(0.0, 1.0, (classes, features))
-    labels = rng.integers(0, classes, n).astype(np.int64)
-    return centers[labels] + rng.normal(0.0, noise, (n, features)), labels
+# The data of these tests: unit-spread centers, float64 points, int64 labels.
+mpi_clusters = functools.partial(clusters, spread=1.0, dtype=np.float64, label_dtype=np.int64)
 
 
 def _equality_cases():
@@ -61,7 +47,7 @@ def _equality_cases():
 def _run_equal(comm, out: Path) -> None:
     from xpnet.training import train
 
-    x, t = clusters(0, 400, 20, 4, 1.0)
+    x, t = mpi_clusters(0, 400, 20, 4, noise=1.0)
     for name, make_net, make_opt in _equality_cases():
         # Rank 1 starts from other weights: the broadcast from rank 0 must replace them.
         net = make_net(comm.Get_rank())
@@ -89,7 +75,7 @@ def _trainer(x, t, comm):
 
 
 def _bn_data():
-    x, t = clusters(1, 6000, 30, 10, 1.3)
+    x, t = mpi_clusters(1, 6000, 30, 10, noise=1.3)
     return x[:4000], t[:4000], x[4000:], t[4000:]
 
 
@@ -117,7 +103,7 @@ def _run_kill(comm, out: Path, how: str) -> None:
     from xpnet import TwoLayerNet
     from xpnet.training import train
 
-    x, t = clusters(0, 400, 20, 4, 1.0)
+    x, t = mpi_clusters(0, 400, 20, 4, noise=1.0)
     net = TwoLayerNet(20, 16, 4, seed=0)
     if comm.Get_rank() == 1:
         gradient, calls = net.gradient, [0]
@@ -147,7 +133,7 @@ def _run_ctrl_c(comm, out: Path, who: str) -> None:
     from xpnet.optim import Adam
     from xpnet.training import train
 
-    x, t = clusters(0, 400, 20, 4, 1.0)
+    x, t = mpi_clusters(0, 400, 20, 4, noise=1.0)
     net = MultiLayerNet(20, [16, 12], 4, dtype="float64", seed=0)
     if who == "both" or comm.Get_rank() == 0:
         gradient, calls = net.gradient, [0]
@@ -177,7 +163,7 @@ def _run_cupy(comm, out: Path, case: str) -> None:
     from xpnet.training import train
     from xpnet.training.parallel import Communicator, local_device
 
-    x, t = clusters(0, 400, 20, 4, 1.0)
+    x, t = mpi_clusters(0, 400, 20, 4, noise=1.0)
     wrapped = Communicator(comm)
     device = local_device(wrapped, xp) if case == "cupy-devices" else None
     net = TwoLayerNet(20, 16, 4, xp="cupy", device=device, dtype="float64", seed=0)
@@ -213,7 +199,7 @@ def _worker(case: str, out: str) -> None:
 
 
 def _mpiexec(case: str, out: Path, timeout: float, *extra: str, env: dict | None = None):
-    cmd = [MPIEXEC, *extra, "-n", "2", sys.executable, "-m", "tests.test_parallel", case,
+    cmd = [MPIEXEC, *extra, "-n", "2", sys.executable, "-m", "tests.training.test_parallel", case,
            str(out)]
     full_env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1",
                 "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", **(env or {})}
@@ -229,7 +215,7 @@ def test_two_processes_equal_one_process(tmp_path):
 
     proc, _ = _mpiexec("equal", tmp_path, 120)
     assert proc.returncode == 0, proc.stderr
-    x, t = clusters(0, 400, 20, 4, 1.0)
+    x, t = mpi_clusters(0, 400, 20, 4, noise=1.0)
     for name, make_net, make_opt in _equality_cases():
         net = make_net(0)
         history = train(net, x[:300], t[:300], x[300:], t[300:], iters=STEPS,
@@ -297,7 +283,7 @@ def test_ctrl_c_stops_every_rank_after_one_step_and_the_checkpoint_resumes(tmp_p
     assert state.iteration == 20
     # Resumed in one process, the run ends where the uninterrupted one does (2 processes equal
     # 1 up to rounding): a step applied but not counted would be applied twice.
-    x, t = clusters(0, 400, 20, 4, 1.0)
+    x, t = mpi_clusters(0, 400, 20, 4, noise=1.0)
 
     def run(**kw):
         net = MultiLayerNet(20, [16, 12], 4, dtype="float64", seed=0)

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import book_path
+from ..helpers import book_path
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
 def run_example(name: str, *args: str, cwd: Path | None = None) -> str:

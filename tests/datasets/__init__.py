@@ -1,0 +1,1 @@
+"""Tests of xpnet.datasets, one file per module."""

@@ -1,0 +1,1 @@
+"""Tests of xpnet.ops: the CuPy operations (fused kernels, devices) on the fake CuPy."""
