@@ -123,7 +123,7 @@ def docs(session: nox.Session) -> None:
 @nox.session
 def lint(session: nox.Session) -> None:
     """Ruff (with the complexity limit of 12 on xpnet/) and mypy --strict on xpnet/."""
-    session.install("ruff>=0.6", "mypy>=1.11", "-e.")
+    session.install("ruff>=0.6", "mypy>=1.11", "pytest", "-e.")
     session.run("ruff", "check", ".")
     session.run("mypy")
 
