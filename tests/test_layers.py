@@ -128,7 +128,10 @@ def test_buy_apple_orange_with_arrays(xp, form):
 # --------------------------------------------------------------------------- Add and Mul
 
 
-BROADCAST = [((3, 4), (3, 4)), ((3, 1), (1, 4)), ((4,), (3, 4)), ((), (2, 3)), ((2, 3), (1,))]
+# The last two stretch axes of length 2: they guard the reduction's `!= 1` test (mutation
+# testing found `!= 2` unnoticed while every stretched axis had another length).
+BROADCAST = [((3, 4), (3, 4)), ((3, 1), (1, 4)), ((4,), (3, 4)), ((), (2, 3)), ((2, 3), (1,)),
+             ((2, 1), (1, 2)), ((2, 2), (1, 2))]
 
 
 @pytest.mark.parametrize(("xshape", "yshape"), BROADCAST, ids=lambda s: "x".join(map(str, s)))
@@ -171,6 +174,24 @@ def test_mul_with_a_python_number(xp, rng):
     dx, dy = layer.backward(xp.asarray(wh))
     xp.assert_close(dx, wh * 3.0, rtol=1e-15)
     xp.assert_close(dy, np.sum(wh * xh), rtol=1e-13)
+
+
+@pytest.mark.parametrize("layer_cls", [AddLayer, MulLayer])
+def test_add_mul_leave_float_with_integer_to_the_library(xp, layer_cls):
+    """A float array with an integer array is left to the library's own promotion (only two
+    floating dtypes are cast by xpnet): guards the dtype check's `and` against `or`, which
+    sends the integer array to the floating-point promotion and refuses it."""
+    x = xp.asarray([1.5, -2.0], "float32")
+    k = xp.asarray([3, 4], "int32")
+    try:
+        want = x + k if layer_cls is AddLayer else x * k
+    except TypeError:  # array-api-strict: no float-with-integer promotion at all
+        with pytest.raises(TypeError):
+            layer_cls().forward(x, k)
+        return
+    out = layer_cls().forward(x, k)
+    assert out.dtype == want.dtype
+    xp.assert_close(out, xp.to_numpy(want), rtol=0)
 
 
 def test_mul_refuses_mixed_backends(xp):

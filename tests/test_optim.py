@@ -608,3 +608,50 @@ def test_checks_still_run_after_a_good_update(xp, rng, name):
         params["W"] = xp.asarray(np.ones((5, 3)))  # the same dict, another array
         with pytest.raises(ValueError, match="use a new optimizer"):
             opt.update(params, {"W": xp.asarray(np.ones((5, 3))), "b": grads["b"]})
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_the_cached_check_refuses_a_wrong_shape_with_one_parameter(xp, rng, name):
+    """The cached per-update check on its own (one parameter, so no second one falls back to
+    the full check): a gradient that broadcasts but has the wrong shape is refused, not
+    broadcast into the parameter. Guards the cached shape test against being inverted."""
+    params = {"W": xp.asarray(rng.standard_normal((4, 3)))}
+    opt = get_optimizer(name)
+    opt.update(params, {"W": xp.asarray(rng.standard_normal((4, 3)))})
+    before = xp.to_numpy(params["W"])
+    with pytest.raises(ValueError, match=r"grads\['W'\] has shape \(1, 3\) but params\['W'\] "
+                                         r"has \(4, 3\)"):
+        opt.update(params, {"W": xp.asarray(np.ones((1, 3)))})
+    xp.assert_close(params["W"], before, rtol=0)
+
+
+@pytest.mark.parametrize(("cls", "name"), [(optim.Momentum, "momentum"),
+                                           (optim.Nesterov, "momentum"),
+                                           (optim.RMSprop, "decay_rate"), (optim.Adam, "beta1"),
+                                           (optim.Adam, "beta2")])
+def test_a_decay_of_exactly_zero_is_allowed(rng, cls, name):
+    """Decays and momenta lie in [0, 1): exactly 0 is allowed (guards `0.0 <= number`
+    against `<`), and with momentum 0 Momentum is plain SGD."""
+    opt = cls(**{name: 0.0})
+    assert getattr(opt, name) == 0.0
+    params, grads = _host_problem(rng, steps=1)
+    opt.update(params, grads[0])
+    if cls is optim.Momentum:
+        want, _ = _host_problem(np.random.default_rng(20240605), steps=1)
+        for key, value in params.items():
+            np.testing.assert_allclose(value, want[key] - 0.01 * grads[0][key], rtol=1e-15)
+
+
+def test_adam_refuses_a_step_count_left_on_another_device():
+    """Adam's step count must live with the parameters: a count on another device (same
+    array type) is refused with the fix. Guards the `or` of its type-or-device check against
+    `and`."""
+    strict = pytest.importorskip("array_api_strict")
+    here, there = strict.Device("CPU_DEVICE"), strict.Device("device1")
+    params = {"W": strict.ones((2, 2), dtype=strict.float64, device=here)}
+    opt = optim.Adam()
+    opt.update(params, {"W": strict.ones((2, 2), dtype=strict.float64, device=here)})
+    opt.m = opt.v = None  # fresh moments for the moved parameters, but the old step count
+    moved = {"W": strict.ones((2, 2), dtype=strict.float64, device=there)}
+    with pytest.raises(ValueError, match="step count lives on another device"):
+        opt.update(moved, {"W": strict.ones((2, 2), dtype=strict.float64, device=there)})
