@@ -444,3 +444,42 @@ def test_clear_errors(xp, rng):
         Pooling(2, 2).forward(xp.asarray(np.zeros((4, 4))))
     with pytest.raises(ValueError, match="col must have shape"):
         col2im(xp.asarray(np.zeros((4, 5))), (1, 1, 3, 3), 2, 2)
+
+
+# --------------------------------------------------------------------------- edges
+# Found unguarded by mutation testing (tools/mutants.py).
+
+
+@pytest.mark.parametrize(("ph", "pw", "stride"), [(2, 3, 2), (3, 2, 2), (2, 3, 3), (3, 2, 3),
+                                                  (1, 2, 2), (2, 1, 1)])
+def test_non_square_pooling_windows(xp, rng, ph, pw, stride):
+    """Non-square windows whose stride equals one side: they must take the general path, not
+    the square fast path (guards `ph == pw == s` there and in Pooling.fast); forward and
+    gradient against the loops."""
+    x = _distinct(rng, (2, 3, 7, 8))
+    layer = Pooling(ph, pw, stride)
+    assert not layer.fast
+    out = layer.forward(xp.asarray(x))
+    xp.assert_close(out, _ref_pool(x, ph, pw, stride, 0), rtol=0)
+    r = rng.standard_normal(tuple(out.shape))
+    want = _numeric(lambda v: float(np.sum(_ref_pool(v, ph, pw, stride, 0) * r)), x)
+    xp.assert_close(layer.backward(xp.asarray(r)), want, rtol=1e-6, atol=1e-8)
+
+
+def test_pooling_refuses_integer_input_bad_settings_and_a_wrong_dout(xp):
+    """Pooling's own refusals: integer input (guards its float check), window, stride and
+    padding out of range, and a dout of another shape than the forward output."""
+    with pytest.raises(TypeError, match="Pooling needs floating input, got dtype"):
+        Pooling(2, 2).forward(xp.asarray(np.zeros((1, 1, 4, 4)), "int32"))
+    for kwargs, name in [({"pool_h": 0, "pool_w": 2}, "pool_h"), ({"pool_h": 2, "pool_w": 0},
+                         "pool_w"), ({"pool_h": 2, "pool_w": 2, "stride": 0}, "stride")]:
+        with pytest.raises(ValueError, match=f"{name} must be an integer >= 1"):
+            Pooling(**kwargs)
+    with pytest.raises(ValueError, match="pad must be an integer >= 0"):
+        Pooling(2, 2, pad=-1)
+    Pooling(1, 1, stride=1, pad=0)  # the smallest allowed
+    layer = Pooling(2, 2)
+    layer.forward(xp.asarray(np.zeros((1, 2, 4, 4))))
+    with pytest.raises(ValueError, match=r"dout must have the forward output's shape "
+                                         r"\(1, 2, 2, 2\), got \(1, 2, 2, 3\)"):
+        layer.backward(xp.asarray(np.zeros((1, 2, 2, 3))))

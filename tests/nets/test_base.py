@@ -136,7 +136,7 @@ def test_integer_input_is_cast_and_bool_input_refused(xp, rng):
     xh = rng.integers(0, 3, (2, 4))
     xp.assert_close(net.predict(xp.asarray(xh, "int64")),
                     xp.to_numpy(net.predict(xp.asarray(xh, "float64"))), rtol=1e-15)
-    with pytest.raises(TypeError, match="input must hold real numbers, got dtype .*bool"):
+    with pytest.raises(TypeError, match=r"input must hold real numbers, got dtype .*bool"):
         net.predict(xp.asarray(xh > 0, "bool"))
 
 
@@ -147,9 +147,9 @@ def test_input_and_labels_on_another_device_are_refused(xp):
     net = _mlp(xp)
     x = xp.asarray(np.zeros((2, 4)), "float64", device=xp.other_device)
     t_there = xp.asarray([0, 1], "int64", device=xp.other_device)
-    with pytest.raises(ValueError, match="input is on device .* move it once"):
+    with pytest.raises(ValueError, match=r"input is on device .* move it once"):
         net.predict(x)
-    with pytest.raises(ValueError, match="labels are on device .* move them once"):
+    with pytest.raises(ValueError, match=r"labels are on device .* move them once"):
         net.loss(xp.asarray(np.zeros((2, 4))), t_there)
 
 
