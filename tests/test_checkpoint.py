@@ -651,7 +651,7 @@ def test_integer_parameters_are_refused(saved):
         arrays = {k: data_[k] for k in data_.files}
     arrays["param.b1"] = np.zeros(arrays["param.b1"].shape, dtype=np.int64)
     np.savez(saved, **arrays)
-    with pytest.raises(CheckpointError, match="param.b1 is not an array of finite floats"):
+    with pytest.raises(CheckpointError, match=r"param\.b1 is not an array of finite floats"):
         load_checkpoint(saved)
 
 
@@ -729,7 +729,8 @@ def test_an_intact_checkpoint_loads_with_its_order_and_state(saved):
     saved.rename(saved.parent / CHECKPOINT_NAME)
     state = load_checkpoint(saved.parent)  # a folder: its checkpoint.npz
     assert state.path == saved.parent / CHECKPOINT_NAME
-    assert state.order is not None and state.order.dtype == np.int64
+    assert state.order is not None
+    assert state.order.dtype == np.int64
     assert state.iteration == len(state.meta["history"]["loss"])
     assert sorted(state.optimizer_state) == ["beta1", "beta2", "iter", "lr", "m", "name", "v"]
 
@@ -756,7 +757,8 @@ def test_the_savers_counters(tmp_path):
         assert (saver.written, saver.iteration) == (1, 4)
         assert saver.seconds > 0
         state = load_checkpoint(saver.path)
-        assert state.order is None and state.meta["loop"]["order_used"] is None
+        assert state.order is None
+        assert state.meta["loop"]["order_used"] is None
         assert state.meta["history"]["train_time"] == 1.5
         saver.history.iterations = 5
         saver.history.loss.append(1.0)
@@ -819,4 +821,5 @@ def test_stale_temporaries_of_dead_writers_are_removed_and_live_ones_kept(tmp_pa
         path.write_bytes(b"x")
     _saver(tmp_path).release()
     assert not dead.exists()
-    assert live.exists() and odd.exists()
+    assert live.exists()
+    assert odd.exists()

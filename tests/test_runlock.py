@@ -85,9 +85,12 @@ def test_the_lock_is_reentrant_and_its_file_goes_with_the_outermost_release(tmp_
     outer.release()  # not held: nothing to do
     with outer:
         record = json.loads((tmp_path / LOCK_NAME).read_text())
-        assert record["pid"] == os.getpid() and record["command"] and record["started"]
+        assert record["pid"] == os.getpid()
+        assert record["command"]
+        assert record["started"]
         with inner:
-            assert inner.held and outer.held
+            assert inner.held
+            assert outer.held
         assert not inner.held
         assert (tmp_path / LOCK_NAME).exists()  # the outer holder still has it
     assert not outer.held

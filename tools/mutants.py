@@ -318,8 +318,8 @@ def cpu_lock(path: str | None) -> Iterator[None]:
 def run_tests(copy_root: Path, files: Sequence[str], backends: str, timeout: float,
               lock: str | None) -> tuple[str, float, str]:
     """Run ``files`` in the copy: ``("passed" | "failed" | "timeout", seconds, output tail)``."""
-    cmd = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "--backend",
-           backends, *files]
+    cmd = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider",
+           *(["--backend", backends] if backends else []), *files]
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "PYTHONPATH": str(copy_root)}
     with cpu_lock(lock):
         began = time.perf_counter()
@@ -443,7 +443,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--all", action="store_true", help="every mutant, no sample")
     parser.add_argument("--seed", type=int, default=21, help="the sample's seed (21)")
     parser.add_argument("--backend", default=CPU_BACKENDS,
-                        help=f"pytest --backend ({CPU_BACKENDS})")
+                        help=f"pytest --backend ({CPU_BACKENDS}; '' for none)")
+    parser.add_argument("--equivalents", type=Path, default=EQUIVALENT_FILE,
+                        help="the list of equivalent mutants (tools/mutants_equivalent.toml)")
     parser.add_argument("--tests", nargs="+", help="test files instead of the group's own")
     parser.add_argument("--min-timeout", type=float, default=60.0,
                         help="lowest per-mutant timeout in seconds (60; else 3x the unmutated run)")
@@ -464,7 +466,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             parser.error(f"unknown module group {name!r}; choose from {', '.join(GROUPS)} "
                          "or give a module's path")
-    equivalents = load_equivalents()
+    equivalents = load_equivalents(args.equivalents)
     if args.list:
         for group, paths in chosen.items():
             everything = [m for p in paths for m in find_mutants(p, (root / p).read_text())]
