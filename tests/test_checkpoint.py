@@ -626,6 +626,9 @@ def test_a_checkpoint_made_for_another_backend_warns_once_from_build_net_and_res
         moved = state.build_net(xp="torch", device=torch.device("cpu"))
         train(moved, *data(), **SETUP, optimizer=state.build_optimizer(), resume_from=state)
     assert [w.category for w in caught] == [CheckpointWarning], [str(w.message) for w in caught]
+    # It names the line that called build_net (a bug found by mutation testing: it named a
+    # line inside xpnet/checkpoint.py).
+    assert caught[0].filename == __file__
 
 
 # --------------------------------------------------------------------------- hostile and corrupt
@@ -743,8 +746,10 @@ def _saver(tmp_path, **kwargs):
     history = History(config={"iters": 10}, backend="numpy", device="cpu", dtype="float64")
     history.iterations = 4
     history.loss[:] = [1.0] * 4
-    return Checkpointer(tmp_path / "run" / "c.npz", net=net, optimizer=opt, history=history,
-                        rng=np.random.default_rng(0), batches_per_perm=3, started=0.0, **kwargs)
+    where = kwargs.pop("path", tmp_path / "run" / "c.npz")
+    return Checkpointer(where, net=net, optimizer=opt, history=history,
+                        rng=np.random.default_rng(0), batches_per_perm=3,
+                        started=time.perf_counter() - 100.0, **kwargs)
 
 
 def test_the_savers_counters(tmp_path):
@@ -756,6 +761,7 @@ def test_the_savers_counters(tmp_path):
         saver.save(np.arange(60), perm_start=0, seconds=1.5)
         assert (saver.written, saver.iteration) == (1, 4)
         assert saver.seconds > 0
+        assert 100.0 <= saver.history.wall_time < 1000.0  # since the run's start
         state = load_checkpoint(saver.path)
         assert state.order is None
         assert state.meta["loop"]["order_used"] is None
@@ -780,8 +786,9 @@ def test_a_checkpoint_that_cannot_be_written_warns_once_and_is_not_counted(tmp_p
     monkeypatch.setattr(ckpt, "save_checkpoint", fail)
     saver = _saver(tmp_path)
     with saver:
-        with pytest.warns(CheckpointWarning, match="cannot write the checkpoint .*No space"):
+        with pytest.warns(CheckpointWarning, match="cannot write the checkpoint .*No space") as w:
             saver.save(None, 0, 1.0)
+        assert w[0].filename == __file__  # the caller's line, not xpnet's
         with warnings.catch_warnings():
             warnings.simplefilter("error")
             saver.save(None, 0, 1.0)  # once only
@@ -804,9 +811,26 @@ def test_ctrl_c_state_is_cleared_once_raised_and_the_handler_restored(tmp_path):
             pytest.fail("the interrupt was raised a second time: its flag was not cleared")
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
     assert saver._lock is None
+    mine = signal.getsignal(signal.SIGINT)
+    try:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        saver.__exit__(None, None, None)  # leaving twice restores nothing the second time
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, mine)
     other = _saver(tmp_path / "other")  # the folder is free again
     other.release()
     assert other._lock is None
+
+
+def test_without_a_path_the_saver_does_nothing(tmp_path):
+    """path=None: no SIGINT handler, no lock, no file, nothing counted."""
+    saver = _saver(tmp_path, path=None)
+    with saver:
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        saver.save(np.arange(6), 0, 1.0)
+        assert (saver.written, saver.iteration) == (0, None)
+    assert not list(tmp_path.iterdir())
 
 
 def test_stale_temporaries_of_dead_writers_are_removed_and_live_ones_kept(tmp_path):
