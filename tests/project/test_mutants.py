@@ -97,9 +97,16 @@ def test_a_weak_test_lets_mutants_survive_and_the_report_names_them(project, tmp
 def test_a_mutated_file_is_restored_whatever_ends_the_block(tmp_path):
     file = tmp_path / "m.py"
     file.write_text("x = 1\n")
-    with pytest.raises(KeyboardInterrupt), mutants.mutated(file, "x = 2\n"):
-        assert file.read_text() == "x = 2\n"
-        raise KeyboardInterrupt
+    seen = []
+
+    def interrupted():
+        with mutants.mutated(file, "x = 2\n"):
+            seen.append(file.read_text())
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        interrupted()
+    assert seen == ["x = 2\n"]
     assert file.read_text() == "x = 1\n"
 
 
