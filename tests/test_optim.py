@@ -655,3 +655,31 @@ def test_adam_refuses_a_step_count_left_on_another_device():
     moved = {"W": strict.ones((2, 2), dtype=strict.float64, device=there)}
     with pytest.raises(ValueError, match="step count lives on another device"):
         opt.update(moved, {"W": strict.ones((2, 2), dtype=strict.float64, device=there)})
+
+
+def test_adam_refuses_parameters_on_two_devices():
+    """Adam keeps one step count, so its parameters must share a device: refused with the
+    reason, before anything changes."""
+    strict = pytest.importorskip("array_api_strict")
+    here, there = strict.Device("CPU_DEVICE"), strict.Device("device1")
+    params = {"W": strict.ones((2, 2), dtype=strict.float64, device=here),
+              "b": strict.ones((2,), dtype=strict.float64, device=there)}
+    grads = {k: strict.ones(v.shape, dtype=strict.float64, device=v.device)
+             for k, v in params.items()}
+    with pytest.raises(ValueError, match=r"Adam keeps one step count, so all parameters must "
+                                         r"live on one device; params\['b'\] is on"):
+        optim.Adam().update(params, grads)
+
+
+def test_a_parameter_swapped_in_the_same_dict_gets_the_full_check(xp, rng):
+    """The cached check vouches only for the arrays it saw: a parameter replaced in the same
+    dict (here by one on another device, its gradient left behind) gets the full check and its
+    clear error (guards the cached check's `current is not p`)."""
+    if xp.other_device is None:
+        pytest.skip(f"{xp.name} has no second device here")
+    params, grads = _one_step(xp, rng)
+    opt = optim.SGD()
+    opt.update(params, grads)
+    params["W"] = xp.asarray(np.ones((4, 3)), "float64", device=xp.other_device)
+    with pytest.raises(ValueError, match=r"grads\['W'\] is on device"):
+        opt.update(params, grads)
