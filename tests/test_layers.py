@@ -892,3 +892,48 @@ def test_batchnorm_errors(xp):
         BatchNormalization(g, xp.asarray(np.zeros(3)))
     with pytest.raises(ValueError, match=r"momentum must lie in \[0, 1\]"):
         BatchNormalization(g, b, momentum=1.5)
+
+
+# --------------------------------------------------------------------------- edges
+# Found unguarded by mutation testing (tools/mutants.py).
+
+
+def test_fresh_layers_hold_the_books_attributes_as_none(xp):
+    """The book's code (and xpnet.graph's labels) read these attributes; before a forward pass
+    they exist and are None."""
+    W, b = xp.asarray(np.ones((2, 3))), xp.asarray(np.zeros(3))
+    assert Relu().mask is None
+    assert Sigmoid().out is None
+    affine = Affine(W, b)
+    assert (affine.x, affine.dW, affine.db) == (None, None, None)
+    assert affine.W is W
+    assert affine.b is b
+    loss = SoftmaxWithLoss()
+    assert (loss.loss, loss.y, loss.t) == (None, None, None)
+    assert Dropout(0.3).mask is None
+
+
+def test_batchnorm_of_a_constant_feature_is_beta(xp):
+    """A feature with zero variance in the batch normalizes to 0 (the epsilon is added to the
+    variance, not taken from it: sqrt(0 - eps) is NaN), so the output is beta."""
+    x = np.ones((4, 2))
+    x[:, 1] = [1.0, 2.0, 3.0, 4.0]
+    gamma, beta = xp.asarray([2.0, 2.0]), xp.asarray([0.5, -0.5])
+    out = xp.to_numpy(BatchNormalization(gamma, beta).forward(xp.asarray(x)))
+    assert np.all(np.isfinite(out))
+    np.testing.assert_allclose(out[:, 0], 0.5, rtol=0, atol=0)
+    # Inference before any training: the running variance starts at 0, as in the book.
+    xp.assert_close(BatchNormalization(gamma, beta).forward(xp.asarray(x), train_flg=False),
+                    2.0 * x / np.sqrt(10e-7) + np.array([0.5, -0.5]), rtol=1e-12)
+
+
+def test_batchnorm_with_gamma_and_beta_of_two_dtypes_promotes(xp, rng):
+    """float32 input, float32 gamma, float64 beta: the output is float64, as NumPy's
+    `gamma * xn + beta` gives (the in-place fast path needs both to match the input)."""
+    x = rng.standard_normal((5, 3))
+    gamma = xp.asarray(np.full(3, 1.5), "float32")
+    beta = xp.asarray(np.full(3, 0.25), "float64")
+    out = BatchNormalization(gamma, beta).forward(xp.asarray(x, "float32"))
+    xn = (x - x.mean(0)) / np.sqrt(x.var(0) + 10e-7)
+    xp.assert_on(out, "float64", (5, 3))
+    xp.assert_close(out, 1.5 * xn + 0.25, rtol=1e-5, atol=1e-6)
