@@ -768,11 +768,13 @@ def test_the_savers_counters(tmp_path):
         assert state.meta["history"]["train_time"] == 1.5
         saver.history.iterations = 5
         saver.history.loss.append(1.0)
-        saver.save(np.arange(60), perm_start=3, seconds=2.0)
+        saver.save(np.arange(100), perm_start=3, seconds=2.0)
         assert (saver.written, saver.iteration) == (2, 5)
         state = load_checkpoint(saver.path)
         assert state.meta["loop"]["order_used"] == 2
-        np.testing.assert_array_equal(state.order, np.arange(60))
+        np.testing.assert_array_equal(state.order, np.arange(100))
+        with np.load(saver.path, allow_pickle=False) as raw:
+            assert raw["order"].dtype == np.int32  # half the bytes of int64 where it fits
     assert not saver._lock
 
 
@@ -847,3 +849,24 @@ def test_stale_temporaries_of_dead_writers_are_removed_and_live_ones_kept(tmp_pa
     assert not dead.exists()
     assert live.exists()
     assert odd.exists()
+
+
+def test_a_network_whose_dropout_never_drew_round_trips(tmp_path):
+    """Dropout layers that have not drawn yet have no generator: saved as no group, restored
+    as nothing to restore (each draws from its own generator later)."""
+    from xpnet.checkpoint import save_checkpoint
+    from xpnet.layers import Dropout
+    from xpnet.training.history import History
+
+    net, opt = make("mlp", "float64")
+    for layer in net.layers.values():
+        if isinstance(layer, Dropout):
+            layer.rng = None  # as a Dropout(seed=None) of its own before its first draw
+    history = History(config={"iters": 10}, backend="numpy", device="cpu", dtype="float64")
+    save_checkpoint(tmp_path / "c.npz", net=net, optimizer=opt, history=history,
+                    rng=np.random.default_rng(0), order=None, order_used=0)
+    state = load_checkpoint(tmp_path / "c.npz")
+    assert state.meta["dropout"] == {"groups": [None, None], "states": []}
+    moved = state.build_net()
+    for name, value in net.params.items():
+        np.testing.assert_array_equal(moved.params[name], value)

@@ -161,3 +161,38 @@ def test_the_recorder_fixture_never_sends_a_real_signal(sleeper, kills):
     runlock.os.kill(sleeper.pid, signal.SIGKILL)
     assert kills == [(sleeper.pid, signal.SIGKILL)]
     assert sleeper.poll() is None
+
+
+def test_the_lock_as_a_context_manager_gives_itself(tmp_path):
+    with RunLock(tmp_path) as lock:
+        assert isinstance(lock, RunLock)
+        assert lock.held
+
+
+def test_releasing_a_lock_this_process_no_longer_records_is_harmless(tmp_path):
+    """A lock whose entry is gone from the process's table (as in a forked child that cleared
+    it) releases without error and without touching the file it does not hold."""
+    lock = RunLock(tmp_path).acquire()
+    held = dict(runlock._HELD)
+    runlock._HELD.clear()
+    try:
+        lock.release()
+        assert not lock.held
+        assert (tmp_path / LOCK_NAME).exists()
+    finally:
+        runlock._HELD.update(held)
+        lock._key = next(iter(held))
+        lock.release()
+    assert not (tmp_path / LOCK_NAME).exists()
+
+
+def test_a_lock_file_replaced_again_and_again_is_given_up_as_in_use(tmp_path, monkeypatch):
+    """If the lock file is replaced by its holder every time this process opens it (the inode
+    never matches), taking it gives up after 100 tries with RunInUseError, not a lock."""
+    def replaced(path, *args, **kwargs):
+        raise FileNotFoundError(path)
+
+    monkeypatch.setattr(runlock.os, "stat", replaced)
+    with pytest.raises(RunInUseError, match="in use by another run"):
+        RunLock(tmp_path).acquire()
+    assert not runlock._HELD

@@ -275,7 +275,8 @@ def group_tests(paths: Sequence[str], root: Path = ROOT) -> list[str]:
 
 def load_equivalents(path: Path = EQUIVALENT_FILE) -> list[dict[str, str]]:
     """The equivalent mutants: ``[[equivalent]]`` tables with ``file``, ``line`` (the source
-    line, stripped), ``mutant`` (the mutated line, stripped) and ``reason``."""
+    line, stripped), ``mutant`` (the mutated line, stripped), ``reason`` and, where the line
+    occurs more than once, ``above`` (the line above it, stripped)."""
     if not path.is_file():
         return []
     entries = tomllib.loads(path.read_text(encoding="utf-8")).get("equivalent", [])
@@ -288,10 +289,13 @@ def load_equivalents(path: Path = EQUIVALENT_FILE) -> list[dict[str, str]]:
 
 
 def equivalent_reason(mutant: Mutant, source: str, equivalents: list[dict[str, str]]) -> str | None:
-    """The reason this mutant is listed as equivalent, or ``None``."""
+    """The reason this mutant is listed as equivalent, or ``None``. An entry may also give
+    ``above``, the line above the mutated one (stripped), where the line alone is ambiguous."""
     before, after = mutant.lines(source)
+    above = source.splitlines()[mutant.line - 2].strip() if mutant.line > 1 else ""
     for entry in equivalents:
-        if entry["file"] == mutant.path and entry["line"] == before and entry["mutant"] == after:
+        if entry["file"] == mutant.path and entry["line"] == before and \
+                entry["mutant"] == after and entry.get("above", above) == above:
             return entry["reason"]
     return None
 

@@ -120,3 +120,12 @@ def test_an_equivalent_entry_needs_a_reason(tmp_path):
 def test_the_projects_equivalents_list_loads():
     for entry in mutants.load_equivalents():
         assert entry["reason"].strip()
+
+
+def test_an_ambiguous_line_is_told_apart_by_the_line_above():
+    source = "def f(a):\n    if a:\n        return\n    if not a:\n        return\n"
+    found = [m for m in mutants.find_mutants("m.py", source) if m.kind == "statement deleted"
+             and m.line in (3, 5)]
+    entry = {"file": "m.py", "line": "return", "mutant": "pass", "reason": "r",
+             "above": "if not a:"}
+    assert [mutants.equivalent_reason(m, source, [entry]) for m in found] == [None, "r"]
