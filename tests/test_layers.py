@@ -130,8 +130,10 @@ def test_buy_apple_orange_with_arrays(xp, form):
 
 # The last two stretch axes of length 2: they guard the reduction's `!= 1` test (mutation
 # testing found `!= 2` unnoticed while every stretched axis had another length).
+# A middle axis stretched in 3-D: its index counts from the front (`lead + i`); in 2-D a
+# mistaken `lead - i` names the same axis from the back, and no 2-D case can tell.
 BROADCAST = [((3, 4), (3, 4)), ((3, 1), (1, 4)), ((4,), (3, 4)), ((), (2, 3)), ((2, 3), (1,)),
-             ((2, 1), (1, 2)), ((2, 2), (1, 2))]
+             ((2, 1), (1, 2)), ((2, 2), (1, 2)), ((2, 4, 3), (2, 1, 3))]
 
 
 @pytest.mark.parametrize(("xshape", "yshape"), BROADCAST, ids=lambda s: "x".join(map(str, s)))
@@ -937,3 +939,19 @@ def test_batchnorm_with_gamma_and_beta_of_two_dtypes_promotes(xp, rng):
     xn = (x - x.mean(0)) / np.sqrt(x.var(0) + 10e-7)
     xp.assert_on(out, "float64", (5, 3))
     xp.assert_close(out, 1.5 * xn + 0.25, rtol=1e-5, atol=1e-6)
+
+
+def test_batchnorm_running_statistics_of_another_dtype_update_as_new_arrays(xp, rng):
+    """float64 running statistics with a float32 batch: updated as new float64 arrays (not in
+    place, which would cast), by the same rule m * running + (1 - m) * batch."""
+    d = 3
+    gamma, beta = xp.asarray(np.ones(d), "float32"), xp.asarray(np.zeros(d), "float32")
+    mean0, var0 = rng.standard_normal(d), rng.random(d) + 0.5
+    layer = BatchNormalization(gamma, beta, momentum=0.8, running_mean=xp.asarray(mean0),
+                               running_var=xp.asarray(var0))
+    xh = rng.standard_normal((6, d)).astype(np.float32)
+    layer.forward(xp.asarray(xh, "float32"))
+    x64 = xh.astype(np.float64)
+    xp.assert_on(layer.running_mean, "float64", (d,))
+    xp.assert_close(layer.running_mean, 0.8 * mean0 + 0.2 * x64.mean(0), rtol=1e-6)
+    xp.assert_close(layer.running_var, 0.8 * var0 + 0.2 * x64.var(0), rtol=1e-6)
