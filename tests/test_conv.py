@@ -483,3 +483,36 @@ def test_pooling_refuses_integer_input_bad_settings_and_a_wrong_dout(xp):
     with pytest.raises(ValueError, match=r"dout must have the forward output's shape "
                                          r"\(1, 2, 2, 2\), got \(1, 2, 2, 3\)"):
         layer.backward(xp.asarray(np.zeros((1, 2, 2, 3))))
+
+
+@pytest.mark.parametrize("n", [1, 2])
+def test_convolution_with_a_one_by_one_output(xp, rng, n):
+    """A window as large as the input (output 1x1, stride 1): N*OH*OW is then at most 2C, so
+    choosing the input gradient's path by the rows of dout instead of the filters would take
+    the full-convolution path with the wrong filter count."""
+    x = rng.standard_normal((n, 2, 3, 3))
+    W = rng.standard_normal((3, 2, 3, 3))
+    b = rng.standard_normal(3)
+    layer = Convolution(xp.asarray(W), xp.asarray(b))
+    out = layer.forward(xp.asarray(x))
+    xp.assert_on(out, "float64", (n, 3, 1, 1))
+    r = rng.standard_normal((n, 3, 1, 1))
+    dx = layer.backward(xp.asarray(r))
+    # out[n, f] = sum(W[f] * x[n]) + b[f], so dx[n] = sum_f r[n, f] * W[f]
+    xp.assert_close(dx, np.einsum("nf,fchw->nchw", r[:, :, 0, 0], W), rtol=1e-12)
+
+
+@pytest.mark.parametrize("pool", [3, 4])
+def test_fast_pooling_of_wider_windows_agrees_with_the_general_path(xp, rng, monkeypatch, pool):
+    """Windows of 3 and 4 columns or rows: the first maximum among more than two parts (the
+    masks must exclude every earlier hit), with many ties from small integers."""
+    x = rng.integers(-1, 2, size=(2, 3, 4 * pool, 3 * pool)).astype(np.float64)
+    dout = rng.standard_normal((2, 3, 4, 3))
+    results = []
+    for fast in (True, False):
+        monkeypatch.setattr(Pooling, "fast", property(lambda self, f=fast: f))
+        layer = Pooling(pool, pool, pool)
+        out = layer.forward(xp.asarray(x))
+        results.append((xp.to_numpy(out), xp.to_numpy(layer.backward(xp.asarray(dout)))))
+    np.testing.assert_array_equal(results[0][0], results[1][0])
+    np.testing.assert_array_equal(results[0][1], results[1][1])
