@@ -39,6 +39,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -438,6 +439,30 @@ def report(groups: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def _signals() -> Iterator[None]:
+    """Ctrl-C and SIGTERM end the session through KeyboardInterrupt, so every ``finally``
+    runs (the test run is killed, the temporary copy removed), even when the shell started
+    this in the background with SIGINT ignored. The test runs then start with SIGINT at its
+    default, as in a terminal: the tests of Ctrl-C handling need Python's own handler. The
+    previous handlers come back afterwards."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, before[0])
+        signal.signal(signal.SIGTERM, before[1])
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """The command line; exit status 1 when a group scores under ``--fail-under``."""
     parser = argparse.ArgumentParser(prog="tools/mutants.py", description=__doc__.split("\n")[0])
@@ -481,7 +506,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 before, after = m.lines((root / m.path).read_text())
                 print(f"{m.path}:{m.line} {m.kind}: {before}  ->  {after}")
         return 0
-    groups = [run_group(group, paths, args, equivalents, root) for group, paths in chosen.items()]
+    with _signals():
+        groups = [run_group(group, paths, args, equivalents, root)
+                  for group, paths in chosen.items()]
     print(report(groups))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
@@ -491,4 +518,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        print("interrupted: the checkout was never changed, the temporary copy is gone",
+              file=sys.stderr)
+        sys.exit(130)
