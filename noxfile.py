@@ -138,9 +138,11 @@ def bench(session: nox.Session) -> None:
 
 @nox.session(default=False)
 def mutants(session: nox.Session) -> None:
-    """Mutation testing (tools/mutants.py; slow, not a default session): 40 seeded mutants of
-    each core module group, each against the tests that import it on every CPU backend; prints
-    the score per group and every survivor with its diff, and writes .mutants/report.json.
+    """Mutation testing of the core modules with tools/mutants.py (slow: not a default session).
+
+    40 seeded mutants of each module group, each against the tests that import it on every CPU
+    backend; prints the score per group and every survivor with its diff, and writes
+    .mutants/report.json.
 
         nox -s mutants                          # every group
         nox -s mutants -- layers conv -n 80     # some groups, more mutants
