@@ -303,30 +303,45 @@ def equivalent_reason(mutant: Mutant, source: str, equivalents: list[dict[str, s
 
 # --------------------------------------------------------------------------- running
 
-@contextlib.contextmanager
-def cpu_lock(path: str | None) -> Iterator[None]:
-    """``flock`` on ``path`` for one test run (``None``: no lock), so long sessions share the
-    CPU with benchmarks between mutants."""
-    if path is None:
-        yield
-        return
-    import fcntl
+class CpuLock:
+    """``flock`` on a shared file around the test runs (``path=None``: no lock), so that a long
+    session shares the CPUs with benchmarks: taken before a run, kept for the next runs while
+    it has been held less than ``hold`` seconds, then given back (others measure in between)."""
 
-    with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+    def __init__(self, path: str | None, hold: float) -> None:
+        self.path, self.hold = path, hold
+        self._handle: Any = None
+        self._since = 0.0
+
+    @contextlib.contextmanager
+    def turn(self) -> Iterator[None]:
+        """Hold the lock for one test run (and give it back after it, once held long enough)."""
+        if self.path is not None and self._handle is None:
+            import fcntl
+
+            self._handle = open(self.path, "a")  # noqa: SIM115  # closed in release()
+            fcntl.flock(self._handle, fcntl.LOCK_EX)
+            self._since = time.monotonic()
         try:
             yield
         finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+            if time.monotonic() - self._since >= self.hold:
+                self.close()
+
+    def close(self) -> None:
+        """Give the lock back now."""
+        if self._handle is not None:
+            self._handle.close()  # closing drops the flock
+            self._handle = None
 
 
 def run_tests(copy_root: Path, files: Sequence[str], backends: str, timeout: float,
-              lock: str | None) -> tuple[str, float, str]:
+              lock: CpuLock) -> tuple[str, float, str]:
     """Run ``files`` in the copy: ``("passed" | "failed" | "timeout", seconds, output tail)``."""
     cmd = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider",
            *(["--backend", backends] if backends else []), *files]
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "PYTHONPATH": str(copy_root)}
-    with cpu_lock(lock):
+    with lock.turn():
         began = time.perf_counter()
         proc = subprocess.Popen(cmd, cwd=copy_root, env=env, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, text=True, start_new_session=True)
@@ -386,11 +401,12 @@ def run_group(group: str, paths: Sequence[str], args: argparse.Namespace,
     print(f"== {group}: {len(sample)} of {len(everything)} mutants; tests: {' '.join(files)}",
           flush=True)
     results = []
-    with tempfile.TemporaryDirectory(prefix="xpnet-mutants-") as tmp:
+    lock = CpuLock(args.lock, args.lock_hold)
+    with tempfile.TemporaryDirectory(prefix="xpnet-mutants-") as tmp, contextlib.closing(lock):
         copy_root = Path(tmp) / "project"
         shutil.copytree(root, copy_root, ignore=SKIP_COPY)
         check_copy_imports(copy_root)
-        status, base_seconds, out = run_tests(copy_root, files, args.backend, 3600, args.lock)
+        status, base_seconds, out = run_tests(copy_root, files, args.backend, 3600, lock)
         if status != "passed":
             msg = f"{group}: the tests fail without any mutant; fix them first:\n{out}"
             raise SystemExit(msg)
@@ -406,7 +422,7 @@ def run_group(group: str, paths: Sequence[str], args: argparse.Namespace,
             else:
                 with mutated(copy_root / mutant.path, mutant.apply(source)):
                     status, seconds, out = run_tests(copy_root, files, args.backend, timeout,
-                                                     args.lock)
+                                                     lock)
                 record.update(status="killed" if status == "failed" else (
                     "timeout" if status == "timeout" else "survived"), seconds=round(seconds, 1))
             results.append(record)
@@ -478,7 +494,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--tests", nargs="+", help="test files instead of the group's own")
     parser.add_argument("--min-timeout", type=float, default=60.0,
                         help="lowest per-mutant timeout in seconds (60; else 3x the unmutated run)")
-    parser.add_argument("--lock", help="a file to flock around each test run (shared CPUs)")
+    parser.add_argument("--lock", help="a file to flock around the test runs (shared CPUs)")
+    parser.add_argument("--lock-hold", type=float, default=240.0,
+                        help="keep the lock for further runs up to this many seconds, then give "
+                             "it back between two runs (240)")
     parser.add_argument("--json", type=Path, help="write the full report there")
     parser.add_argument("--list", action="store_true", help="print the sample and stop")
     parser.add_argument("--fail-under", type=float, default=0.0,
