@@ -683,3 +683,17 @@ def test_a_parameter_swapped_in_the_same_dict_gets_the_full_check(xp, rng):
     params["W"] = xp.asarray(np.ones((4, 3)), "float64", device=xp.other_device)
     with pytest.raises(ValueError, match=r"grads\['W'\] is on device"):
         opt.update(params, grads)
+
+
+@pytest.mark.parametrize("bad", [[1.0, 2.0], np.ones(3), "v"])
+def test_load_state_dict_refuses_state_that_is_not_a_dict(bad):
+    """A state entry that is not a dict of arrays (a list, an array, a string) is refused by
+    name before anything changes (a list or string has no .items(), an array would be taken
+    apart), and the optimizer keeps what it had."""
+    opt = optim.Momentum(lr=0.1)
+    state = {**opt.state_dict(), "lr": 0.5, "v": bad}
+    with pytest.raises(TypeError, match=r"Momentum.load_state_dict: state\['v'\] must be a dict "
+                                        r"of arrays"):
+        opt.load_state_dict(state)
+    assert opt.lr == 0.1
+    assert opt.v is None
