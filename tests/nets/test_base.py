@@ -198,3 +198,18 @@ def test_from_params_names_the_missing_parameters():
     """from_params refuses parameters that lack entries, naming them and all it needs."""
     with pytest.raises(KeyError, match=r"params lack b2; need W1, b1, W2 and b2"):
         TwoLayerNet.from_params({"W1": np.ones((4, 3)), "b1": np.ones(3), "W2": np.ones((3, 2))})
+
+
+def test_params_bind_each_array_to_its_layer_when_made():
+    """Params binds every array to its (layer, attribute) when it is made, whatever the layer
+    held before: it is the one source of truth for the layers."""
+    from types import SimpleNamespace
+
+    from xpnet.nets.base import Params
+
+    layer = SimpleNamespace(W="stale")
+    arrays = {"W1": np.ones((2, 2)), "b1": np.zeros(2)}
+    params = Params(arrays, {"W1": (layer, "W"), "b1": (layer, "b")})
+    assert layer.W is arrays["W1"]
+    assert layer.b is arrays["b1"]
+    assert params.binding("b1") == (layer, "b")
