@@ -5,6 +5,7 @@
     nox -s "tests(torch)"
     nox -s gradcheck            # the 784-50-10 per-parameter table on every backend
     nox -s bench                # the benchmark suite (not a default session)
+    nox -s mutants              # mutation testing of the core modules (slow; not a default session)
 """
 
 from __future__ import annotations
@@ -133,3 +134,19 @@ def bench(session: nox.Session) -> None:
     """The benchmark suite: prints a table and writes JSON under benchmarks/results/."""
     session.install("-e.[bench]", TORCH)
     session.run("python", "-m", "benchmarks", *session.posargs)
+
+
+@nox.session(default=False)
+def mutants(session: nox.Session) -> None:
+    """Mutation testing of the core modules with tools/mutants.py (slow: not a default session).
+
+    40 seeded mutants of each module group, each against the tests that import it on every CPU
+    backend; prints the score per group and every survivor with its diff, and writes
+    .mutants/report.json.
+
+        nox -s mutants                          # every group
+        nox -s mutants -- layers conv -n 80     # some groups, more mutants
+        nox -s mutants -- --lock /tmp/cpu.lock  # flock around each test run on shared CPUs
+    """
+    session.install("-e.[test]", TORCH)
+    session.run("python", "tools/mutants.py", "--json", ".mutants/report.json", *session.posargs)

@@ -626,3 +626,247 @@ def test_a_checkpoint_made_for_another_backend_warns_once_from_build_net_and_res
         moved = state.build_net(xp="torch", device=torch.device("cpu"))
         train(moved, *data(), **SETUP, optimizer=state.build_optimizer(), resume_from=state)
     assert [w.category for w in caught] == [CheckpointWarning], [str(w.message) for w in caught]
+    # It names the line that called build_net (a bug found by mutation testing: it named a
+    # line inside xpnet/checkpoint.py).
+    assert caught[0].filename == __file__
+
+
+# --------------------------------------------------------------------------- hostile and corrupt
+# files, the saver's counters and its Ctrl-C state: edges found unguarded by mutation testing.
+
+
+@pytest.mark.parametrize("entry", ["param.W1", "buffer.running_mean1", "optim.v.b2"])
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_nan_or_inf_in_a_checkpoint_is_refused(saved, entry, bad):
+    """A checkpoint whose parameters, running statistics or optimizer state hold NaN or
+    infinity does not load (resuming would train on garbage): guards the finite check."""
+    with np.load(saved, allow_pickle=False) as data_:
+        arrays = {k: data_[k] for k in data_.files}
+    arrays[entry] = arrays[entry].copy()
+    arrays[entry].flat[1] = bad
+    np.savez(saved, **arrays)
+    with pytest.raises(CheckpointError, match=f"{entry} is not an array of finite floats"):
+        load_checkpoint(saved)
+
+
+def test_integer_parameters_are_refused(saved):
+    with np.load(saved, allow_pickle=False) as data_:
+        arrays = {k: data_[k] for k in data_.files}
+    arrays["param.b1"] = np.zeros(arrays["param.b1"].shape, dtype=np.int64)
+    np.savez(saved, **arrays)
+    with pytest.raises(CheckpointError, match=r"param\.b1 is not an array of finite floats"):
+        load_checkpoint(saved)
+
+
+@pytest.mark.parametrize("entry", ["extra", "__checkpoint__"])
+def test_object_arrays_are_never_unpickled(saved, entry):
+    """An object array (a pickle inside the .npz) is refused, even in an entry the loader does
+    not otherwise read and even holding the valid JSON: guards `allow_pickle=False`."""
+    with np.load(saved, allow_pickle=False) as data_:
+        arrays = {k: data_[k] for k in data_.files}
+    if entry == "extra":
+        arrays["extra"] = np.array([{"payload": 1}], dtype=object)
+    else:
+        arrays[entry] = np.array([str(arrays[entry])], dtype=object)[0:1].reshape(())
+    np.savez(saved, **arrays)
+    with pytest.raises(CheckpointError, match=r"corrupt or truncated \(ValueError: Object "
+                                              r"arrays cannot be loaded"):
+        load_checkpoint(saved)
+
+
+def _tamper(saved, meta=None, arrays=None):
+    with np.load(saved, allow_pickle=False) as data_:
+        have = {k: data_[k] for k in data_.files}
+    if meta is not None:
+        have["__checkpoint__"] = np.asarray(meta(json.loads(str(have["__checkpoint__"]))))
+    if arrays is not None:
+        arrays(have)
+    np.savez(saved, **have)
+
+
+def _with(meta, keys, value):
+    *path, last = keys
+    node = meta
+    for key in path:
+        node = node[key]
+    node[last] = value
+    return json.dumps(meta)
+
+
+@pytest.mark.parametrize(("change", "match"), [
+    (lambda m: "{not json", "the __checkpoint__ entry is not valid JSON"),
+    (lambda m: json.dumps([m]), "is not an xpnet checkpoint"),
+    (lambda m: _with(m, ("format",), "other"), "is not an xpnet checkpoint"),
+    (lambda m: _with(m, ("network", "class"), "Perceptron"),
+     "network of kind 'Perceptron', which this xpnet cannot build"),
+    (lambda m: _with(m, ("network", "config"), []), "which this xpnet cannot build"),
+    (lambda m: _with(m, ("network", "params"), ["W1", "b1", "W2", "b2", "W3"]),
+     "lacks the parameters|gamma|beta"),
+    (lambda m: _with(m, ("network", "config"), {**m["network"]["config"], "activation": "tanh"}),
+     "the parameters do not fit a MultiLayerNetExtend"),
+    (lambda m: _with(m, ("loop", "rng"), {"bit_generator": "Nothing"}),
+     "the batch-order generator state is invalid"),
+    (lambda m: _with(m, ("loop", "iteration"), 3), "the history holds 19 losses for 3 iterations"),
+    (lambda m: _with(m, ("loop", "order_used"), 10**6),
+     "the batch order entry is missing or does not fit"),
+    (lambda m: _with(m, ("loop", "order_used"), -1),
+     "the batch order entry is missing or does not fit"),
+])
+def test_tampered_json_is_refused_by_name(saved, change, match):
+    """Each check of the JSON entry, with its message."""
+    _tamper(saved, meta=change)
+    with pytest.raises(CheckpointError, match=match):
+        load_checkpoint(saved)
+
+
+def test_a_batch_order_of_floats_or_of_two_dimensions_is_refused(saved):
+    _tamper(saved, arrays=lambda a: a.update(order=a["order"].astype(np.float64)))
+    with pytest.raises(CheckpointError, match="the batch order entry holds float64, not integers"):
+        load_checkpoint(saved)
+    _tamper(saved, arrays=lambda a: a.update(order=np.stack([a["order"].astype(np.int64)] * 2)))
+    with pytest.raises(CheckpointError, match="batch order entry is missing or does not fit"):
+        load_checkpoint(saved)
+
+
+def test_an_intact_checkpoint_loads_with_its_order_and_state(saved):
+    saved.rename(saved.parent / CHECKPOINT_NAME)
+    state = load_checkpoint(saved.parent)  # a folder: its checkpoint.npz
+    assert state.path == saved.parent / CHECKPOINT_NAME
+    assert state.order is not None
+    assert state.order.dtype == np.int64
+    assert state.iteration == len(state.meta["history"]["loss"])
+    assert sorted(state.optimizer_state) == ["beta1", "beta2", "iter", "lr", "m", "name", "v"]
+
+
+def _saver(tmp_path, **kwargs):
+    from xpnet.checkpoint import Checkpointer
+    from xpnet.training.history import History
+
+    net, opt = make("two-layer", "float64")
+    history = History(config={"iters": 10}, backend="numpy", device="cpu", dtype="float64")
+    history.iterations = 4
+    history.loss[:] = [1.0] * 4
+    where = kwargs.pop("path", tmp_path / "run" / "c.npz")
+    return Checkpointer(where, net=net, optimizer=opt, history=history,
+                        rng=np.random.default_rng(0), batches_per_perm=3,
+                        started=time.perf_counter() - 100.0, **kwargs)
+
+
+def test_the_savers_counters(tmp_path):
+    """written, iteration and seconds count the checkpoints written; a permutation used up
+    (4 steps since it was drawn, 3 per permutation) is not saved."""
+    saver = _saver(tmp_path)
+    with saver:
+        assert (saver.written, saver.iteration, saver.seconds) == (0, None, 0.0)
+        saver.save(np.arange(60), perm_start=0, seconds=1.5)
+        assert (saver.written, saver.iteration) == (1, 4)
+        assert saver.seconds > 0
+        assert 100.0 <= saver.history.wall_time < 1000.0  # since the run's start
+        state = load_checkpoint(saver.path)
+        assert state.order is None
+        assert state.meta["loop"]["order_used"] is None
+        assert state.meta["history"]["train_time"] == 1.5
+        saver.history.iterations = 5
+        saver.history.loss.append(1.0)
+        saver.save(np.arange(100), perm_start=3, seconds=2.0)
+        assert (saver.written, saver.iteration) == (2, 5)
+        state = load_checkpoint(saver.path)
+        assert state.meta["loop"]["order_used"] == 2
+        np.testing.assert_array_equal(state.order, np.arange(100))
+        with np.load(saver.path, allow_pickle=False) as raw:
+            assert raw["order"].dtype == np.int32  # half the bytes of int64 where it fits
+    assert not saver._lock
+
+
+def test_a_checkpoint_that_cannot_be_written_warns_once_and_is_not_counted(tmp_path,
+                                                                          monkeypatch):
+    import xpnet.checkpoint as ckpt
+
+    def fail(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(ckpt, "save_checkpoint", fail)
+    saver = _saver(tmp_path)
+    with saver:
+        with pytest.warns(CheckpointWarning, match="cannot write the checkpoint .*No space") as w:
+            saver.save(None, 0, 1.0)
+        assert w[0].filename == __file__  # the caller's line, not xpnet's
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            saver.save(None, 0, 1.0)  # once only
+        assert (saver.written, saver.iteration, saver.seconds) == (0, None, 0.0)
+
+
+def test_ctrl_c_state_is_cleared_once_raised_and_the_handler_restored(tmp_path):
+    """Ctrl-C during a step sets a flag that the next poll turns into KeyboardInterrupt once;
+    the poll after that goes on; leaving restores Python's own SIGINT handler and the lock."""
+    saver = _saver(tmp_path)
+    saver.poll()  # nothing pending
+    with saver:
+        assert signal.getsignal(signal.SIGINT) == saver._handler
+        signal.raise_signal(signal.SIGINT)
+        with pytest.raises(KeyboardInterrupt):
+            saver.poll()
+        try:
+            saver.poll()  # cleared: training goes on after a handled interrupt
+        except KeyboardInterrupt:
+            pytest.fail("the interrupt was raised a second time: its flag was not cleared")
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert saver._lock is None
+    mine = signal.getsignal(signal.SIGINT)
+    try:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        saver.__exit__(None, None, None)  # leaving twice restores nothing the second time
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, mine)
+    other = _saver(tmp_path / "other")  # the folder is free again
+    other.release()
+    assert other._lock is None
+
+
+def test_without_a_path_the_saver_does_nothing(tmp_path):
+    """path=None: no SIGINT handler, no lock, no file, nothing counted."""
+    saver = _saver(tmp_path, path=None)
+    with saver:
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        saver.save(np.arange(6), 0, 1.0)
+        assert (saver.written, saver.iteration) == (0, None)
+    assert not list(tmp_path.iterdir())
+
+
+def test_stale_temporaries_of_dead_writers_are_removed_and_live_ones_kept(tmp_path):
+    folder = tmp_path / "run"
+    folder.mkdir()
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    dead = folder / f".c.npz.{child.pid}.abc.tmp"
+    live = folder / f".c.npz.{os.getpid()}.abc.tmp"
+    odd = folder / ".c.npz.notapid.tmp"
+    for path in (dead, live, odd):
+        path.write_bytes(b"x")
+    _saver(tmp_path).release()
+    assert not dead.exists()
+    assert live.exists()
+    assert odd.exists()
+
+
+def test_a_network_whose_dropout_never_drew_round_trips(tmp_path):
+    """Dropout layers that have not drawn yet have no generator: saved as no group, restored
+    as nothing to restore (each draws from its own generator later)."""
+    from xpnet.checkpoint import save_checkpoint
+    from xpnet.layers import Dropout
+    from xpnet.training.history import History
+
+    net, opt = make("mlp", "float64")
+    for layer in net.layers.values():
+        if isinstance(layer, Dropout):
+            layer.rng = None  # as a Dropout(seed=None) of its own before its first draw
+    history = History(config={"iters": 10}, backend="numpy", device="cpu", dtype="float64")
+    save_checkpoint(tmp_path / "c.npz", net=net, optimizer=opt, history=history,
+                    rng=np.random.default_rng(0), order=None, order_used=0)
+    state = load_checkpoint(tmp_path / "c.npz")
+    assert state.meta["dropout"] == {"groups": [None, None], "states": []}
+    moved = state.build_net()
+    for name, value in net.params.items():
+        np.testing.assert_array_equal(moved.params[name], value)

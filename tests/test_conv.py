@@ -444,3 +444,75 @@ def test_clear_errors(xp, rng):
         Pooling(2, 2).forward(xp.asarray(np.zeros((4, 4))))
     with pytest.raises(ValueError, match="col must have shape"):
         col2im(xp.asarray(np.zeros((4, 5))), (1, 1, 3, 3), 2, 2)
+
+
+# --------------------------------------------------------------------------- edges
+# Found unguarded by mutation testing (tools/mutants.py).
+
+
+@pytest.mark.parametrize(("ph", "pw", "stride"), [(2, 3, 2), (3, 2, 2), (2, 3, 3), (3, 2, 3),
+                                                  (1, 2, 2), (2, 1, 1)])
+def test_non_square_pooling_windows(xp, rng, ph, pw, stride):
+    """Non-square windows whose stride equals one side: they must take the general path, not
+    the square fast path (guards `ph == pw == s` there and in Pooling.fast); forward and
+    gradient against the loops."""
+    x = _distinct(rng, (2, 3, 7, 8))
+    layer = Pooling(ph, pw, stride)
+    assert not layer.fast
+    out = layer.forward(xp.asarray(x))
+    xp.assert_close(out, _ref_pool(x, ph, pw, stride, 0), rtol=0)
+    r = rng.standard_normal(tuple(out.shape))
+    want = _numeric(lambda v: float(np.sum(_ref_pool(v, ph, pw, stride, 0) * r)), x)
+    xp.assert_close(layer.backward(xp.asarray(r)), want, rtol=1e-6, atol=1e-8)
+
+
+def test_pooling_refuses_integer_input_bad_settings_and_a_wrong_dout(xp):
+    """Pooling's own refusals: integer input (guards its float check), window, stride and
+    padding out of range, and a dout of another shape than the forward output."""
+    with pytest.raises(TypeError, match="Pooling needs floating input, got dtype"):
+        Pooling(2, 2).forward(xp.asarray(np.zeros((1, 1, 4, 4)), "int32"))
+    for kwargs, name in [({"pool_h": 0, "pool_w": 2}, "pool_h"), ({"pool_h": 2, "pool_w": 0},
+                         "pool_w"), ({"pool_h": 2, "pool_w": 2, "stride": 0}, "stride")]:
+        with pytest.raises(ValueError, match=f"{name} must be an integer >= 1"):
+            Pooling(**kwargs)
+    with pytest.raises(ValueError, match="pad must be an integer >= 0"):
+        Pooling(2, 2, pad=-1)
+    Pooling(1, 1, stride=1, pad=0)  # the smallest allowed
+    layer = Pooling(2, 2)
+    layer.forward(xp.asarray(np.zeros((1, 2, 4, 4))))
+    with pytest.raises(ValueError, match=r"dout must have the forward output's shape "
+                                         r"\(1, 2, 2, 2\), got \(1, 2, 2, 3\)"):
+        layer.backward(xp.asarray(np.zeros((1, 2, 2, 3))))
+
+
+@pytest.mark.parametrize("n", [1, 2])
+def test_convolution_with_a_one_by_one_output(xp, rng, n):
+    """A window as large as the input (output 1x1, stride 1): N*OH*OW is then at most 2C, so
+    choosing the input gradient's path by the rows of dout instead of the filters would take
+    the full-convolution path with the wrong filter count."""
+    x = rng.standard_normal((n, 2, 3, 3))
+    W = rng.standard_normal((3, 2, 3, 3))
+    b = rng.standard_normal(3)
+    layer = Convolution(xp.asarray(W), xp.asarray(b))
+    out = layer.forward(xp.asarray(x))
+    xp.assert_on(out, "float64", (n, 3, 1, 1))
+    r = rng.standard_normal((n, 3, 1, 1))
+    dx = layer.backward(xp.asarray(r))
+    # out[n, f] = sum(W[f] * x[n]) + b[f], so dx[n] = sum_f r[n, f] * W[f]
+    xp.assert_close(dx, np.einsum("nf,fchw->nchw", r[:, :, 0, 0], W), rtol=1e-12)
+
+
+@pytest.mark.parametrize("pool", [3, 4])
+def test_fast_pooling_of_wider_windows_agrees_with_the_general_path(xp, rng, monkeypatch, pool):
+    """Windows of 3 and 4 columns or rows: the first maximum among more than two parts (the
+    masks must exclude every earlier hit), with many ties from small integers."""
+    x = rng.integers(-1, 2, size=(2, 3, 4 * pool, 3 * pool)).astype(np.float64)
+    dout = rng.standard_normal((2, 3, 4, 3))
+    results = []
+    for fast in (True, False):
+        monkeypatch.setattr(Pooling, "fast", property(lambda self, f=fast: f))
+        layer = Pooling(pool, pool, pool)
+        out = layer.forward(xp.asarray(x))
+        results.append((xp.to_numpy(out), xp.to_numpy(layer.backward(xp.asarray(dout)))))
+    np.testing.assert_array_equal(results[0][0], results[1][0])
+    np.testing.assert_array_equal(results[0][1], results[1][1])

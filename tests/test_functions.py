@@ -205,6 +205,21 @@ def test_wrong_integer_label_shape(xp, fn):
 
 
 @pytest.mark.parametrize("fn", [F.softmax_cross_entropy, F.cross_entropy_error])
+def test_column_labels_at_one_and_two_classes(xp, rng, fn):
+    """The `y.shape[-1] > 1` boundary of the column-of-indices rule: with two classes a column
+    (N, 1) is still class indices (guards `> 1` against `> 2`); with one class it is refused
+    as the wrong shape, not silently taken as indices (guards `> 1` against `>= 1`)."""
+    y2 = xp.asarray(rng.random((3, 2)) + 0.1)
+    labels = np.array([1, 0, 1])
+    xp.assert_close(fn(y2, xp.asarray(labels[:, None], "int64")),
+                    xp.to_numpy(fn(y2, xp.asarray(labels, "int64"))), rtol=0)
+    y1 = xp.asarray(np.full((3, 1), 0.5))
+    with pytest.raises(ValueError, match=r"class indices must have shape \(3,\) for scores of "
+                                         r"shape \(3, 1\), got shape \(3, 1\)"):
+        fn(y1, xp.asarray(np.zeros((3, 1)), "int64"))
+
+
+@pytest.mark.parametrize("fn", [F.softmax_cross_entropy, F.cross_entropy_error])
 def test_float_labels_with_wrong_shape(xp, fn):
     x = xp.asarray(np.zeros((4, 3)))
     # One float per row: class indices of the wrong dtype, not wrong one-hot rows (issue 17).

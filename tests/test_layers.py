@@ -128,7 +128,12 @@ def test_buy_apple_orange_with_arrays(xp, form):
 # --------------------------------------------------------------------------- Add and Mul
 
 
-BROADCAST = [((3, 4), (3, 4)), ((3, 1), (1, 4)), ((4,), (3, 4)), ((), (2, 3)), ((2, 3), (1,))]
+# The last two stretch axes of length 2: they guard the reduction's `!= 1` test (mutation
+# testing found `!= 2` unnoticed while every stretched axis had another length).
+# A middle axis stretched in 3-D: its index counts from the front (`lead + i`); in 2-D a
+# mistaken `lead - i` names the same axis from the back, and no 2-D case can tell.
+BROADCAST = [((3, 4), (3, 4)), ((3, 1), (1, 4)), ((4,), (3, 4)), ((), (2, 3)), ((2, 3), (1,)),
+             ((2, 1), (1, 2)), ((2, 2), (1, 2)), ((2, 4, 3), (2, 1, 3))]
 
 
 @pytest.mark.parametrize(("xshape", "yshape"), BROADCAST, ids=lambda s: "x".join(map(str, s)))
@@ -171,6 +176,24 @@ def test_mul_with_a_python_number(xp, rng):
     dx, dy = layer.backward(xp.asarray(wh))
     xp.assert_close(dx, wh * 3.0, rtol=1e-15)
     xp.assert_close(dy, np.sum(wh * xh), rtol=1e-13)
+
+
+@pytest.mark.parametrize("layer_cls", [AddLayer, MulLayer])
+def test_add_mul_leave_float_with_integer_to_the_library(xp, layer_cls):
+    """A float array with an integer array is left to the library's own promotion (only two
+    floating dtypes are cast by xpnet): guards the dtype check's `and` against `or`, which
+    sends the integer array to the floating-point promotion and refuses it."""
+    x = xp.asarray([1.5, -2.0], "float32")
+    k = xp.asarray([3, 4], "int32")
+    try:
+        want = x + k if layer_cls is AddLayer else x * k
+    except TypeError:  # array-api-strict: no float-with-integer promotion at all
+        with pytest.raises(TypeError):
+            layer_cls().forward(x, k)
+        return
+    out = layer_cls().forward(x, k)
+    assert out.dtype == want.dtype
+    xp.assert_close(out, xp.to_numpy(want), rtol=0)
 
 
 def test_mul_refuses_mixed_backends(xp):
@@ -871,3 +894,64 @@ def test_batchnorm_errors(xp):
         BatchNormalization(g, xp.asarray(np.zeros(3)))
     with pytest.raises(ValueError, match=r"momentum must lie in \[0, 1\]"):
         BatchNormalization(g, b, momentum=1.5)
+
+
+# --------------------------------------------------------------------------- edges
+# Found unguarded by mutation testing (tools/mutants.py).
+
+
+def test_fresh_layers_hold_the_books_attributes_as_none(xp):
+    """The book's code (and xpnet.graph's labels) read these attributes; before a forward pass
+    they exist and are None."""
+    W, b = xp.asarray(np.ones((2, 3))), xp.asarray(np.zeros(3))
+    assert Relu().mask is None
+    assert Sigmoid().out is None
+    affine = Affine(W, b)
+    assert (affine.x, affine.dW, affine.db) == (None, None, None)
+    assert affine.W is W
+    assert affine.b is b
+    loss = SoftmaxWithLoss()
+    assert (loss.loss, loss.y, loss.t) == (None, None, None)
+    assert Dropout(0.3).mask is None
+
+
+def test_batchnorm_of_a_constant_feature_is_beta(xp):
+    """A feature with zero variance in the batch normalizes to 0 (the epsilon is added to the
+    variance, not taken from it: sqrt(0 - eps) is NaN), so the output is beta."""
+    x = np.ones((4, 2))
+    x[:, 1] = [1.0, 2.0, 3.0, 4.0]
+    gamma, beta = xp.asarray([2.0, 2.0]), xp.asarray([0.5, -0.5])
+    out = xp.to_numpy(BatchNormalization(gamma, beta).forward(xp.asarray(x)))
+    assert np.all(np.isfinite(out))
+    np.testing.assert_allclose(out[:, 0], 0.5, rtol=0, atol=0)
+    # Inference before any training: the running variance starts at 0, as in the book.
+    xp.assert_close(BatchNormalization(gamma, beta).forward(xp.asarray(x), train_flg=False),
+                    2.0 * x / np.sqrt(10e-7) + np.array([0.5, -0.5]), rtol=1e-12)
+
+
+def test_batchnorm_with_gamma_and_beta_of_two_dtypes_promotes(xp, rng):
+    """float32 input, float32 gamma, float64 beta: the output is float64, as NumPy's
+    `gamma * xn + beta` gives (the in-place fast path needs both to match the input)."""
+    x = rng.standard_normal((5, 3))
+    gamma = xp.asarray(np.full(3, 1.5), "float32")
+    beta = xp.asarray(np.full(3, 0.25), "float64")
+    out = BatchNormalization(gamma, beta).forward(xp.asarray(x, "float32"))
+    xn = (x - x.mean(0)) / np.sqrt(x.var(0) + 10e-7)
+    xp.assert_on(out, "float64", (5, 3))
+    xp.assert_close(out, 1.5 * xn + 0.25, rtol=1e-5, atol=1e-6)
+
+
+def test_batchnorm_running_statistics_of_another_dtype_update_as_new_arrays(xp, rng):
+    """float64 running statistics with a float32 batch: updated as new float64 arrays (not in
+    place, which would cast), by the same rule m * running + (1 - m) * batch."""
+    d = 3
+    gamma, beta = xp.asarray(np.ones(d), "float32"), xp.asarray(np.zeros(d), "float32")
+    mean0, var0 = rng.standard_normal(d), rng.random(d) + 0.5
+    layer = BatchNormalization(gamma, beta, momentum=0.8, running_mean=xp.asarray(mean0),
+                               running_var=xp.asarray(var0))
+    xh = rng.standard_normal((6, d)).astype(np.float32)
+    layer.forward(xp.asarray(xh, "float32"))
+    x64 = xh.astype(np.float64)
+    xp.assert_on(layer.running_mean, "float64", (d,))
+    xp.assert_close(layer.running_mean, 0.8 * mean0 + 0.2 * x64.mean(0), rtol=1e-6)
+    xp.assert_close(layer.running_var, 0.8 * var0 + 0.2 * x64.var(0), rtol=1e-6)

@@ -608,3 +608,92 @@ def test_checks_still_run_after_a_good_update(xp, rng, name):
         params["W"] = xp.asarray(np.ones((5, 3)))  # the same dict, another array
         with pytest.raises(ValueError, match="use a new optimizer"):
             opt.update(params, {"W": xp.asarray(np.ones((5, 3))), "b": grads["b"]})
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_the_cached_check_refuses_a_wrong_shape_with_one_parameter(xp, rng, name):
+    """The cached per-update check on its own (one parameter, so no second one falls back to
+    the full check): a gradient that broadcasts but has the wrong shape is refused, not
+    broadcast into the parameter. Guards the cached shape test against being inverted."""
+    params = {"W": xp.asarray(rng.standard_normal((4, 3)))}
+    opt = get_optimizer(name)
+    opt.update(params, {"W": xp.asarray(rng.standard_normal((4, 3)))})
+    before = xp.to_numpy(params["W"])
+    with pytest.raises(ValueError, match=r"grads\['W'\] has shape \(1, 3\) but params\['W'\] "
+                                         r"has \(4, 3\)"):
+        opt.update(params, {"W": xp.asarray(np.ones((1, 3)))})
+    xp.assert_close(params["W"], before, rtol=0)
+
+
+@pytest.mark.parametrize(("cls", "name"), [(optim.Momentum, "momentum"),
+                                           (optim.Nesterov, "momentum"),
+                                           (optim.RMSprop, "decay_rate"), (optim.Adam, "beta1"),
+                                           (optim.Adam, "beta2")])
+def test_a_decay_of_exactly_zero_is_allowed(rng, cls, name):
+    """Decays and momenta lie in [0, 1): exactly 0 is allowed (guards `0.0 <= number`
+    against `<`), and with momentum 0 Momentum is plain SGD."""
+    opt = cls(**{name: 0.0})
+    assert getattr(opt, name) == 0.0
+    params, grads = _host_problem(rng, steps=1)
+    opt.update(params, grads[0])
+    if cls is optim.Momentum:
+        want, _ = _host_problem(np.random.default_rng(20240605), steps=1)
+        for key, value in params.items():
+            np.testing.assert_allclose(value, want[key] - 0.01 * grads[0][key], rtol=1e-15)
+
+
+def test_adam_refuses_a_step_count_left_on_another_device():
+    """Adam's step count must live with the parameters: a count on another device (same
+    array type) is refused with the fix. Guards the `or` of its type-or-device check against
+    `and`."""
+    strict = pytest.importorskip("array_api_strict")
+    here, there = strict.Device("CPU_DEVICE"), strict.Device("device1")
+    params = {"W": strict.ones((2, 2), dtype=strict.float64, device=here)}
+    opt = optim.Adam()
+    opt.update(params, {"W": strict.ones((2, 2), dtype=strict.float64, device=here)})
+    opt.m = opt.v = None  # fresh moments for the moved parameters, but the old step count
+    moved = {"W": strict.ones((2, 2), dtype=strict.float64, device=there)}
+    with pytest.raises(ValueError, match="step count lives on another device"):
+        opt.update(moved, {"W": strict.ones((2, 2), dtype=strict.float64, device=there)})
+
+
+def test_adam_refuses_parameters_on_two_devices():
+    """Adam keeps one step count, so its parameters must share a device: refused with the
+    reason, before anything changes."""
+    strict = pytest.importorskip("array_api_strict")
+    here, there = strict.Device("CPU_DEVICE"), strict.Device("device1")
+    params = {"W": strict.ones((2, 2), dtype=strict.float64, device=here),
+              "b": strict.ones((2,), dtype=strict.float64, device=there)}
+    grads = {k: strict.ones(v.shape, dtype=strict.float64, device=v.device)
+             for k, v in params.items()}
+    with pytest.raises(ValueError, match=r"Adam keeps one step count, so all parameters must "
+                                         r"live on one device; params\['b'\] is on"):
+        optim.Adam().update(params, grads)
+
+
+def test_a_parameter_swapped_in_the_same_dict_gets_the_full_check(xp, rng):
+    """The cached check vouches only for the arrays it saw: a parameter replaced in the same
+    dict (here by one on another device, its gradient left behind) gets the full check and its
+    clear error (guards the cached check's `current is not p`)."""
+    if xp.other_device is None:
+        pytest.skip(f"{xp.name} has no second device here")
+    params, grads = _one_step(xp, rng)
+    opt = optim.SGD()
+    opt.update(params, grads)
+    params["W"] = xp.asarray(np.ones((4, 3)), "float64", device=xp.other_device)
+    with pytest.raises(ValueError, match=r"grads\['W'\] is on device"):
+        opt.update(params, grads)
+
+
+@pytest.mark.parametrize("bad", [[1.0, 2.0], np.ones(3), "v"])
+def test_load_state_dict_refuses_state_that_is_not_a_dict(bad):
+    """A state entry that is not a dict of arrays (a list, an array, a string) is refused by
+    name before anything changes (a list or string has no .items(), an array would be taken
+    apart), and the optimizer keeps what it had."""
+    opt = optim.Momentum(lr=0.1)
+    state = {**opt.state_dict(), "lr": 0.5, "v": bad}
+    with pytest.raises(TypeError, match=r"Momentum.load_state_dict: state\['v'\] must be a dict "
+                                        r"of arrays"):
+        opt.load_state_dict(state)
+    assert opt.lr == 0.1
+    assert opt.v is None

@@ -21,6 +21,7 @@ import io
 import json
 import os
 import signal
+import sys
 import threading
 import time
 import warnings
@@ -64,6 +65,20 @@ def _xpnet_version() -> str:
     from ._version import __version__
 
     return __version__
+
+
+_PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def _outside_xpnet() -> int:
+    """The ``stacklevel`` for a ``warnings.warn`` in the caller that names the first frame
+    outside xpnet: the user's ``build_net()`` or ``train()`` call, however deep inside xpnet
+    the warning is raised."""
+    level, frame = 1, sys._getframe(1)  # the caller, who calls warnings.warn: level 1
+    while frame.f_back is not None and frame.f_code.co_filename.startswith(_PACKAGE):
+        frame = frame.f_back
+        level += 1
+    return level
 
 
 def _plain(value: Any) -> Any:
@@ -260,7 +275,7 @@ class Checkpoint:
                     warnings.warn(
                         f"the checkpoint's dropout generator is of {state['backend']!r}; on "
                         f"{rng.backend!r} the dropout masks continue from a new generator",
-                        CheckpointWarning, stacklevel=3)
+                        CheckpointWarning, stacklevel=_outside_xpnet())
                 rngs[group] = rng
             layer.rng = rngs[group]
 
@@ -531,7 +546,7 @@ class Checkpointer:
                 self._warned = True
                 warnings.warn(f"cannot write the checkpoint {self.path} ({exc}); training goes "
                               "on, and tries again at the next evaluation",
-                              CheckpointWarning, stacklevel=2)
+                              CheckpointWarning, stacklevel=_outside_xpnet())
             return
         self.written += 1
         self.iteration = int(self.history.iterations)
