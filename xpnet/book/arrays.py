@@ -140,7 +140,7 @@ class HostArray:
         return np.dtype(dtype_name(self._array.dtype))
 
     @property
-    def T(self) -> Any:  # noqa: N802 (NumPy's name)
+    def T(self) -> Any:
         """The transpose (reversed axes), on the device."""
         xp = namespace(self._array)
         return wrap(xp.permute_dims(self._array, tuple(reversed(range(self.ndim)))))
@@ -206,8 +206,8 @@ class HostArray:
     __rpow__ = _binary(operator.pow, reflected=True)
     __matmul__ = _binary(operator.matmul)
     __rmatmul__ = _binary(operator.matmul, reflected=True)
-    __eq__ = _binary(operator.eq)  # type: ignore[assignment]
-    __ne__ = _binary(operator.ne)  # type: ignore[assignment]
+    __eq__ = _binary(operator.eq)
+    __ne__ = _binary(operator.ne)
     __lt__ = _binary(operator.lt)
     __le__ = _binary(operator.le)
     __gt__ = _binary(operator.gt)

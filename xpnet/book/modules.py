@@ -82,7 +82,8 @@ def _script_layer(cls: type) -> type:
     layer runs on the script's host data."""
 
     def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
-        cls.__init__(self, *map(_host, args), **{k: _host(v) for k, v in kwargs.items()})
+        base: Any = cls
+        base.__init__(self, *map(_host, args), **{k: _host(v) for k, v in kwargs.items()})
 
     return type(cls.__name__, (cls,), {"__init__": __init__, "__doc__": cls.__doc__,
                                        "__module__": "common.layers"})
@@ -97,7 +98,8 @@ def _book_optimizer(cls: type) -> type:
             params = params.params
         if isinstance(grads, Mapping):
             grads = unwrap_mapping(grads, params)
-        cls.update(self, params, grads)
+        base: Any = cls
+        base.update(self, params, grads)
 
     return type(cls.__name__, (cls,), {"update": update, "__doc__": cls.__doc__,
                                        "__module__": "common.optimizer"})

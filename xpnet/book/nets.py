@@ -97,7 +97,7 @@ class BookNetwork:
         weights = sorted((int(k[1:]), k) for k in net.params if k[0] == "W" and k[1:].isdigit())
         for _, key in weights:
             shape = tuple(int(n) for n in net.params[key].shape)
-            host = scale(shape) * np.random.randn(*shape)
+            host = scale(shape) * np.random.randn(*shape)  # noqa: NPY002 (the book's draw)
             net.params[key] = asarray(host, net.xp, device=net.device, dtype=net.dtype)
 
     # ---------------------------------------------------------------- the book's interface
@@ -115,7 +115,8 @@ class BookNetwork:
     def _device(self, x: Any) -> Any:
         if isinstance(x, (list, tuple)):
             x = np.asarray(x)
-        if isinstance(x, np.ndarray) and not isinstance(x, type(next(iter(self.net.params.values())))):
+        on_numpy = isinstance(next(iter(self.net.params.values())), np.ndarray)
+        if isinstance(x, np.ndarray) and not on_numpy:
             if x.dtype.kind == "f" and x.dtype.itemsize < 4:  # float16 data: strict lacks it
                 x = x.astype(np.float32)
             return asarray(x, self.net.xp, device=self.net.device)

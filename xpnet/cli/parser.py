@@ -13,6 +13,7 @@ from typing import Any
 
 from .._version import __version__
 from ..backend import BACKENDS
+from .book import cmd_book
 from .commands import (
     cmd_backends,
     cmd_data_fetch,
@@ -20,7 +21,6 @@ from .commands import (
     cmd_gradcheck,
     cmd_graph,
 )
-from .book import cmd_book
 from .common import (
     EXIT_INTERRUPTED,
     EXIT_USAGE,
