@@ -5,6 +5,7 @@ book`` builds an xpnet :class:`~xpnet.TwoLayerNet` where :func:`xpnet.defaults` 
 runner's ``--backend``/``--device``/``--dtype``) and hands the script a :class:`BookNetwork`
 around it:
 
+- the loss value is the book's (``+1e-7`` inside the log: :class:`BookSoftmaxWithLoss`);
 - the initial weights are drawn as the book's own constructors draw them, from NumPy's global
   generator (``np.random.randn``, W1, W2, ... in turn, scaled by ``weight_init_std``, or He /
   Xavier by fan-in where the book uses them), then moved to the device: a script seeded with
@@ -30,11 +31,14 @@ from typing import Any, ClassVar
 import numpy as np
 
 from .. import nets
-from ..backend import asarray, to_numpy
+from ..backend import Array, asarray, to_numpy
+from ..functions import one_hot
+from ..layers import SoftmaxWithLoss
 from .arrays import BookParams, unwrap, wrap
 
 __all__ = [
     "BookNetwork",
+    "BookSoftmaxWithLoss",
     "DeepConvNet",
     "MultiLayerNet",
     "MultiLayerNetExtend",
@@ -71,6 +75,26 @@ def _std_scale(std: Any) -> Callable[[tuple[int, ...]], float]:
     return scale
 
 
+class BookSoftmaxWithLoss(SoftmaxWithLoss):
+    """xpnet's :class:`~xpnet.layers.SoftmaxWithLoss` (the same softmax, the same backward)
+    whose loss value is the book's: ``-sum(log(y[n, t_n] + 1e-7)) / N``, the ``1e-7`` inside
+    the log as in the book's ``cross_entropy_error`` (xpnet's own loss is exact). So a book
+    script's numerical gradients, and the losses it prints, are the book's."""
+
+    EPS = 1e-7
+
+    def forward(self, x: Array, t: Array) -> Array:
+        super().forward(x, t)
+        xp, y = self.xp, self.y
+        hot = self.t_hot
+        if hot is None:
+            hot = one_hot(self._labels, y.shape[-1], dtype=y.dtype)
+        # One term per row (the others are zeros), then their sum: the book's order of sums.
+        rows = xp.sum(hot * xp.log(y + self.EPS), axis=-1)
+        self.loss = -xp.sum(rows) / y.shape[0]
+        return self.loss
+
+
 class BookNetwork:
     """A script's network: an xpnet network built under :func:`xpnet.defaults`, with the
     book's host-side rules (module text). ``network.net`` is the xpnet network."""
@@ -82,6 +106,8 @@ class BookNetwork:
         net = self._xpnet_class(*args, **kwargs)
         self.__dict__["net"] = net
         self.__dict__["_params"] = BookParams(net.params)
+        if type(net.last_layer) is SoftmaxWithLoss:  # the book's loss value (1e-7 in the log)
+            net.last_layer = BookSoftmaxWithLoss(check_labels=net.last_layer.check_labels)
         for layer in net.layers.values():  # the book's batch norm trains on one sample too
             if hasattr(type(layer), "allow_batch_of_one"):
                 layer.allow_batch_of_one = True
