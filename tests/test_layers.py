@@ -871,3 +871,16 @@ def test_batchnorm_errors(xp):
         BatchNormalization(g, xp.asarray(np.zeros(3)))
     with pytest.raises(ValueError, match=r"momentum must lie in \[0, 1\]"):
         BatchNormalization(g, b, momentum=1.5)
+
+
+def test_batch_norm_trains_on_one_sample_when_allowed(xp, rng):
+    """``allow_batch_of_one`` (the book's networks set it): one sample is its own mean, so the
+    output is beta, as the book's code computes it; the running statistics move."""
+    g, b = xp.asarray(rng.random(4) + 0.5), xp.asarray(rng.standard_normal(4))
+    layer = BatchNormalization(g, b)
+    layer.allow_batch_of_one = True
+    x = rng.standard_normal((1, 4))
+    out = layer.forward(xp.asarray(x), train_flg=True)
+    xp.assert_close(out, np.broadcast_to(xp.to_numpy(b), (1, 4)))
+    xp.assert_close(layer.running_mean, 0.1 * x[0])
+    assert BatchNormalization(g, b).allow_batch_of_one is False
