@@ -84,7 +84,7 @@ def test_the_star_import_of_the_optimizers_gives_the_books_names():
 def test_the_optimizers_take_a_scripts_params_and_gradients():
     net = nets.TwoLayerNet(4, 3, 2)
     opt = make_module("common.optimizer").Adam(lr=0.01)
-    before = np.array(net.params["b2"])  # (its gradient, the mean of y - t, is not zero: both labels 0)
+    before = np.array(net.params["b2"])  # its gradient, mean(y - t), is not 0: labels 0, 0
     grads = net.gradient(np.ones((2, 4)), np.array([0, 0]))
     opt.update(net.params, grads)
     assert not np.array_equal(before, np.asarray(net.net.params["b2"]))
