@@ -141,6 +141,8 @@ QUICK = [  # (script, --max-train, what its output shows)
     ("ch07/apply_filter.py", 100, "apply_filter-2.png"),
     ("ch08/half_float_network.py", 600, "caluculate accuracy (float16)"),
     ("ch08/misclassified_mnist.py", 600, "test accuracy:"),
+    ("ch06/overfit_weight_decay.py", 600, "epoch:200"),  # training scripts of 5-10 s
+    ("ch06/overfit_dropout.py", 600, "Final Test Accuracy"),
 ]
 SLOW = [
     ("ch05/gradient_check.py", 100, "b2:"),
@@ -149,8 +151,6 @@ SLOW = [
     ("ch06/weight_init_compare.py", 500, "He:"),
     ("ch06/batch_norm_test.py", 1000, "epoch:19"),
     ("ch06/batch_norm_gradient_check.py", 100, "beta2:"),
-    ("ch06/overfit_weight_decay.py", 600, "epoch:200"),
-    ("ch06/overfit_dropout.py", 600, "Final Test Accuracy"),
     ("ch06/hyperparameter_optimization.py", 600, "Best-1"),
     ("ch07/train_convnet.py", 200, "Final Test Accuracy"),
     ("ch08/train_deepnet.py", 100, "Final Test Accuracy"),
