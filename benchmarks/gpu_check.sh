@@ -5,7 +5,8 @@
 #           comparisons (batch norm included), the torch backend on cuda:0, a short MNIST run,
 #           the MLP GPU benchmark
 #   part 2: conv nets: gradient checks, a short SimpleConvNet run, eager vs CUDA graph, the
-#           conv-net GPU benchmark, data parallelism with one rank (NCCL, or its fallback)
+#           conv-net GPU benchmark, the book's own scripts on CuPy (xpnet book), data
+#           parallelism with one rank (NCCL, or its fallback)
 #   part 3: long runs for a later device: DeepConvNet's 20 epochs, examples/train_on_gpu.py
 #
 #   bash benchmarks/gpu_check.sh [--dry-run] [--part 1|2|3|all]     (default: --part all = 1,2)
@@ -144,6 +145,8 @@ for graph in (False, True):
         step bench_convnet 60 $PY -m benchmarks.convnet --gpu --models simple,deep \
             --json "$OUT/bench_convnet.json"
     fi
+    # The book's own scripts, unedited, on CuPy (issue 19; benchmarks/gpu_book.sh).
+    step book 45 bash benchmarks/gpu_book.sh "$OUT/book" $(dry && echo --dry-run)
     # Data parallelism with one rank: NCCL where the machine has it, else the host fallback
     # (its note names the package); either way the result equals the one-process run.
     step mpi_one_rank 30 --result env LD_LIBRARY_PATH="/tmp/mpi/lib:${LD_LIBRARY_PATH:-}" \

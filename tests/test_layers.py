@@ -955,3 +955,15 @@ def test_batchnorm_running_statistics_of_another_dtype_update_as_new_arrays(xp, 
     xp.assert_on(layer.running_mean, "float64", (d,))
     xp.assert_close(layer.running_mean, 0.8 * mean0 + 0.2 * x64.mean(0), rtol=1e-6)
     xp.assert_close(layer.running_var, 0.8 * var0 + 0.2 * x64.var(0), rtol=1e-6)
+
+def test_batch_norm_trains_on_one_sample_when_allowed(xp, rng):
+    """``allow_batch_of_one`` (the book's networks set it): one sample is its own mean, so the
+    output is beta, as the book's code computes it; the running statistics move."""
+    g, b = xp.asarray(rng.random(4) + 0.5), xp.asarray(rng.standard_normal(4))
+    layer = BatchNormalization(g, b)
+    layer.allow_batch_of_one = True
+    x = rng.standard_normal((1, 4))
+    out = layer.forward(xp.asarray(x), train_flg=True)
+    xp.assert_close(out, np.broadcast_to(xp.to_numpy(b), (1, 4)))
+    xp.assert_close(layer.running_mean, 0.1 * x[0])
+    assert BatchNormalization(g, b).allow_batch_of_one is False

@@ -15,6 +15,7 @@ import types as _types
 
 # The submodules stay reachable as attributes (xpnet.backend ...); __all__ lists names only.
 from . import backend, conv, cuda, functions, gradcheck, layers, nets, optim, util  # noqa: F401
+from ._defaults import defaults
 from ._version import __version__
 from .backend import cuda_available, get_namespace, to_numpy
 from .book_pickle import UnsafePickleError, load_book_params
@@ -115,6 +116,7 @@ __all__ = [
     "conv_output_size",
     "cross_entropy_error",
     "cuda_available",
+    "defaults",
     "get_namespace",
     "get_optimizer",
     "gradient_check",

@@ -386,7 +386,9 @@ class BatchNormalization:
 
     Training needs a batch of ``N >= 2`` (one sample is its own mean: the output would be
     ``beta`` whatever the input), so ``N == 1`` with ``train_flg=True`` is a ``ValueError``, as
-    in PyTorch; inference takes any ``N >= 1``.
+    in PyTorch, unless ``allow_batch_of_one`` is set (an attribute; the book's own code
+    computes it, and its ``ch06/batch_norm_gradient_check.py`` checks gradients on one
+    sample); inference takes any ``N >= 1``.
 
     Input is ``(N, D)`` or ``(N, C, H, W)``; as in the book, 4-D input is flattened to
     ``(N, C*H*W)``, so ``gamma`` and ``beta`` have shape ``(D,)`` with ``D`` the features per
@@ -396,6 +398,8 @@ class BatchNormalization:
     """
 
     EPS = 10e-7  # the book's value
+    #: Train on a batch of one sample as the book's code does (see the class text).
+    allow_batch_of_one = False
 
     def __init__(self, gamma: Array, beta: Array, momentum: float = 0.9,
                  running_mean: Array | None = None, running_var: Array | None = None) -> None:
@@ -441,14 +445,15 @@ class BatchNormalization:
         if n == 0:
             msg = "BatchNormalization needs at least one sample, got an empty batch"
             raise ValueError(msg)
-        if train_flg and n == 1:
+        if train_flg and n == 1 and not self.allow_batch_of_one:
             # One sample is its own mean: xc = 0, and every output would be beta whatever the
             # input (PyTorch refuses it too: "Expected more than 1 value per channel").
             msg = ("BatchNormalization in training mode needs a batch of 2 or more samples, "
                    "got a batch of 1 (shape "
                    f"{self.input_shape}): one sample is its own batch mean, so the output "
                    "would be beta whatever the input; train with a batch size of 2 or more, "
-                   "or pass train_flg=False to use the running statistics for one sample")
+                   "or pass train_flg=False to use the running statistics for one sample "
+                   "(or set layer.allow_batch_of_one = True to compute it as the book does)")
             raise ValueError(msg)
         if not xp.isdtype(x2.dtype, "real floating"):
             msg = f"BatchNormalization needs floating input, got dtype {x2.dtype}"

@@ -28,7 +28,7 @@ def test_gpu_check_dry_run_passes(tmp_path):
     steps = [line.split()[1].rstrip(":") for line in summary.splitlines()
              if line.startswith("PASS ")]
     for name in ("env", "pytest_cupy", "compare", "pytest_torch", "train", "bench",
-                 "gradcheck", "train_cnn", "train_graph", "bench_convnet", "mpi_one_rank",
+                 "gradcheck", "train_cnn", "train_graph", "bench_convnet", "book", "mpi_one_rank",
                  "train_deep", "example"):
         assert name in steps, summary
     assert "FAIL" not in summary

@@ -130,6 +130,18 @@ def test_nothing_in_xpnet_imports_the_test_helper():
     assert sorted(m for m, targets in edges.items() if "xpnet.testing" in targets) == []
 
 
+def test_only_the_command_imports_the_book_runner():
+    """``xpnet.book`` sits above nets, training and datasets, beside the command: only
+    ``xpnet.cli`` imports it, and it imports nothing of the command."""
+    edges = import_edges(modules())
+    users = sorted(m for m, targets in edges.items()
+                   if not m.startswith("xpnet.book") and any(
+                       t == "xpnet.book" or t.startswith("xpnet.book.") for t in targets))
+    assert users == ["xpnet.cli.book"]
+    book = {t for m, targets in edges.items() if m.startswith("xpnet.book") for t in targets}
+    assert not [t for t in book if t.startswith(("xpnet.cli", "xpnet.graph", "xpnet.plot"))]
+
+
 def test_the_cycle_finder_finds_a_cycle():
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
     assert cycles({"a": {"b"}, "b": set()}) == []

@@ -13,6 +13,7 @@ from typing import Any
 
 from .._version import __version__
 from ..backend import BACKENDS
+from .book import cmd_book
 from .commands import (
     cmd_backends,
     cmd_data_fetch,
@@ -147,7 +148,7 @@ EPILOG = ("exit codes: 0 done; 1 the work failed (a damaged file, a failed downl
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``xpnet`` command's parser (subcommands train, gradcheck, evaluate, data, graph,
-    backends)."""
+    book, backends)."""
     parser = _Parser(
         prog="xpnet",
         description="The networks of 'Deep Learning from Scratch' (chapters 5 to 8: "
@@ -239,6 +240,36 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--values", action="store_true", help="print small arrays' values")
     p.add_argument("--backend", default="numpy", metavar="NAME")
     p.set_defaults(func=cmd_graph)
+
+    p = sub.add_parser(
+        "book", help="run one of the book's own scripts, unedited, on any backend",
+        description="Run SCRIPT, a script of a clone of the book's repository "
+                    "(oreilly-japan/deep-learning-from-scratch), unedited, as __main__ in its "
+                    "own folder, with the book's common/, dataset/mnist.py and chapter-local "
+                    "networks resolved to xpnet's code (the book's own code never runs), its "
+                    "networks on --backend/--device. Without a display, plt.show() saves the "
+                    "figures to --out; save_params writes there too, never into the clone.")
+    p.add_argument("--backend", default="numpy", metavar="NAME",
+                   help=f"array backend: {', '.join(BACKENDS)} (default numpy)")
+    p.add_argument("--device", default=None,
+                   help="device for the backend, e.g. cuda:0, cpu, device1 (default: its default)")
+    p.add_argument("--dtype", default=None, choices=("float32", "float64"),
+                   help="the networks' dtype (default the book's float64, float32 where the "
+                        "device has no float64)")
+    p.add_argument("--max-train", type=_positive_int, default=None, metavar="N",
+                   help="train on the first N images of load_mnist's training set (the test set "
+                        "cut in proportion), for a quick try")
+    p.add_argument("--seed", type=_seed, default=None,
+                   help="seed NumPy's global generator (np.random.seed) before the script runs")
+    p.add_argument("--out", default=None, metavar="DIR",
+                   help="where figures and saved parameters go (default "
+                        "./book-out/<chapter>/<script name>)")
+    p.add_argument("--data-dir", type=_existing_dir, default=None, metavar="DIR",
+                   help="folder holding the four MNIST IDX files (raw or .gz) to use first")
+    p.add_argument("script", metavar="SCRIPT", help="the script, e.g. ch05/train_neuralnet.py")
+    p.add_argument("args", nargs=argparse.REMAINDER, metavar="ARGS",
+                   help="the script's own arguments (its sys.argv[1:])")
+    p.set_defaults(func=cmd_book)
 
     p = sub.add_parser("backends", help="list the backends and whether they can be used")
     p.set_defaults(func=cmd_backends)

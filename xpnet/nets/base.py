@@ -32,6 +32,7 @@ import numpy as np
 from .._checks import batch_not_empty as check_batch
 from .._checks import init_std as check_init_std
 from .._checks import positive_int
+from .._defaults import current_defaults
 from ..backend import (
     Array,
     Namespace,
@@ -215,7 +216,15 @@ class Network:
     # ----------------------------------------------------------------- construction
 
     def _setup(self, host: Mapping[str, Any], *, xp: Any, device: Any, dtype: Any) -> None:
-        """Put the host parameters on the backend and device, build and bind the layers."""
+        """Put the host parameters on the backend and device, build and bind the layers.
+        ``None`` for ``xp``/``device``/``dtype`` takes :func:`xpnet.defaults`' setting, if any
+        (``device`` only along with the default ``xp``)."""
+        chosen = current_defaults()
+        if chosen is not None:
+            if xp is None:
+                xp = chosen.xp
+                device = chosen.device if device is None else device
+            dtype = chosen.dtype if dtype is None else dtype
         self.xp = get_namespace(xp)
         self.device = parse_device(self.xp, device)
         self.dtype = resolve_dtype(self.xp, dtype, self.device)
