@@ -17,6 +17,7 @@ import types as _types
 from . import backend, conv, cuda, functions, gradcheck, layers, nets, optim, util  # noqa: F401
 from ._version import __version__
 from .backend import cuda_available, get_namespace, to_numpy
+from .blas_threads import get_threads, set_threads, threads
 from .book_pickle import UnsafePickleError, load_book_params
 from .conv import Convolution, Pooling, col2im, im2col
 from .functions import (
@@ -117,6 +118,7 @@ __all__ = [
     "cuda_available",
     "get_namespace",
     "get_optimizer",
+    "get_threads",
     "gradient_check",
     "identity_function",
     "im2col",
@@ -125,6 +127,7 @@ __all__ = [
     "numerical_gradient",
     "relu",
     "relu_grad",
+    "set_threads",
     "shuffle_dataset",
     "sigmoid",
     "sigmoid_grad",
@@ -133,6 +136,7 @@ __all__ = [
     "softmax_loss",
     "step_function",
     "sum_squared_error",
+    "threads",
     "to_numpy",
     "train",
 ]

@@ -103,6 +103,11 @@ def _add_backend_options(p: argparse.ArgumentParser, dtype: str) -> None:
                    help="device for the backend, e.g. cuda:0, cpu, device1 (default: its default)")
     p.add_argument("--dtype", default=dtype, choices=("float32", "float64"),
                    help=f"floating dtype (default {dtype})")
+    p.add_argument("--threads", type=_positive_int, default=None, metavar="N",
+                   help="CPU threads: xpnet's NumPy operations split their work over N threads "
+                        "(one BLAS thread each), PyTorch runs N intra-op threads (default: the "
+                        "cores this process may use, divided among the processes mpiexec "
+                        "started on this machine; OMP_NUM_THREADS sets another default)")
 
 
 def _add_model_options(p: argparse.ArgumentParser) -> None:
@@ -271,6 +276,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)  # for --resume's checks
+    if getattr(args, "threads", None) is not None:
+        from ..blas_threads import set_threads
+
+        set_threads(args.threads)
     try:
         with warnings.catch_warnings():
             from ..checkpoint import CheckpointWarning

@@ -17,12 +17,13 @@ from typing import Any
 from ..backend import Namespace, backend_name, namespace, register_cache
 from .base import Ops, Workspace, one_hot
 from .cupy_ops import CupyOps
+from .numpy_ops import NumpyOps
 from .torch_ops import TorchOps
 
-__all__ = ["CupyOps", "Ops", "TorchOps", "Workspace", "one_hot", "ops_for"]
+__all__ = ["CupyOps", "NumpyOps", "Ops", "TorchOps", "Workspace", "one_hot", "ops_for"]
 
 _OPS: dict[int, Ops] = register_cache({})
-_CLASSES: dict[str, type[Ops]] = {"cupy": CupyOps, "torch": TorchOps}
+_CLASSES: dict[str, type[Ops]] = {"cupy": CupyOps, "numpy": NumpyOps, "torch": TorchOps}
 
 
 def ops_for(x: Any) -> Ops:
