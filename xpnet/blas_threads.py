@@ -202,12 +202,16 @@ def set_threads(n: int) -> int:
 @contextmanager
 def threads(n: int) -> Iterator[int]:
     """``with threads(n):`` runs the block with :func:`set_threads` ``(n)``, then restores the
-    count before it."""
+    counts before it (xpnet's, and a loaded PyTorch's)."""
+    torch = sys.modules.get("torch")
+    torch_before = torch.get_num_threads() if hasattr(torch, "get_num_threads") else None
     before = set_threads(n)
     try:
         yield n
     finally:
         set_threads(before)
+        if torch_before is not None and torch.get_num_threads() != torch_before:
+            torch.set_num_threads(torch_before)
 
 
 def _configure(n: int, *, chosen: bool) -> int:

@@ -8,6 +8,7 @@ import argparse
 import sys
 import warnings
 from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -271,17 +272,22 @@ def _warning_printer(shown: set[str]) -> Any:
     return show
 
 
+def _thread_count(args: argparse.Namespace) -> AbstractContextManager[Any]:
+    """``--threads N`` in force while the command runs (the count before comes back)."""
+    if getattr(args, "threads", None) is None:
+        return nullcontext()
+    from ..blas_threads import threads
+
+    return threads(args.threads)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``xpnet`` command; returns the exit code (see the module text)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)  # for --resume's checks
-    if getattr(args, "threads", None) is not None:
-        from ..blas_threads import set_threads
-
-        set_threads(args.threads)
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _thread_count(args):
             from ..checkpoint import CheckpointWarning
             from ..datasets import MNISTWarning
 
