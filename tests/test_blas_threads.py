@@ -9,8 +9,8 @@ Speed itself is measured in ``python -m benchmarks.parallel --cli``, not here.
 from __future__ import annotations
 
 import json
-import re
 import os
+import re
 import subprocess
 import sys
 import textwrap
