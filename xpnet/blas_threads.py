@@ -203,7 +203,7 @@ def set_threads(n: int) -> int:
 def threads(n: int) -> Iterator[int]:
     """``with threads(n):`` runs the block with :func:`set_threads` ``(n)``, then restores the
     counts before it (xpnet's, and a loaded PyTorch's)."""
-    torch = sys.modules.get("torch")
+    torch: Any = sys.modules.get("torch")
     torch_before = torch.get_num_threads() if hasattr(torch, "get_num_threads") else None
     before = set_threads(n)
     try:
