@@ -1,18 +1,30 @@
-"""BLAS threads per process when an MPI launcher starts several xpnet processes on one machine.
+"""CPU threads: xpnet's own thread count, and BLAS threads per process when an MPI launcher
+starts several xpnet processes on one machine.
 
-Each process's BLAS (OpenBLAS, MKL) and PyTorch start one thread per core by default: under
-``mpiexec -n 2`` on a 2-core machine that makes four busy threads on two cores, and a training
-step's small matrix products then wait for whole scheduler ticks (a 2-process run measured 20x
-slower than one process). As ``torchrun`` does, xpnet gives each process
-``cores // processes on this machine`` threads (at least 1), unless the user set a thread count
-(any of :data:`THREAD_VARS`), in which case nothing is touched.
+**xpnet's thread count** (:func:`set_threads`, :func:`get_threads`, ``with threads(n):``;
+``xpnet.set_threads`` and ``train(threads=)``, ``--threads`` on the command). On NumPy,
+xpnet's operations (:mod:`xpnet.ops.numpy_ops`) split their large work (column building,
+pooling, ReLU, the convolutions' products) over that many threads, and BLAS runs one thread per
+worker (``threadpoolctl``, process wide): BLAS threads of their own would busy-wait on the
+cores the workers need, and BLAS's own split of the convolutions' wide, thin products measured
+slower than one thread. A loaded PyTorch gets the count as its intra-op threads. The default
+is PyTorch's: the cores this process may use (``os.sched_getaffinity``), or the count the user
+set in ``OMP_NUM_THREADS`` (any of :data:`THREAD_VARS`); under ``mpiexec`` the cores divided
+among the processes on this machine. :func:`describe_threads` is the line a run prints.
+
+**BLAS under MPI.** Each process's BLAS (OpenBLAS, MKL) and PyTorch start one thread per core
+by default: under ``mpiexec -n 2`` on a 2-core machine that makes four busy threads on two
+cores, and a training step's small matrix products then wait for whole scheduler ticks (a
+2-process run measured 20x slower than one process). As ``torchrun`` does, xpnet gives each
+process ``cores // processes on this machine`` threads (at least 1), unless the user set a
+thread count (any of :data:`THREAD_VARS`), in which case the environment is not touched.
 
 The count must be set before the BLAS library loads: ``import xpnet`` does it first thing
 (:func:`limit_before_numpy`, which imports nothing and only sets environment variables, under an
 MPI launcher, with several processes on the machine, before NumPy is imported). When NumPy was
-imported earlier, :func:`apply` limits the loaded libraries through ``threadpoolctl`` (when it is
-installed) and PyTorch through ``torch.set_num_threads``. :func:`describe` gives the one line
-``xpnet train`` prints. This module imports no NumPy.
+imported earlier, :func:`apply` limits the loaded libraries through ``threadpoolctl`` and
+PyTorch through ``torch.set_num_threads``. :func:`describe` gives the BLAS line. This module
+imports no NumPy.
 """
 
 from __future__ import annotations
@@ -185,11 +197,12 @@ def get_threads() -> int:
 
 def set_threads(n: int) -> int:
     """Run xpnet's NumPy operations on ``n`` threads (``n = 1``: on the calling thread alone);
-    returns the count it replaces.
+    returns the count it replaces. ``n`` must be an integer >= 1.
 
     BLAS gets one thread per worker (through ``threadpoolctl``, for the whole process: a BLAS
-    pool of its own would spin on the cores the workers need), and a loaded PyTorch
-    ``n`` intra-op threads (``torch.set_num_threads``)."""
+    pool of its own would spin on the cores the workers need; without ``threadpoolctl`` BLAS
+    keeps its own threads and :func:`describe_threads` says so), and a loaded PyTorch ``n``
+    intra-op threads (``torch.set_num_threads``). CuPy and array-api-strict are not affected."""
     n = check_threads(n)
     before = get_threads()
     _configure(n, chosen=True)

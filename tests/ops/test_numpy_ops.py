@@ -21,17 +21,15 @@ TOL = {"rtol": 1e-5, "atol": 1e-6}
 
 @pytest.fixture
 def split_small(monkeypatch):
-    """Every array is split (the threshold down to 1 element), and the pieces' threads are
-    recorded."""
+    """Every array is split (the threshold down to 1 element); records how many pieces each
+    call was cut into."""
     monkeypatch.setattr(numpy_ops, "MIN_SPLIT", 1)
-    seen: set[int] = set()
+    seen: list[int] = []
     run = numpy_ops._Pool.run
 
     def recording(self, fn, ranges):
-        def wrapped(a, b):
-            seen.add(threading.get_ident())
-            return fn(a, b)
-        return run(self, wrapped, ranges)
+        seen.append(len(ranges))
+        return run(self, fn, ranges)
 
     monkeypatch.setattr(numpy_ops._Pool, "run", recording)
     before = blas_threads.get_threads()
@@ -70,7 +68,7 @@ def test_relu_forward_and_backward(threaded, rng):
     np.testing.assert_array_equal(mask, want_mask)
     d = _rand(rng, *x.shape)
     np.testing.assert_array_equal(ops.relu_backward(d, mask), PORTABLE.relu_backward(d, mask))
-    assert len(seen) > 1  # the work ran on more than one thread
+    assert max(seen) > 1  # the work was cut for several threads
 
 
 @pytest.mark.parametrize(("C", "fh", "stride", "pad"), [
@@ -95,7 +93,7 @@ def test_im2col_and_col2im(threaded, rng, C, fh, stride, pad):
     col = _rand(rng, *want.shape)
     np.testing.assert_allclose(ops.col2im_t(col, (C, N, H, H), *args),
                                PORTABLE.col2im_t(col, (C, N, H, H), *args), **TOL)
-    assert len(seen) > 1
+    assert max(seen) > 1
 
 
 @pytest.mark.parametrize(("C", "FN", "stride", "pad"), [
@@ -133,7 +131,7 @@ def test_max_pooling(threaded, rng, shape, window, stride, pad):
     d = _rand(rng, *want.shape)
     np.testing.assert_array_equal(ops.max_pool_backward(d, saved, shape, *args),
                                   PORTABLE.max_pool_backward(d, want_saved, shape, *args))
-    assert len(seen) > 1
+    assert max(seen) > 1
 
 
 @pytest.mark.parametrize("mkn", [(3, 5, 40), (40, 5, 3), (3, 40, 5)])  # cut n, m, k
@@ -143,7 +141,7 @@ def test_matmul_large_cut_along_each_dimension(threaded, rng, mkn):
     a, b = _rand(rng, m, k), _rand(rng, k, n)
     np.testing.assert_allclose(ops.matmul_large(a, b), a @ b, **TOL)
     np.testing.assert_allclose(ops.matmul_large(b.T, a.T), b.T @ a.T, **TOL)  # strided
-    assert len(seen) > 1
+    assert max(seen) > 1
 
 
 def test_one_thread_runs_everything_on_the_calling_thread(split_small, rng):
@@ -151,7 +149,35 @@ def test_one_thread_runs_everything_on_the_calling_thread(split_small, rng):
     ops = NumpyOps(xnp)
     ops.relu_forward(_rand(rng, 4, 4, 5, 5))
     ops.matmul_large(_rand(rng, 8, 8), _rand(rng, 8, 8))
-    assert split_small == {threading.get_ident()}
+    assert set(split_small) <= {1}
+
+
+def test_the_pool_runs_pieces_on_its_workers_and_each_piece_once():
+    seen: list[tuple[int, int, int]] = []
+    barrier = threading.Barrier(3, timeout=10)
+
+    def piece(a, b):
+        barrier.wait()  # all three at once: each on a thread of its own
+        seen.append((a, b, threading.get_ident()))
+        return a
+
+    assert numpy_ops._Pool().run(piece, [(0, 1), (1, 2), (2, 3)]) == [0, 1, 2]
+    assert sorted(r[:2] for r in seen) == [(0, 1), (1, 2), (2, 3)]
+    assert len({r[2] for r in seen}) == 3
+
+
+def test_a_piece_no_worker_started_runs_on_the_calling_thread():
+    pool = numpy_ops._Pool()
+    release = threading.Event()
+    pool.run(lambda a, b: None, [(0, 1), (1, 2)])  # makes the one worker
+    where: list[int] = []
+    busy = pool._executor.submit(release.wait, 10)  # holds the only worker
+    try:
+        pool.run(lambda a, b: where.append(threading.get_ident()), [(0, 1), (1, 2)])
+    finally:
+        release.set()
+        busy.result()
+    assert where == [threading.get_ident()] * 2
 
 
 def test_small_arrays_are_not_split(rng):

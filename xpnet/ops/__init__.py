@@ -4,7 +4,8 @@ this package (and :mod:`xpnet.backend`) tests which backend it is.
 :class:`Ops` holds the portable version of every operation that some backend runs faster (ReLU
 forward/backward, the softmax-loss gradient, matmul, im2col/col2im, max pooling, the optimizer
 updates, uniform random numbers, the CUDA-graph step, device collectives);
-:class:`~xpnet.ops.cupy_ops.CupyOps` replaces them with CuPy kernels
+:class:`~xpnet.ops.numpy_ops.NumpyOps` splits NumPy's large ones over threads
+(:func:`xpnet.set_threads`), :class:`~xpnet.ops.cupy_ops.CupyOps` replaces them with CuPy kernels
 (:mod:`xpnet.cuda.kernels`), :class:`~xpnet.ops.torch_ops.TorchOps` draws random numbers with
 PyTorch's generator. Layers ask once per call (a dict look-up) and use what they get.
 """

@@ -57,7 +57,10 @@ class _Pool:
         self._size = 0
 
     def run(self, fn: Callable[[int, int], Any], ranges: Sequence[tuple[int, int]]) -> list[Any]:
-        """``[fn(*r) for r in ranges]``, the first on this thread, the rest on the workers."""
+        """``[fn(*r) for r in ranges]``, the first on this thread, the rest on the workers;
+        a piece no worker has started when this thread is done with its own runs here (on a
+        busy machine a worker may wait for a core: the call then costs no more than one
+        thread would)."""
         if len(ranges) == 1:
             return [fn(*ranges[0])]
         with self._lock:
@@ -68,8 +71,10 @@ class _Pool:
                 self._executor = ThreadPoolExecutor(self._size, thread_name_prefix="xpnet")
             executor = self._executor
         futures: list[Future[Any]] = [executor.submit(fn, *r) for r in ranges[1:]]
-        first = fn(*ranges[0])
-        return [first, *(f.result() for f in futures)]
+        out = [fn(*ranges[0])]
+        for future, r in zip(futures, ranges[1:], strict=True):
+            out.append(fn(*r) if future.cancel() else future.result())
+        return out
 
 
 _POOL = _Pool()
