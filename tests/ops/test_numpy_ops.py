@@ -246,3 +246,36 @@ def test_a_threaded_training_step_changes_the_weights_as_an_unthreaded_one(rng):
         blas_threads.set_threads(before)
     for key in weights[0]:  # Adam moves each weight by up to lr = 0.01 per step
         np.testing.assert_allclose(weights[1][key], weights[0][key], rtol=1e-4, atol=1e-5)
+
+
+def test_adam_update_in_pieces_equals_the_portable_update(threaded, rng):
+    ops, seen = threaded
+    arrays = {name: _rand(rng, 37, 11) for name in ("p", "g", "m")}
+    arrays["v"] = np.abs(_rand(rng, 37, 11))
+    mine = {k: v.copy() for k, v in arrays.items()}
+    theirs = {k: v.copy() for k, v in arrays.items()}
+    rate = np.float32(0.003)
+    args = (1, 0.001, 0.9, 0.999, 1e-7, lambda: rate)
+    ops.adam_update(mine, "p", mine["g"], mine["m"], mine["v"], *args)
+    PORTABLE.adam_update(theirs, "p", theirs["g"], theirs["m"], theirs["v"], *args)
+    for key in arrays:
+        np.testing.assert_array_equal(mine[key], theirs[key])
+    assert max(seen) > 1
+
+
+def test_a_wide_affine_product_is_cut_and_a_small_one_is_not(monkeypatch, rng):
+    before = blas_threads.set_threads(2)
+    calls: list[int] = []
+    run = numpy_ops._Pool.run
+    monkeypatch.setattr(numpy_ops._Pool, "run",
+                        lambda self, fn, ranges: calls.append(len(ranges)) or run(self, fn,
+                                                                                  ranges))
+    try:
+        ops = NumpyOps(xnp)
+        a, b = _rand(rng, 100, 4320), _rand(rng, 4320, 100)  # SimpleConvNet's Affine1
+        np.testing.assert_allclose(ops.matmul(a, b), a @ b, rtol=1e-4, atol=1e-3)
+        assert calls == [2]
+        ops.matmul(_rand(rng, 100, 784), _rand(rng, 784, 100))  # the book's MLP
+        assert calls == [2]
+    finally:
+        blas_threads.set_threads(before)

@@ -18,7 +18,7 @@ weight gradient) sums the parts in another order.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, MutableMapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
@@ -34,10 +34,12 @@ from .convolution import (
     max_pool_forward,
 )
 
-__all__ = ["MIN_SPLIT", "NumpyOps", "spans"]
+__all__ = ["MIN_FLOPS", "MIN_SPLIT", "NumpyOps", "spans"]
 
 #: Arrays (or products' outputs and operands) smaller than this many elements run unsplit.
 MIN_SPLIT = 1 << 16
+#: Products (:meth:`NumpyOps.matmul`) of fewer multiply-adds run unsplit.
+MIN_FLOPS = 1 << 24
 
 
 def spans(n: int, parts: int) -> list[tuple[int, int]]:
@@ -150,6 +152,14 @@ class NumpyOps(Ops):
 
     # ----------------------------------------------------------------- matrix products
 
+    def matmul(self, a: Array, b: Array) -> Array:
+        """``a @ b``; 2-D products of at least :data:`MIN_FLOPS` multiply-adds (a wide affine
+        layer) are cut as :meth:`matmul_large` cuts them, smaller ones (the book's MLPs) not."""
+        if (a.ndim != 2 or b.ndim != 2 or a.shape[0] * a.shape[1] * b.shape[1] < MIN_FLOPS
+                or not isinstance(a, np.ndarray) or not isinstance(b, np.ndarray)):
+            return a @ b
+        return self.matmul_large(a, b)
+
     def matmul_large(self, a: Array, b: Array) -> Array:
         """``a @ b`` for 2-D operands, cut along the widest of its three dimensions."""
         m, k = a.shape
@@ -178,6 +188,38 @@ class NumpyOps(Ops):
         for piece in pieces[1:]:
             total += piece
         return total
+
+    # ----------------------------------------------------------------- optimizer updates
+
+    def adam_update(self, params: MutableMapping[str, Array], key: str, g: Array, m: Array,
+                    v: Array, step: Array, lr: float, beta1: float, beta2: float, eps: float,
+                    lr_t: Callable[[], Array]) -> None:
+        """:meth:`Ops.adam_update`, the same operations in the same order on pieces of the
+        parameter (a large one), in place."""
+        p = params[key]
+        if (p.size < MIN_SPLIT or not isinstance(p, np.ndarray) or not p.flags.writeable
+                or not all(a.flags.c_contiguous for a in (p, g, m, v))):
+            super().adam_update(params, key, g, m, v, step, lr, beta1, beta2, eps, lr_t)
+            return
+        rate = lr_t()
+        flat = [a.reshape(-1) for a in (p, g, m, v)]
+
+        def part(s: int, e: int) -> None:
+            pp, gg, mm, vv = (a[s:e] for a in flat)
+            delta = gg - mm
+            delta *= 1.0 - beta1
+            mm += delta
+            delta = gg * gg
+            delta -= vv
+            delta *= 1.0 - beta2
+            vv += delta
+            denominator = np.sqrt(vv)
+            denominator += eps
+            change = rate * mm
+            change /= denominator
+            pp -= change
+
+        self._map(part, p.size, p.size)
 
     # ----------------------------------------------------------------- convolution, pooling
 
