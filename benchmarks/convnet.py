@@ -29,13 +29,21 @@ of both: a step of this scheme costs more than ``im2col-floor``. (Columns built 
 a few images at a time stay in the cache and can beat it; measured for DeepConvNet's layers,
 that gained only in the 16-channel layer's forward pass.)
 
-All start from the same weights. Threads are pinned (``--threads``, default 1). Peak memory of
-one step is measured per contender in a fresh child process (``--no-memory`` skips it):
-``tracemalloc`` peak (NumPy allocations; PyTorch's allocator is invisible to it) and the growth
-of the process's max RSS over the state after setup.
+All start from the same weights. Threads are set per contender (``--threads``, default 1;
+``--threads 1,2`` runs every count in the same interleaved rounds, contenders named
+``xpnet-numpy@2t``...): xpnet with ``xpnet.set_threads(n)`` as a user gets it (its pool of n
+threads, one BLAS thread each), torch with ``torch.set_num_threads(n)``, the book's code with n
+BLAS threads; the report adds each count's ratio to the first (``scaling``) and a scaling table.
+``--models mlp`` adds the chapter-6 MLP step of :mod:`benchmarks.mlp`; ``--baseline CHECKOUT``
+adds ``xpnet-main``, the xpnet package of another checkout (today's ``main``) with n BLAS
+threads. Peak memory of one step is measured per contender in a fresh child process (one
+thread count only; ``--no-memory`` skips it): ``tracemalloc`` peak (NumPy allocations;
+PyTorch's allocator is invisible to it) and the growth of the process's max RSS over the state
+after setup.
 
     python -m benchmarks.convnet                  # prints a table
     python -m benchmarks.convnet --json out.json  # and writes the numbers
+    python -m benchmarks.convnet --threads 1,2 --models simple,deep,mlp --no-memory
     python -m benchmarks.convnet --gpu            # xpnet-cupy against torch-cuda
 
 ``--gpu`` runs two other contenders, each block ending with a device synchronisation:

@@ -248,7 +248,8 @@ def test_a_threaded_training_step_changes_the_weights_as_an_unthreaded_one(rng):
         np.testing.assert_allclose(weights[1][key], weights[0][key], rtol=1e-4, atol=1e-5)
 
 
-def test_adam_update_in_pieces_equals_the_portable_update(threaded, rng):
+def test_adam_update_in_pieces_equals_the_portable_update(threaded, rng, monkeypatch):
+    monkeypatch.setattr(numpy_ops, "MIN_SPLIT_UPDATE", 1)
     ops, seen = threaded
     arrays = {name: _rand(rng, 37, 11) for name in ("p", "g", "m")}
     arrays["v"] = np.abs(_rand(rng, 37, 11))

@@ -34,12 +34,15 @@ from .convolution import (
     max_pool_forward,
 )
 
-__all__ = ["MIN_FLOPS", "MIN_SPLIT", "NumpyOps", "spans"]
+__all__ = ["MIN_FLOPS", "MIN_SPLIT", "MIN_SPLIT_UPDATE", "NumpyOps", "spans"]
 
 #: Arrays (or products' outputs and operands) smaller than this many elements run unsplit.
 MIN_SPLIT = 1 << 16
 #: Products (:meth:`NumpyOps.matmul`) of fewer multiply-adds run unsplit.
 MIN_FLOPS = 1 << 24
+#: Parameters of fewer elements are updated unsplit (the 784x100 weights of the book's MLP:
+#: measured slower in two pieces on this 2-core machine).
+MIN_SPLIT_UPDATE = 1 << 18
 
 
 def spans(n: int, parts: int) -> list[tuple[int, int]]:
@@ -197,7 +200,7 @@ class NumpyOps(Ops):
         """:meth:`Ops.adam_update`, the same operations in the same order on pieces of the
         parameter (a large one), in place."""
         p = params[key]
-        if (p.size < MIN_SPLIT or not isinstance(p, np.ndarray) or not p.flags.writeable
+        if (p.size < MIN_SPLIT_UPDATE or not isinstance(p, np.ndarray) or not p.flags.writeable
                 or not all(a.flags.c_contiguous for a in (p, g, m, v))):
             super().adam_update(params, key, g, m, v, step, lr, beta1, beta2, eps, lr_t)
             return
