@@ -44,9 +44,10 @@ def test_train_writes_the_run_directory(mnist, tmp_path, capsys):
     ([], "the {cores} cores this process may use; 1 BLAS thread each"),
     (["--threads", "3"], "set; 1 BLAS thread each"),
 ])
-def test_train_says_its_threads_once(mnist, tmp_path, capsys, argv, says):
+def test_train_says_its_threads_once(mnist, tmp_path, capsys, argv, says, monkeypatch):
     from xpnet import blas_threads
 
+    monkeypatch.setattr(blas_threads, "_threads", {})  # as in a fresh process: the default
     before = blas_threads.get_threads()
     code = main(["train", "--iters", "5", "--out", str(tmp_path / "r"), "--no-plot", *argv])
     assert code == 0

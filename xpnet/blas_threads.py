@@ -218,11 +218,13 @@ def threads(n: int) -> Iterator[int]:
     counts before it (xpnet's, and a loaded PyTorch's)."""
     torch: Any = sys.modules.get("torch")
     torch_before = torch.get_num_threads() if hasattr(torch, "get_num_threads") else None
-    before = set_threads(n)
+    saved = dict(_threads) if _threads else {"count": get_threads(), "chosen": False}
+    set_threads(n)
     try:
         yield n
     finally:
-        set_threads(before)
+        _threads.clear()
+        _threads.update(saved)  # the count and whether it was the default
         if torch_before is not None and torch.get_num_threads() != torch_before:
             torch.set_num_threads(torch_before)
 
