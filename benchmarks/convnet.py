@@ -29,13 +29,21 @@ of both: a step of this scheme costs more than ``im2col-floor``. (Columns built 
 a few images at a time stay in the cache and can beat it; measured for DeepConvNet's layers,
 that gained only in the 16-channel layer's forward pass.)
 
-All start from the same weights. Threads are pinned (``--threads``, default 1). Peak memory of
-one step is measured per contender in a fresh child process (``--no-memory`` skips it):
-``tracemalloc`` peak (NumPy allocations; PyTorch's allocator is invisible to it) and the growth
-of the process's max RSS over the state after setup.
+All start from the same weights. Threads are set per contender (``--threads``, default 1;
+``--threads 1,2`` runs every count in the same interleaved rounds, contenders named
+``xpnet-numpy@2t``...): xpnet with ``xpnet.set_threads(n)`` as a user gets it (its pool of n
+threads, one BLAS thread each), torch with ``torch.set_num_threads(n)``, the book's code with n
+BLAS threads; the report adds each count's ratio to the first (``scaling``) and a scaling table.
+``--models mlp`` adds the chapter-6 MLP step of :mod:`benchmarks.mlp`; ``--baseline CHECKOUT``
+adds ``xpnet-main``, the xpnet package of another checkout (today's ``main``) with n BLAS
+threads. Peak memory of one step is measured per contender in a fresh child process (one
+thread count only; ``--no-memory`` skips it): ``tracemalloc`` peak (NumPy allocations;
+PyTorch's allocator is invisible to it) and the growth of the process's max RSS over the state
+after setup.
 
     python -m benchmarks.convnet                  # prints a table
     python -m benchmarks.convnet --json out.json  # and writes the numbers
+    python -m benchmarks.convnet --threads 1,2 --models simple,deep,mlp --no-memory
     python -m benchmarks.convnet --gpu            # xpnet-cupy against torch-cuda
 
 ``--gpu`` runs two other contenders, each block ending with a device synchronisation:
@@ -57,10 +65,11 @@ from typing import Any
 
 import numpy as np
 
-from . import book
+from . import book, mlp
 from .book import DEEP_PADS
 from .harness import (
     Column,
+    ThreadSwitch,
     block_ratios,
     epoch_order,
     interleave,
@@ -77,7 +86,9 @@ from .harness import (
 )
 
 LR = 0.001
-MODELS = ("simple", "deep")
+MODELS = ("simple", "deep", "mlp")
+NAMES = {"simple": "SimpleConvNet", "deep": "DeepConvNet",
+         "mlp": "MLP 784-100x4-10, batch norm (benchmarks.mlp)"}
 
 
 def initial_params(model: str, seed: int) -> dict[str, np.ndarray]:
@@ -91,15 +102,17 @@ def initial_params(model: str, seed: int) -> dict[str, np.ndarray]:
 # --- xpnet ------------------------------------------------------------------------------------
 
 def xpnet_step(model: str, x: np.ndarray, t: np.ndarray, batch: int,
-               seed: int) -> Callable[[int], Any]:
-    """xpnet's network in float32 and its Adam, batches gathered with ``take``."""
-    from xpnet.nets import DeepConvNet, SimpleConvNet
-    from xpnet.optim import Adam
-
-    cls = SimpleConvNet if model == "simple" else DeepConvNet
+               seed: int, pkg: Any = None) -> Callable[[int], Any]:
+    """xpnet's network in float32 and its Adam, batches gathered with ``take`` (``pkg``:
+    another copy of the ``xpnet`` package, e.g. ``main``'s for ``--baseline``)."""
+    if model == "mlp":
+        return mlp.xpnet_step(x.reshape(x.shape[0], -1), t, batch, seed, pkg)
+    if pkg is None:
+        import xpnet as pkg
+    cls = pkg.nets.SimpleConvNet if model == "simple" else pkg.nets.DeepConvNet
     net = cls.from_params(initial_params(model, seed), dtype="float32",
                           **cls(seed=seed).config())
-    opt = Adam(lr=LR)
+    opt = pkg.optim.Adam(lr=LR)
     order = epoch_order(x.shape[0], batch, seed)
 
     def step(i: int) -> Any:
@@ -133,6 +146,8 @@ def book_step(model: str, x: np.ndarray, t: np.ndarray, batch: int,
 def torch_step(model: str, x: np.ndarray, t: np.ndarray, batch: int,
                seed: int, device: str = "cpu") -> Callable[[int], Any]:
     """The same network as ``torch.nn`` modules with autograd and ``torch.optim.Adam``."""
+    if model == "mlp":
+        return mlp.torch_step(x.reshape(x.shape[0], -1), t, batch, seed)
     import torch
     from torch import nn
 
@@ -322,13 +337,69 @@ def memory(model: str, names: list[str], threads: int, batch: int) -> dict[str, 
     return out
 
 
+def _label(name: str, n: int, counts: list[int]) -> str:
+    """A contender's name at ``n`` threads (``xpnet-numpy@2t`` when several counts run)."""
+    return f"{name}@{n}t" if len(counts) > 1 else name
+
+
+def _makers(model: str, x: np.ndarray, t: np.ndarray,
+            args: argparse.Namespace) -> dict[str, Callable[[], Any]]:
+    """Every contender of ``model`` at every thread count, each with its thread settings:
+    xpnet as a user gets it (``xpnet.set_threads(n)``: its pool of n threads, one BLAS thread
+    each), torch with ``n`` intra-op threads, the book's code and ``--baseline`` with ``n`` BLAS
+    threads; the book and the floors at the first count only when several run."""
+    switch, counts = args.switch, args.threads
+    common = (model, x, t, args.batch, args.seed)
+    out: dict[str, Callable[[], Any]] = {}
+    if args.gpu:
+        return {name: functools.partial(make, *common) for name, make in GPU_CONTENDERS.items()}
+    for n in counts:
+        out[_label("xpnet-numpy", n, counts)] = switch.wrap(
+            functools.partial(xpnet_step, *common), xpnet=n, blas=1)
+        if args.baseline_pkg is not None:
+            out[_label("xpnet-main", n, counts)] = switch.wrap(
+                functools.partial(xpnet_step, *common, pkg=args.baseline_pkg), blas=n)
+        out[_label("torch-eager", n, counts)] = switch.wrap(
+            functools.partial(torch_step, *common), torch=n)
+        if model == "mlp" or (len(counts) > 1 and n != counts[0]):
+            continue
+        out[_label("book-im2col", n, counts)] = switch.wrap(
+            functools.partial(book_step, *common), blas=n)
+        for name, make in FLOORS.items():
+            out[_label(name, n, counts)] = switch.wrap(functools.partial(make, *common),
+                                                       xpnet=n, blas=1)
+    return out
+
+
+def _ratios(med: dict[str, float], times: dict[str, list[float]],
+            counts: list[int]) -> dict[str, Any]:
+    """xpnet against the others at each count, and each count against the first (scaling)."""
+    entry: dict[str, Any] = {"ratios": {}, "ratio_per_block": {}}
+    for n in counts:
+        mine = _label("xpnet-numpy", n, counts)
+        for other in ("book-im2col", "torch-eager", "xpnet-main"):
+            theirs = _label(other, n, counts)
+            if mine in med and theirs in med:
+                key = f"{mine}/{theirs}" if len(counts) > 1 else f"xpnet/{other}"
+                entry["ratios"][key] = med[mine] / med[theirs]
+                # Block by block (each round ran the contenders back to back): the spread.
+                entry["ratio_per_block"][key] = block_ratios(times[mine], times[theirs])
+    if len(counts) > 1:
+        entry["scaling"] = {}
+        for base in ("xpnet-numpy", "torch-eager", "xpnet-main"):
+            first = _label(base, counts[0], counts)
+            for n in counts[1:]:
+                name = _label(base, n, counts)
+                if first in med and name in med:
+                    entry["scaling"][f"{name}/{first}"] = med[name] / med[first]
+    return entry
+
+
 def measure(model: str, x: np.ndarray, t: np.ndarray, args: argparse.Namespace) -> dict[str, Any]:
     """One model's entry of the report: step times, ratios (overall and per block), the
-    floors' ratios to PyTorch, memory."""
-    pool = GPU_CONTENDERS if args.gpu else {**CONTENDERS, **FLOORS}
-    steps, skipped = prepare({name: functools.partial(make, model, x, t, args.batch, args.seed)
-                              for name, make in pool.items()}, args.warmup, f"{model}/")
-    n_steps = args.steps if model == "simple" else max(1, args.steps // 4)
+    scaling over thread counts, the floors' ratios to PyTorch, memory."""
+    steps, skipped = prepare(_makers(model, x, t, args), args.warmup, f"{model}/")
+    n_steps = args.steps if model != "deep" else max(1, args.steps // 4)
     times = interleave(steps, args.reps, n_steps, start=args.warmup)
     med = {name: statistics.median(v) for name, v in times.items()}
     entry: dict[str, Any] = {
@@ -338,34 +409,51 @@ def measure(model: str, x: np.ndarray, t: np.ndarray, args: argparse.Namespace) 
     }
     if "xpnet-cupy" in med and "torch-cuda" in med:
         entry["ratios"] = {"xpnet-cupy/torch-cuda": med["xpnet-cupy"] / med["torch-cuda"]}
-    if "xpnet-numpy" in med:
-        others = [other for other in ("book-im2col", "torch-eager") if other in med]
-        entry["ratios"] = {f"xpnet/{other}": med["xpnet-numpy"] / med[other] for other in others}
-        # Block by block (each round ran the contenders back to back): the spread.
-        entry["ratio_per_block"] = {f"xpnet/{other}": block_ratios(times["xpnet-numpy"],
-                                                                   times[other])
-                                    for other in others}
-    if "torch-eager" in med:
-        entry["floor_ratios"] = {f"{name}/torch-eager": med[name] / med["torch-eager"]
-                                 for name in FLOORS if name in med}
-    if args.memory and not args.gpu:
-        entry["memory"] = memory(model, [n for n in steps if n in CONTENDERS], args.threads,
+    if any(name.startswith("xpnet-numpy") for name in med):
+        entry.update(_ratios(med, times, args.threads))
+    torch_first = _label("torch-eager", args.threads[0], args.threads)
+    if torch_first in med and model != "mlp":
+        entry["floor_ratios"] = {f"{name}/{torch_first}": med[name] / med[torch_first]
+                                 for name in (_label(f, args.threads[0], args.threads)
+                                              for f in FLOORS) if name in med}
+    if args.memory and not args.gpu and model != "mlp" and len(args.threads) == 1:
+        entry["memory"] = memory(model, [n for n in steps if n in CONTENDERS], args.threads[0],
                                  args.batch)
     return entry
 
 
+def load_baseline(path: str) -> Any:
+    """The ``xpnet`` package of another checkout (``path/xpnet``), imported as
+    ``xpnet_baseline`` beside this one (``--baseline``: today's ``main`` in the same run)."""
+    import importlib.util
+    from pathlib import Path
+
+    root = Path(path) / "xpnet"
+    spec = importlib.util.spec_from_file_location(
+        "xpnet_baseline", root / "__init__.py", submodule_search_locations=[str(root)])
+    if spec is None or spec.loader is None or not root.is_dir():
+        msg = f"--baseline: no xpnet package under {path}"
+        raise SystemExit(msg)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["xpnet_baseline"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Every model of ``args.models``, its contenders interleaved; the report."""
-    threads = pin_threads(args.threads)
+    threads = pin_threads(args.threads[0])
     import xpnet  # noqa: F401  (after pinning; loaded now, its version goes into the record)
 
+    args.switch = ThreadSwitch()
+    args.baseline_pkg = load_baseline(args.baseline) if args.baseline else None
     x, t, source = train_images(args.quick, flatten=False)
     report: dict[str, Any] = {
         "config": {"batch": args.batch, "optimizer": "adam", "lr": LR, "data": source,
                    "dtypes": {"xpnet-numpy": "float32", "book-im2col": "float64 (float32 x)",
                               "torch-eager": "float32"},
                    "steps_per_block": args.steps, "reps": args.reps, "warmup": args.warmup,
-                   "gpu": args.gpu},
+                   "gpu": args.gpu, "threads": args.threads, "baseline": args.baseline},
         "machine": machine(), "threads": threads, "models": {},
     }
     for model in args.models:
@@ -374,21 +462,51 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return report
 
 
-def print_report(report: dict[str, Any]) -> None:
-    """One table per model, its ratios and the floors' ratios, the load average."""
-    cfg = report["config"]
-    print(f"\nconv nets: Adam {cfg['lr']}, batch {cfg['batch']}, {cfg['data']} data, threads "
-          f"{report['threads']['requested']} ({report['machine']['cpu']})")
+def _scaling_rows(report: dict[str, Any]) -> list[list[Any]]:
+    """One row per model: xpnet and torch at each count, xpnet/torch at each, xpnet's last
+    count over its first."""
+    counts = report["config"]["threads"]
+    rows = []
     for model, entry in report["models"].items():
-        print(f"\n{'SimpleConvNet' if model == 'simple' else 'DeepConvNet'} "
-              f"({entry['steps_per_block']} steps per block)")
+        ms = {k: v["median"] for k, v in entry["step_ms"].items()}
+        row: list[Any] = [model]
+        row += [ms.get(_label(b, n, counts)) for b in ("xpnet-numpy", "torch-eager")
+                for n in counts]
+        for n in counts:
+            mine, theirs = (ms.get(_label(b, n, counts)) for b in ("xpnet-numpy", "torch-eager"))
+            row.append(mine / theirs if mine and theirs else None)
+        first, last = (ms.get(_label("xpnet-numpy", n, counts)) for n in (counts[0], counts[-1]))
+        row.append(last / first if first and last else None)
+        rows.append(row)
+    return rows
+
+
+def print_scaling(report: dict[str, Any]) -> None:
+    """The scaling table (several thread counts): step ms and ratios per model."""
+    counts = report["config"]["threads"]
+    columns = [Column("model", 7, align="<")]
+    columns += [Column(f"{b} {n}t ms", 12, ".2f") for b in ("xpnet", "torch") for n in counts]
+    columns += [Column(f"x/t {n}t", 8, ".2f", unit="x") for n in counts]
+    columns += [Column(f"x {counts[-1]}t/{counts[0]}t", 9, ".2f", unit="x")]
+    print("\nscaling (medians)")
+    print_table(columns, _scaling_rows(report))
+
+
+def print_report(report: dict[str, Any]) -> None:
+    """One table per model, its ratios and the floors' ratios, the scaling, the load."""
+    cfg = report["config"]
+    counts = cfg.get("threads", [report["threads"]["requested"]])
+    print(f"\nconv nets: Adam {cfg['lr']}, batch {cfg['batch']}, {cfg['data']} data, threads "
+          f"{','.join(map(str, counts))} ({report['machine']['cpu']})")
+    for model, entry in report["models"].items():
+        print(f"\n{NAMES[model]} ({entry['steps_per_block']} steps per block)")
         rows = []
         for name, s in entry["step_ms"].items():
             mem = entry.get("memory", {}).get(name, {})
-            rows.append([name, cfg["dtypes"].get(name, "float32").split()[0], s["median"],
-                         s["min"], s["max"], mem.get("tracemalloc_peak_mb"),
+            rows.append([name, cfg["dtypes"].get(name.split("@")[0], "float32").split()[0],
+                         s["median"], s["min"], s["max"], mem.get("tracemalloc_peak_mb"),
                          mem.get("max_rss_growth_mb")])
-        print_table([Column("contender", 13, align="<"), Column("dtype", 8, align="<"),
+        print_table([Column("contender", 19, align="<"), Column("dtype", 8, align="<"),
                      Column("step ms", 9, ".2f"), Column("min", 8, ".2f"),
                      Column("max", 8, ".2f"), Column("tracemalloc MB", 15, ".1f"),
                      Column("RSS growth MB", 14, ".1f")], rows)
@@ -396,24 +514,43 @@ def print_report(report: dict[str, Any]) -> None:
             spread = entry.get("ratio_per_block", {}).get(key)
             extra = f" (per block {spread['min']:.2f} to {spread['max']:.2f})" if spread else ""
             print(f"  {key}: {value:.2f}x{extra}")
-        for key, value in entry.get("floor_ratios", {}).items():
+        for key, value in {**entry.get("scaling", {}), **entry.get("floor_ratios", {})}.items():
             print(f"  {key}: {value:.2f}x")
+    if len(counts) > 1 and not cfg.get("gpu"):
+        print_scaling(report)
     if "load_average_at_end" in report:
         start, end = report["machine"]["load_average_at_start"], report["load_average_at_end"]
         print(f"\nload average (1 min) at start {start[0]:.2f}, at end {end[0]:.2f}")
+
+
+def _thread_counts(text: str) -> list[int]:
+    """``--threads 1,2``: the counts, each an integer >= 1, in the order given."""
+    try:
+        counts = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        counts = []
+    if not counts or min(counts) < 1:
+        msg = f"must be thread counts >= 1 separated by commas, e.g. 1,2; got {text!r}"
+        raise argparse.ArgumentTypeError(msg)
+    return list(dict.fromkeys(counts))
 
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m benchmarks.convnet`` (``--probe`` is the memory probe's child process)."""
     p = argparse.ArgumentParser(prog="python -m benchmarks.convnet",
                                 description=__doc__.split("\n")[0])
-    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--threads", type=_thread_counts, default=[1], metavar="N[,N...]",
+                   help="thread counts, every one in the same interleaved run (default 1)")
     p.add_argument("--batch", type=int, default=100)
     p.add_argument("--steps", type=int, default=20, help="steps per timed block (deep: 1/4)")
     p.add_argument("--reps", type=int, default=5)
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--models", default="simple,deep", help="comma-separated: simple, deep")
+    p.add_argument("--models", default="simple,deep",
+                   help="comma-separated: simple, deep, mlp (default simple,deep)")
+    p.add_argument("--baseline", default=None, metavar="CHECKOUT",
+                   help="also time the xpnet package of another checkout (e.g. a worktree of "
+                        "main) as xpnet-main, with N BLAS threads")
     p.add_argument("--no-memory", dest="memory", action="store_false")
     p.add_argument("--quick", action="store_true", help="random data, few steps")
     p.add_argument("--gpu", action="store_true",
@@ -423,7 +560,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--probe", nargs=2, metavar=("MODEL", "CONTENDER"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.probe:
-        print(json.dumps(probe(*args.probe, args.threads, args.batch, args.seed)))
+        print(json.dumps(probe(*args.probe, args.threads[0], args.batch, args.seed)))
         return 0
     args.models = [m.strip() for m in args.models.split(",") if m.strip()]
     bad = [m for m in args.models if m not in MODELS]

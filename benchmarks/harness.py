@@ -2,7 +2,8 @@
 summaries, JSON and tables.
 
 - **Threads**: ``pin_threads`` pins BLAS/OpenMP (threadpoolctl) and torch's intra-op threads
-  and records which BLAS kernel runs; ``machine`` records the host and the versions.
+  and records which BLAS kernel runs; ``ThreadSwitch`` gives each contender its own counts in
+  one process (BLAS, torch, xpnet's pool); ``machine`` records the host and the versions.
 - **Timers**: ``timed`` (one call), ``best_time`` (the best of a few loops), ``step_time`` (a
   block of training steps of a contender after a warm-up).
 - **Interleaving**: ``prepare`` builds and warms each contender (one that raises is skipped
@@ -80,6 +81,49 @@ def pin_threads(n: int | None) -> dict[str, Any]:
                                               "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS")
                    if k in os.environ}
     return info
+
+
+class ThreadSwitch:
+    """Thread settings per contender in one process: ``use(blas=, torch=, xpnet=)`` sets
+    the BLAS threads (threadpoolctl), torch's intra-op threads and xpnet's own
+    (``xpnet.set_threads``: its pool, one BLAS thread each), each only when it changes, so
+    contenders at different counts interleave (``wrap`` puts it before every step)."""
+
+    def __init__(self) -> None:
+        self.state: dict[str, int] = {}
+
+    def use(self, *, blas: int | None = None, torch: int | None = None,
+            xpnet: int | None = None) -> None:
+        if xpnet is not None and self.state.get("xpnet") != xpnet:
+            import xpnet as xpnet_module
+
+            xpnet_module.set_threads(xpnet)  # also torch's count, when torch is loaded
+            self.state["xpnet"] = xpnet
+            self.state.pop("torch", None)
+        if blas is not None and self.state.get("blas") != blas:
+            from threadpoolctl import threadpool_limits
+
+            threadpool_limits(blas, user_api="blas")
+            self.state["blas"] = blas
+        if torch is not None and self.state.get("torch") != torch and torch_importable():
+            import torch as torch_module
+
+            torch_module.set_num_threads(torch)
+            self.state["torch"] = torch
+
+    def wrap(self, make: Callable[[], Step], **want: int | None) -> Callable[[], Step]:
+        """``make`` whose step (and the making) runs under ``use(**want)``."""
+        def made() -> Step:
+            self.use(**want)
+            inner = make()
+
+            def step(i: int) -> Any:
+                self.use(**want)
+                return inner(i)
+            if hasattr(inner, "sync"):
+                step.sync = inner.sync  # type: ignore[attr-defined]
+            return step
+        return made
 
 
 def torch_importable() -> bool:

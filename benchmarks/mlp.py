@@ -58,13 +58,16 @@ def he_weights(seed: int) -> list[np.ndarray]:
             for n_in, n_out in itertools.pairwise(SIZES)]
 
 
-def xpnet_step(x: np.ndarray, t: np.ndarray, batch: int, seed: int) -> Callable[[int], Any]:
-    """``MultiLayerNetExtend`` with batch norm and Adam, through the training loop's step."""
-    import xpnet
-    from xpnet.optim import Adam
-    from xpnet.training import make_step as _make_step
+def xpnet_step(x: np.ndarray, t: np.ndarray, batch: int, seed: int,
+               pkg: Any = None) -> Callable[[int], Any]:
+    """``MultiLayerNetExtend`` with batch norm and Adam, through the training loop's step
+    (``pkg``: another copy of the ``xpnet`` package, e.g. ``main``'s, to compare with)."""
+    if pkg is None:
+        import xpnet as pkg
+    Adam = pkg.optim.Adam
+    _make_step = pkg.training.make_step
 
-    net = xpnet.MultiLayerNetExtend(SIZES[0], list(SIZES[1:-1]), SIZES[-1],
+    net = pkg.MultiLayerNetExtend(SIZES[0], list(SIZES[1:-1]), SIZES[-1],
                                     weight_init_std="relu", use_batchnorm=True,
                                     dtype="float32", seed=seed)
     for k, w in enumerate(he_weights(seed), start=1):

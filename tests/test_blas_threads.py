@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -162,11 +163,13 @@ def test_the_command_says_its_thread_choice_once(tmp_path):
     done = _cli(tmp_path, "train", "--iters", "13", "--batch-size", "50", "--out",
                 str(tmp_path / "run"), "--no-plot")
     assert done.returncode == 0, done.stderr
-    lines = [line for line in done.stdout.splitlines() if "BLAS thread" in line]
+    lines = [line for line in done.stdout.splitlines() if "thread" in line]
     want = max(blas_threads.cores() // 2, 1)
-    assert len(lines) == 1, done.stdout
-    assert lines[0].startswith("  data parallel: 2 processes, batch 50 split across them; "
-                               f"{want} BLAS thread")
+    plural = "thread" if want == 1 else "threads"
+    assert lines == [f"threads: xpnet's NumPy operations on {want} {plural} "
+                     f"({blas_threads.cores()} cores / 2 processes on this machine; "
+                     "1 BLAS thread each)"], done.stdout
+    assert "  data parallel: 2 processes, batch 50 split across them" in done.stdout
     assert done.stdout.count("test accuracy after iteration 13") == 1
 
 
@@ -214,3 +217,95 @@ def test_a_failure_on_one_rank_is_reported_once_naming_the_rank(tmp_path):
     assert done.returncode == 1, done.stderr
     errors = [line for line in done.stderr.splitlines() if "error:" in line]
     assert errors == ["xpnet: error: rank 1 of 2: the cache is unreadable here"], done.stderr
+
+
+# --------------------------------------------------------------------------- xpnet's own threads
+
+@pytest.mark.parametrize(("env", "cores", "want"), [
+    ({}, 8, 8),  # every core this process may use, as PyTorch
+    ({}, 1, 1),
+    (MPICH, 8, 4),  # divided among the processes on this machine
+    ({**MPICH, "MPI_LOCALNRANKS": "16"}, 8, 1),  # at least one
+    ({"OMPI_COMM_WORLD_SIZE": "4", "OMPI_COMM_WORLD_LOCAL_SIZE": "2"}, 8, 4),
+    ({"OMP_NUM_THREADS": "3"}, 8, 3),  # the user's count
+    ({**MPICH, "OPENBLAS_NUM_THREADS": "2"}, 8, 2),
+    ({"OMP_NUM_THREADS": "zero"}, 8, 8),  # not a count: the cores
+])
+def test_default_threads(env, cores, want):
+    assert blas_threads.default_threads(env, n_cores=cores) == want
+
+
+def test_the_default_is_the_cores_this_process_may_use():
+    if hasattr(os, "sched_getaffinity"):
+        assert blas_threads.cores() == len(os.sched_getaffinity(0))
+    env = {k: v for k, v in os.environ.items()
+           if k not in blas_threads.THREAD_VARS and k not in blas_threads.LAUNCHER_VARS}
+    assert blas_threads.default_threads(env) == blas_threads.cores()
+
+
+@pytest.fixture
+def restore_threads():
+    before = blas_threads.get_threads()
+    yield
+    blas_threads.set_threads(before)
+
+
+@pytest.mark.parametrize(("value", "error", "says"), [
+    (0, ValueError, "threads must be >= 1, got 0"),
+    (-2, ValueError, "threads must be >= 1, got -2"),
+    (1.5, TypeError, "threads must be an integer >= 1 (the threads of xpnet's operations), "
+                     "got float 1.5"),
+    ("2", TypeError, "got str '2'"),
+    (True, TypeError, "got bool True"),
+    (None, TypeError, "got NoneType None"),
+])
+def test_refused_thread_counts(value, error, says, restore_threads):
+    before = blas_threads.get_threads()
+    with pytest.raises(error, match=re.escape(says)):
+        blas_threads.set_threads(value)
+    assert blas_threads.get_threads() == before  # nothing changed
+
+
+def test_set_threads_returns_the_count_it_replaces_and_the_context_restores_it(
+        restore_threads):
+    import numpy as np
+
+    blas_threads.set_threads(3)
+    assert blas_threads.set_threads(np.int64(2)) == 3  # NumPy integers count as integers
+    assert blas_threads.get_threads() == 2
+    with blas_threads.threads(1) as n:
+        assert n == 1
+        assert blas_threads.get_threads() == 1
+    assert blas_threads.get_threads() == 2
+
+
+def test_blas_runs_one_thread_per_worker_and_the_line_says_so(restore_threads):
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    blas_threads.set_threads(2)
+    counts = {p["num_threads"] for p in threadpoolctl.threadpool_info()
+              if p["user_api"] == "blas"}
+    assert counts <= {1}
+    assert blas_threads.describe_threads() == "2 threads (set; 1 BLAS thread each)"
+
+
+def test_the_default_is_chosen_once_and_said(tmp_path):
+    code = ("import xpnet; from xpnet import blas_threads; n = xpnet.get_threads(); "
+            "print(n, '|', blas_threads.describe_threads())")
+    env = {k: v for k, v in os.environ.items()
+           if k not in blas_threads.THREAD_VARS and k not in blas_threads.LAUNCHER_VARS}
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=60, check=True)
+    n = blas_threads.cores()
+    plural = "thread" if n == 1 else "threads"
+    assert done.stdout.strip() == (f"{n} | {n} {plural} (the {n} cores this process may use; "
+                                   "1 BLAS thread each)")
+
+
+def test_torch_gets_the_count_when_loaded(restore_threads):
+    torch = pytest.importorskip("torch")
+    before = torch.get_num_threads()
+    try:
+        blas_threads.set_threads(3)
+        assert torch.get_num_threads() == 3
+    finally:
+        torch.set_num_threads(before)

@@ -40,6 +40,27 @@ def test_train_writes_the_run_directory(mnist, tmp_path, capsys):
     assert f"test acc {history['final_test_acc']:.4f}" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize(("argv", "says"), [
+    ([], "the {cores} cores this process may use; 1 BLAS thread each"),
+    (["--threads", "3"], "set; 1 BLAS thread each"),
+])
+def test_train_says_its_threads_once(mnist, tmp_path, capsys, argv, says, monkeypatch):
+    from xpnet import blas_threads
+
+    monkeypatch.setattr(blas_threads, "_threads", {})  # as in a fresh process: the default
+    before = blas_threads.get_threads()
+    code = main(["train", "--iters", "5", "--out", str(tmp_path / "r"), "--no-plot", *argv])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert out.count("thread (") + out.count("threads (") == 1, out
+    lines = [line for line in out.splitlines() if line.startswith("threads:")]
+    n = int(argv[-1]) if argv else before
+    plural = "thread" if n == 1 else "threads"
+    says = says.format(cores=blas_threads.cores())
+    assert lines == [f"threads: xpnet's NumPy operations on {n} {plural} ({says})"]
+    assert blas_threads.get_threads() == before  # --threads held for the command only
+
+
 def test_train_quiet_prints_only_the_result(mnist, tmp_path, capsys):
     code = main(["train", "--iters", "5", "--out", str(tmp_path / "r"), "--quiet", "--no-plot"])
     assert code == 0

@@ -130,6 +130,8 @@ def test_graph_write_errors_are_one_line(tmp_path, capsys, monkeypatch):
     ("--seed", "-1", "must be an integer >= 0, got '-1'"),
     ("--seed", "x", "must be an integer >= 0, got 'x'"),
     ("--weight-decay", "-0.1", "must be a number >= 0, got '-0.1'"),
+    ("--threads", "0", "must be a positive integer, got '0'"),
+    ("--threads", "1.5", "must be a positive integer, got '1.5'"),
 ])
 def test_bad_values_name_the_option_and_what_it_takes(capsys, option, value, says):
     line = _usage_error(capsys, ["train", f"{option}={value}"])

@@ -18,6 +18,7 @@ from . import backend, conv, cuda, functions, gradcheck, layers, nets, optim, ut
 from ._defaults import defaults
 from ._version import __version__
 from .backend import cuda_available, get_namespace, to_numpy
+from .blas_threads import get_threads, set_threads, threads
 from .book_pickle import UnsafePickleError, load_book_params
 from .conv import Convolution, Pooling, col2im, im2col
 from .functions import (
@@ -119,6 +120,7 @@ __all__ = [
     "defaults",
     "get_namespace",
     "get_optimizer",
+    "get_threads",
     "gradient_check",
     "identity_function",
     "im2col",
@@ -127,6 +129,7 @@ __all__ = [
     "numerical_gradient",
     "relu",
     "relu_grad",
+    "set_threads",
     "shuffle_dataset",
     "sigmoid",
     "sigmoid_grad",
@@ -135,6 +138,7 @@ __all__ = [
     "softmax_loss",
     "step_function",
     "sum_squared_error",
+    "threads",
     "to_numpy",
     "train",
 ]

@@ -1,28 +1,44 @@
-"""BLAS threads per process when an MPI launcher starts several xpnet processes on one machine.
+"""CPU threads: xpnet's own thread count, and BLAS threads per process when an MPI launcher
+starts several xpnet processes on one machine.
 
-Each process's BLAS (OpenBLAS, MKL) and PyTorch start one thread per core by default: under
-``mpiexec -n 2`` on a 2-core machine that makes four busy threads on two cores, and a training
-step's small matrix products then wait for whole scheduler ticks (a 2-process run measured 20x
-slower than one process). As ``torchrun`` does, xpnet gives each process
-``cores // processes on this machine`` threads (at least 1), unless the user set a thread count
-(any of :data:`THREAD_VARS`), in which case nothing is touched.
+**xpnet's thread count** (:func:`set_threads`, :func:`get_threads`, ``with threads(n):``;
+``xpnet.set_threads`` and ``train(threads=)``, ``--threads`` on the command). On NumPy,
+xpnet's operations (:mod:`xpnet.ops.numpy_ops`) split their large work (column building,
+pooling, ReLU, the convolutions' products) over that many threads, and BLAS runs one thread per
+worker (``threadpoolctl``, process wide): BLAS threads of their own would busy-wait on the
+cores the workers need, and BLAS's own split of the convolutions' wide, thin products measured
+slower than one thread. A loaded PyTorch gets the count as its intra-op threads. The default
+is PyTorch's: the cores this process may use (``os.sched_getaffinity``), or the count the user
+set in ``OMP_NUM_THREADS`` (any of :data:`THREAD_VARS`); under ``mpiexec`` the cores divided
+among the processes on this machine. :func:`describe_threads` is the line a run prints.
+
+**BLAS under MPI.** Each process's BLAS (OpenBLAS, MKL) and PyTorch start one thread per core
+by default: under ``mpiexec -n 2`` on a 2-core machine that makes four busy threads on two
+cores, and a training step's small matrix products then wait for whole scheduler ticks (a
+2-process run measured 20x slower than one process). As ``torchrun`` does, xpnet gives each
+process ``cores // processes on this machine`` threads (at least 1), unless the user set a
+thread count (any of :data:`THREAD_VARS`), in which case the environment is not touched.
 
 The count must be set before the BLAS library loads: ``import xpnet`` does it first thing
 (:func:`limit_before_numpy`, which imports nothing and only sets environment variables, under an
 MPI launcher, with several processes on the machine, before NumPy is imported). When NumPy was
-imported earlier, :func:`apply` limits the loaded libraries through ``threadpoolctl`` (when it is
-installed) and PyTorch through ``torch.set_num_threads``. :func:`describe` gives the one line
-``xpnet train`` prints. This module imports no NumPy.
+imported earlier, :func:`apply` limits the loaded libraries through ``threadpoolctl`` and
+PyTorch through ``torch.set_num_threads``. :func:`describe` gives the BLAS line. This module
+imports no NumPy.
 """
 
 from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from numbers import Integral
+from typing import Any
 
-__all__ = ["THREAD_VARS", "apply", "cores", "describe", "launched_by_mpi", "limit_before_numpy",
-           "local_processes", "threads_per_process", "user_setting"]
+__all__ = ["THREAD_VARS", "apply", "check_threads", "cores", "default_threads", "describe",
+           "describe_threads", "get_threads", "launched_by_mpi", "limit_before_numpy",
+           "local_processes", "set_threads", "threads", "threads_per_process", "user_setting"]
 
 #: Environment variables that set a thread count; any of them set by the user wins.
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS",
@@ -124,13 +140,124 @@ def apply() -> int | None:
             from threadpoolctl import threadpool_limits
         except ImportError:
             return None
-        threadpool_limits(limits=threads)
+        # One BLAS thread per worker once xpnet's operations run their own pool.
+        threadpool_limits(limits=1 if "limiter" in _blas else threads, user_api="blas")
         _applied.update(threads=threads, how="threadpoolctl")
     torch = sys.modules.get("torch")
     if torch is not None and hasattr(torch, "set_num_threads") and \
             torch.get_num_threads() != threads:
         torch.set_num_threads(threads)
     return threads
+
+
+# xpnet's own thread count: {"count": n, "set": True when set_threads chose it}, and how
+# BLAS was limited ({"blas": "threadpoolctl" or why not}).
+_threads: dict[str, Any] = {}
+_blas: dict[str, Any] = {}
+
+
+def default_threads(environ: Mapping[str, str] | None = None,
+                    n_cores: int | None = None) -> int:
+    """The thread count when none was set: the count in the user's ``OMP_NUM_THREADS`` (or
+    another of :data:`THREAD_VARS`), else the cores this process may use
+    (``os.sched_getaffinity``, as PyTorch does) divided among the processes an MPI launcher
+    started on this machine (at least 1)."""
+    env = os.environ if environ is None else environ
+    mine = user_setting(env)
+    if mine is not None:
+        value = _positive(mine.split("=", 1)[1])
+        if value is not None:
+            return value
+    total = cores() if n_cores is None else n_cores
+    local = local_processes(env)
+    return max(total // local, 1) if local else total
+
+
+def check_threads(n: Any, what: str = "threads") -> int:
+    """``n`` as a thread count (an integer >= 1), else ``TypeError``/``ValueError`` saying
+    what to pass."""
+    if isinstance(n, bool) or not isinstance(n, Integral):
+        msg = (f"{what} must be an integer >= 1 (the threads of xpnet's operations), "
+               f"got {type(n).__name__} {n!r}")
+        raise TypeError(msg)
+    if n < 1:
+        msg = f"{what} must be >= 1, got {n}; 1 runs every operation on the calling thread"
+        raise ValueError(msg)
+    return int(n)
+
+
+def get_threads() -> int:
+    """The threads xpnet's NumPy operations split their work over: :func:`set_threads`'s
+    count, else :func:`default_threads` (chosen, and BLAS limited, on the first call)."""
+    found = _threads.get("count")
+    if found is None:
+        found = _configure(default_threads(), chosen=False)
+    return int(found)
+
+
+def set_threads(n: int) -> int:
+    """Run xpnet's NumPy operations on ``n`` threads (``n = 1``: on the calling thread alone);
+    returns the count it replaces. ``n`` must be an integer >= 1.
+
+    BLAS gets one thread per worker (through ``threadpoolctl``, for the whole process: a BLAS
+    pool of its own would spin on the cores the workers need; without ``threadpoolctl`` BLAS
+    keeps its own threads and :func:`describe_threads` says so), and a loaded PyTorch ``n``
+    intra-op threads (``torch.set_num_threads``). CuPy and array-api-strict are not affected."""
+    n = check_threads(n)
+    before = get_threads()
+    _configure(n, chosen=True)
+    torch = sys.modules.get("torch")
+    if torch is not None and hasattr(torch, "set_num_threads") and torch.get_num_threads() != n:
+        torch.set_num_threads(n)
+    return before
+
+
+@contextmanager
+def threads(n: int) -> Iterator[int]:
+    """``with threads(n):`` runs the block with :func:`set_threads` ``(n)``, then restores the
+    counts before it (xpnet's, and a loaded PyTorch's)."""
+    torch: Any = sys.modules.get("torch")
+    torch_before = torch.get_num_threads() if hasattr(torch, "get_num_threads") else None
+    saved = dict(_threads) if _threads else {"count": get_threads(), "chosen": False}
+    set_threads(n)
+    try:
+        yield n
+    finally:
+        _threads.clear()
+        _threads.update(saved)  # the count and whether it was the default
+        if torch_before is not None and torch.get_num_threads() != torch_before:
+            torch.set_num_threads(torch_before)
+
+
+def _configure(n: int, *, chosen: bool) -> int:
+    _threads.update(count=n, chosen=chosen or bool(_threads.get("chosen")))
+    if not _blas:
+        try:
+            from threadpoolctl import threadpool_limits
+        except ImportError:
+            _blas["how"] = "threadpoolctl is not installed: BLAS keeps its own threads"
+        else:
+            _blas["limiter"] = threadpool_limits(limits=1, user_api="blas")
+            _blas["how"] = "1 BLAS thread each"
+    return n
+
+
+def describe_threads() -> str:
+    """The one line a run prints about xpnet's threads (``"2 threads (2 cores; ...)"``)."""
+    n = get_threads()
+    why = "set" if _threads.get("chosen") else _default_reason()
+    plural = "thread" if n == 1 else "threads"
+    return f"{n} {plural} ({why}; {_blas.get('how', '')})"
+
+
+def _default_reason() -> str:
+    mine = user_setting()
+    if mine is not None:
+        return f"from {mine}"
+    local = local_processes()
+    if local:
+        return f"{cores()} cores / {local} processes on this machine"
+    return f"the {cores()} cores this process may use"
 
 
 def describe() -> str | None:

@@ -158,7 +158,7 @@ class Convolution:
         xt = xp.permute_dims(x, (1, 0, 2, 3))
         self.ops = ops_for(xp)
         self.col_t = self.ops.im2col_t(xt, FH, FW, self.stride, self.pad, oh, ow, self._work)
-        out = self._w2 @ self.col_t
+        out = self.ops.matmul_large(self._w2, self.col_t)
         out += xp.reshape(b, (FN, 1))  # in place on the fresh product
         self._out_shape = (N, FN, oh, ow)
         return xp.permute_dims(xp.reshape(out, (FN, N, oh, ow)), (1, 0, 2, 3))
@@ -174,7 +174,7 @@ class Convolution:
         if d2.dtype != self._w2.dtype:
             d2 = xp.astype(d2, self._w2.dtype)
         self.db = xp.sum(d2, axis=1)
-        self.dW = xp.reshape(d2 @ self.col_t.T, tuple(self.W.shape))
+        self.dW = xp.reshape(self.ops.matmul_large(d2, self.col_t.T), tuple(self.W.shape))
         if not self.input_grad:
             return None
         _, C, H, W = self.x.shape

@@ -15,7 +15,7 @@ import xpnet
 from xpnet import backend
 from xpnet.cuda.graph import graph_safe
 from xpnet.layers import Affine, Relu, SoftmaxWithLoss
-from xpnet.ops import CupyOps, Ops, ops_for
+from xpnet.ops import CupyOps, NumpyOps, ops_for
 from xpnet.training import train
 
 
@@ -24,12 +24,12 @@ def test_cpu_training_never_imports_cupy():
         "import sys, numpy as np, xpnet\n"
         "from xpnet.training import train\n"
         "from xpnet.backend import get_namespace\n"
-        "from xpnet.ops import Ops, ops_for\n"
+        "from xpnet.ops import NumpyOps, ops_for\n"
         "rng = np.random.default_rng(0)\n"
         "x = rng.random((200, 784), dtype=np.float32); t = rng.integers(0, 10, 200)\n"
         "net = xpnet.TwoLayerNet(784, 20, 10, dtype='float32', seed=0)\n"
         "train(net, x, t, x[:50], t[:50], iters=5, batch_size=20)\n"
-        "assert type(ops_for(get_namespace('numpy'))) is Ops\n"
+        "assert type(ops_for(get_namespace('numpy'))) is NumpyOps\n"
         "assert 'cupy' not in sys.modules, 'cupy was imported'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
@@ -49,7 +49,7 @@ def test_fused_kernels_are_returned_on_cupy(any_cupy):
     kernels = ops_for(xp)
     assert isinstance(kernels, CupyOps)
     assert ops_for(xp) is kernels  # one instance per namespace
-    assert type(ops_for(backend.get_namespace("numpy"))) is Ops
+    assert type(ops_for(backend.get_namespace("numpy"))) is NumpyOps
 
 
 def test_cuda_graph_needs_cupy():

@@ -5,6 +5,7 @@ their reasons instead of failing."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -50,3 +51,65 @@ def test_gpu_mode_without_a_device_skips_with_reasons(tmp_path, monkeypatch):
     assert entry["step_ms"] == {}
     assert entry["skipped"] == {"xpnet-cupy": "RuntimeError: CuPy is not installed",
                                 "torch-cuda": "RuntimeError: torch reports no CUDA device"}
+
+
+def test_every_thread_count_runs_in_one_interleaved_run(tmp_path):
+    pytest.importorskip("torch", reason="the scaling table compares with torch-eager")
+    pytest.importorskip("threadpoolctl", reason="the contenders' BLAS threads are set with it")
+    path = tmp_path / "threads.json"
+    root = str(Path(__file__).resolve().parents[2])  # this checkout as the baseline
+    assert bench.main(["--quick", "--models", "simple,mlp", "--threads", "1,2", "--no-memory",
+                       "--baseline", root, "--json", str(path)]) == 0
+    report = json.loads(path.read_text())
+    assert report["config"]["threads"] == [1, 2]
+    assert "cpu" in report["machine"]
+    assert "cores" in report["machine"]
+    simple, mlp = report["models"]["simple"], report["models"]["mlp"]
+    per_count = {f"{name}@{n}t" for name in ("xpnet-numpy", "xpnet-main", "torch-eager")
+                 for n in (1, 2)}
+    # The book's code and the floors at the first count only; the MLP has neither.
+    assert set(simple["step_ms"]) == per_count | {"book-im2col@1t", "matmul-floor@1t",
+                                                  "im2col-floor@1t"}
+    assert set(mlp["step_ms"]) == per_count
+    for entry in (simple, mlp):
+        ms = {k: v["median"] for k, v in entry["step_ms"].items()}
+        assert entry["scaling"]["xpnet-numpy@2t/xpnet-numpy@1t"] == pytest.approx(
+            ms["xpnet-numpy@2t"] / ms["xpnet-numpy@1t"])
+        assert entry["ratios"]["xpnet-numpy@2t/torch-eager@2t"] == pytest.approx(
+            ms["xpnet-numpy@2t"] / ms["torch-eager@2t"])
+        assert "xpnet-numpy@1t/xpnet-main@1t" in entry["ratios"]
+
+
+@pytest.mark.parametrize("text", ["0", "1,x", "", "2,-1"])
+def test_bad_thread_counts_are_refused(text, capsys):
+    with pytest.raises(SystemExit):
+        bench.main(["--threads", text])
+    assert "must be thread counts >= 1 separated by commas" in capsys.readouterr().err
+
+
+def test_thread_switch_gives_each_contender_its_counts():
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    import xpnet
+    from benchmarks.harness import ThreadSwitch
+
+    before = xpnet.get_threads()
+    switch = ThreadSwitch()
+    seen = []
+
+    def make():
+        return lambda i: seen.append((xpnet.get_threads(), blas()))
+
+    def blas():
+        return {p["num_threads"] for p in threadpoolctl.threadpool_info()
+                if p["user_api"] == "blas"}
+    try:
+        mine = switch.wrap(make, xpnet=2, blas=1)()
+        book = switch.wrap(make, blas=2)()
+        mine(0)
+        book(0)
+        mine(1)
+    finally:
+        xpnet.set_threads(before)
+    assert seen[0] == (2, {1})
+    assert seen[1][1] <= {2}
+    assert seen[2] == (2, {1})

@@ -13,7 +13,7 @@ POSITIONAL = ["net", "x_train", "t_train", "x_test", "t_test"]
 KEYWORDS = {"iters": 10_000, "batch_size": 100, "lr": None, "optimizer": None, "seed": 0,
             "eval_every": None, "eval_samples": None, "eval_at_end": True, "progress": False,
             "log": None, "cuda_graph": False, "checkpoint": None, "resume_from": None,
-            "comm": None}
+            "comm": None, "threads": None}
 
 
 def test_xpnet_train_is_the_function_with_its_signature():

@@ -491,3 +491,45 @@ def test_a_nan_from_the_updates_still_suggests_the_learning_rate(xp, data):
     net = PoisonedNet(20, 16, 3, xp=xp.namespace, device=xp.device, dtype="float32", seed=0)
     history = train(net, x, t, xt, tt, iters=100, batch_size=30, lr=0.5, seed=1)
     assert "learning rate is the likely cause: try a smaller one than lr=0.5" in history.message
+
+
+# --------------------------------------------------------------------------- threads (issue 20)
+
+def test_threads_hold_for_the_run_and_are_said_once(xp):
+    from xpnet import blas_threads
+
+    x, t = clusters(0, 200)
+    net = TwoLayerNet(20, 8, 3, xp=xp.namespace, device=xp.device, dtype="float32")
+    data = (xp.asarray(x, "float32"), xp.asarray(t, "uint8"))
+    before = blas_threads.get_threads()
+    seen: list[int] = []
+    step = net.gradient
+
+    def gradient(*args, **kwargs):
+        seen.append(blas_threads.get_threads())
+        return step(*args, **kwargs)
+
+    net.gradient = gradient
+    lines: list[str] = []
+    train(net, *data, *data, iters=4, batch_size=50, log=lines.append, threads=3)
+    assert set(seen) == {3}
+    assert blas_threads.get_threads() == before
+    said = [line for line in lines if line.startswith("threads:")]
+    if xp.name == "numpy":
+        assert said == ["threads: xpnet's NumPy operations on 3 threads (set; 1 BLAS thread "
+                        "each)"]
+    elif xp.name == "torch":
+        assert said == ["threads: 3 PyTorch intra-op threads"]
+    else:  # array-api-strict, CuPy: their own runtime or a device
+        assert said == []
+
+
+@pytest.mark.parametrize(("threads", "error", "says"), [
+    (0, ValueError, "threads must be >= 1, got 0"),
+    (2.0, TypeError, "threads must be an integer >= 1"),
+])
+def test_bad_thread_counts_are_refused_before_the_run(threads, error, says):
+    x, t = clusters(0, 60)
+    net = TwoLayerNet(20, 8, 3)
+    with pytest.raises(error, match=says):
+        train(net, x, t, x, t, iters=2, batch_size=20, threads=threads)

@@ -8,6 +8,7 @@ import argparse
 import sys
 import warnings
 from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -104,6 +105,11 @@ def _add_backend_options(p: argparse.ArgumentParser, dtype: str) -> None:
                    help="device for the backend, e.g. cuda:0, cpu, device1 (default: its default)")
     p.add_argument("--dtype", default=dtype, choices=("float32", "float64"),
                    help=f"floating dtype (default {dtype})")
+    p.add_argument("--threads", type=_positive_int, default=None, metavar="N",
+                   help="CPU threads: xpnet's NumPy operations split their work over N threads "
+                        "(one BLAS thread each), PyTorch runs N intra-op threads (default: the "
+                        "cores this process may use, divided among the processes mpiexec "
+                        "started on this machine; OMP_NUM_THREADS sets another default)")
 
 
 def _add_model_options(p: argparse.ArgumentParser) -> None:
@@ -297,13 +303,22 @@ def _warning_printer(shown: set[str]) -> Any:
     return show
 
 
+def _thread_count(args: argparse.Namespace) -> AbstractContextManager[Any]:
+    """``--threads N`` in force while the command runs (the count before comes back)."""
+    if getattr(args, "threads", None) is None:
+        return nullcontext()
+    from ..blas_threads import threads
+
+    return threads(args.threads)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``xpnet`` command; returns the exit code (see the module text)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)  # for --resume's checks
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _thread_count(args):
             from ..checkpoint import CheckpointWarning
             from ..datasets import MNISTWarning
 

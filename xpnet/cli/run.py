@@ -362,14 +362,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         _say(args, f"xpnet {__version__}: training {net!r}")
         _say(args, f"  {schedule}, batch {args.batch_size}, {optimizer!r}, "
                    f"seed {args.seed}; run directory {out}")
-        if comm is not None:
-            from ..blas_threads import describe
-
-            threads = describe()
+        if comm is not None:  # the threads of each process: train()'s "threads:" line
             devices = comm.allgather_object(str(net.device), "the device list")
             on = "" if set(devices) == {"cpu"} else f" on {', '.join(devices)}"
             _say(args, f"  data parallel: {comm.size} processes{on}, batch {args.batch_size} "
-                       "split across them" + (f"; {threads}" if threads else ""))
+                       "split across them")
         try:
             history = train(net, x_train, t_train, x_test, t_test, iters=iters,
                             batch_size=args.batch_size, optimizer=optimizer, seed=args.seed,

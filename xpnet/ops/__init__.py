@@ -4,7 +4,8 @@ this package (and :mod:`xpnet.backend`) tests which backend it is.
 :class:`Ops` holds the portable version of every operation that some backend runs faster (ReLU
 forward/backward, the softmax-loss gradient, matmul, im2col/col2im, max pooling, the optimizer
 updates, uniform random numbers, the CUDA-graph step, device collectives);
-:class:`~xpnet.ops.cupy_ops.CupyOps` replaces them with CuPy kernels
+:class:`~xpnet.ops.numpy_ops.NumpyOps` splits NumPy's large ones over threads
+(:func:`xpnet.set_threads`), :class:`~xpnet.ops.cupy_ops.CupyOps` replaces them with CuPy kernels
 (:mod:`xpnet.cuda.kernels`), :class:`~xpnet.ops.torch_ops.TorchOps` draws random numbers with
 PyTorch's generator. Layers ask once per call (a dict look-up) and use what they get.
 """
@@ -17,12 +18,13 @@ from typing import Any
 from ..backend import Namespace, backend_name, namespace, register_cache
 from .base import Ops, Workspace, one_hot
 from .cupy_ops import CupyOps
+from .numpy_ops import NumpyOps
 from .torch_ops import TorchOps
 
-__all__ = ["CupyOps", "Ops", "TorchOps", "Workspace", "one_hot", "ops_for"]
+__all__ = ["CupyOps", "NumpyOps", "Ops", "TorchOps", "Workspace", "one_hot", "ops_for"]
 
 _OPS: dict[int, Ops] = register_cache({})
-_CLASSES: dict[str, type[Ops]] = {"cupy": CupyOps, "torch": TorchOps}
+_CLASSES: dict[str, type[Ops]] = {"cupy": CupyOps, "numpy": NumpyOps, "torch": TorchOps}
 
 
 def ops_for(x: Any) -> Ops:

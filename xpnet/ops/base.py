@@ -164,6 +164,12 @@ class Ops:
         """``a @ b`` (the layers' products; a backend may swap in its own kernel)."""
         return a @ b
 
+    def matmul_large(self, a: Array, b: Array) -> Array:
+        """``a @ b`` for 2-D operands of a convolution (its column products): large enough
+        that a backend may split them over threads (:class:`~xpnet.ops.numpy_ops.NumpyOps`).
+        Unlike :meth:`matmul`, never replaced inside a CUDA-graph step."""
+        return a @ b
+
     # ----------------------------------------------------------------- convolution, pooling
 
     def im2col_t(self, xt: Array, fh: int, fw: int, stride: int, pad: int, oh: int, ow: int,
@@ -250,6 +256,11 @@ class Ops:
         delta *= 1.0 - beta2
         v += delta
         subtract(params, key, params[key], _scaled_step(lr_t(), m, v, self.xp, eps))
+
+    def threads_line(self) -> str | None:
+        """How many CPU threads these operations use, for the one line a run prints
+        (``None``: the backend's own runtime decides, or the work runs on a device)."""
+        return None
 
     # ----------------------------------------------------------------- random numbers
 

@@ -21,6 +21,12 @@ class TorchOps(Ops):
     def random_stream(self, dev: Any, seq: np.random.SeedSequence) -> TorchRandomStream:
         return TorchRandomStream(dev, seq)
 
+    def threads_line(self) -> str | None:
+        import torch
+
+        n = torch.get_num_threads()
+        return f"{n} PyTorch intra-op thread{'' if n == 1 else 's'}"
+
 
 class TorchRandomStream:
     """Uniform numbers from a seeded ``torch.Generator`` on ``dev``."""

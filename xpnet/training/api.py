@@ -28,7 +28,10 @@ import numpy as np
 
 from .._checks import optional_positive_int, positive_int
 from ..backend import backend_name, dtype_name, on_device
+from ..blas_threads import check_threads
+from ..blas_threads import threads as threads_for_run
 from ..checkpoint import Checkpointer
+from ..ops import ops_for
 from ..optim import SGD, Optimizer, get_optimizer
 from .data import BatchOrder, TrainingData, labels_checked_once, net_setting, prepare_data
 from .divergence import DivergenceStop
@@ -73,6 +76,7 @@ def train(
     checkpoint: str | os.PathLike[str] | None = None,
     resume_from: Any = None,
     comm: Any = None,
+    threads: int | None = None,
 ) -> History:
     """Train ``net`` on random mini-batches with an optimizer (SGD by default), as the book does.
 
@@ -124,6 +128,12 @@ def train(
         each with the same data and arguments. Every global batch of ``batch_size`` rows is
         split across them and the gradients averaged: the updates are those of one process.
         Only rank 0 logs and shows the progress bar. ``None``: one process, no MPI.
+    threads
+        CPU threads for the run (:func:`xpnet.set_threads`; the count before comes back
+        afterwards): on NumPy, xpnet's operations split their work over them with one BLAS
+        thread each; on PyTorch, its intra-op threads. ``None`` (default): the count in force,
+        by default the cores this process may use (divided among the processes ``mpiexec``
+        started on this machine). ``log`` gets one line saying what runs.
 
     Returns
     -------
@@ -134,6 +144,8 @@ def train(
         measured so far.
     """
     positive_int(iters, "iters")
+    if threads is not None:
+        check_threads(threads)
     positive_int(batch_size, "batch_size")
     optional_positive_int(eval_samples, "eval_samples")
     optimizer = _resolve_optimizer(optimizer, lr)
@@ -162,6 +174,7 @@ def train(
         # Labels were checked once by prepare_data: no per-step host sync. The caller's
         # setting comes back when train returns or raises.
         stack.enter_context(labels_checked_once(net))
+        _use_threads(stack, threads, xp, say)
         step, context = parallel.make_step(net, xp, data.x_train, data.t_train, optimizer)
         stack.callback(step.close)
         if say is not None and parallel.note:
@@ -176,6 +189,16 @@ def train(
         run_loop(run, step, hooks)
     _close_history(history, run, eval_at_end, start)
     return history
+
+
+def _use_threads(stack: contextlib.ExitStack[Any], threads: int | None, xp: Any,
+                 say: Callable[[str], None] | None) -> None:
+    """``threads`` in force until the run ends (when given), and the one line about them."""
+    if threads is not None:
+        stack.enter_context(threads_for_run(threads))
+    line = ops_for(xp).threads_line()
+    if say is not None and line:
+        say(f"threads: {line}")
 
 
 def _saver(stack: contextlib.ExitStack[Any], path: str | os.PathLike[str] | None,
