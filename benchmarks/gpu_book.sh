@@ -20,7 +20,7 @@ run() {  # run SCRIPT MAX_TRAIN
     $PY -m xpnet book --backend cupy --dtype float32 --seed 0 --max-train "$2" \
         --out "$OUT" "$BOOK/$1" 2>&1 | tail -n 4 || return 1
     [ "${PIPESTATUS[0]}" = 0 ] || return 1
-    echo "   $(echo "$(date +%s.%N) - $start" | bc) s"
+    echo "   $(awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }') s"
 }
 status=0
 run ch07/gradient_check.py 100 || status=1

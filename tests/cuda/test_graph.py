@@ -67,7 +67,8 @@ def test_graph_training_matches_numpy_and_eager(any_cupy, graph_steps):
     assert step.error is None
     assert step.eager_calls == 3
     assert step.launches == ITERS - 3
-    assert step.graph.launches == ITERS - 3
+    if hasattr(step.graph, "launches"):  # the fake counts what ran; CuPy's Graph keeps no count
+        assert step.graph.launches == ITERS - 3
     for key in p_np:
         np.testing.assert_allclose(p_eager[key], p_np[key], rtol=1e-4, atol=1e-6)
         np.testing.assert_allclose(p_graph[key], p_np[key], rtol=1e-4, atol=1e-6)
