@@ -66,8 +66,9 @@ def _sample(text: str) -> list[str]:
 
 def _comparable(line: str) -> str:
     """A printed line without what depends on the machine or the moment: the run directory's
-    time stamp and the seconds."""
+    time stamp, the thread and core counts, and the seconds."""
     line = re.sub(r"runs/\d{8}-\d{6}-", "runs/<date>-<time>-", line)
+    line = re.sub(r"on \d+ threads? \(the \d+ cores?", "on <n> threads (the <n> cores", line)
     return re.sub(r"\(\d+\.\d s\)$", "(<seconds>)", line)
 
 
@@ -94,8 +95,9 @@ def test_the_quick_start_prints_the_readmes_sample(tmp_path):
         proc.kill()
         proc.wait(timeout=60)
         proc.stdout.close()
-    want = _sample(readme)[:3]
-    assert want[2].startswith("epoch  1 ")
+    want = _sample(readme)[:4]
+    assert want[2].startswith("threads: ")
+    assert want[3].startswith("epoch  1 ")
     assert [_comparable(x) for x in lines] == [_comparable(x) for x in want]
 
 
