@@ -22,7 +22,8 @@ from .convolution import (
     max_pool_forward,
 )
 
-__all__ = ["Ops", "RandomStream", "Workspace", "add", "one_hot", "subtract", "writeable"]
+__all__ = ["Ops", "RandomStream", "Workspace", "adam_moments", "add", "one_hot", "subtract",
+           "writeable"]
 
 
 def one_hot(t: Array, /, num_classes: int, *, dtype: Any = None) -> Array:
@@ -46,6 +47,17 @@ def _classes(xp: Namespace, num_classes: int, dtype: Any, dev: Any) -> Array:
             dtype = xp.int64
         found = _CLASSES[key] = xp.arange(num_classes, dtype=dtype, device=dev)
     return found
+
+
+def adam_moments(g: Array, m: Array, v: Array, beta1: float, beta2: float) -> None:
+    """Adam's moments in place: ``m += (1 - beta1) * (g - m); v += (1 - beta2) * (g**2 - v)``."""
+    delta = g - m
+    delta *= 1.0 - beta1
+    m += delta
+    delta = g * g
+    delta -= v
+    delta *= 1.0 - beta2
+    v += delta
 
 
 def writeable(p: Array) -> bool:
@@ -248,13 +260,7 @@ class Ops:
         """``m += (1 - beta1) * (g - m); v += (1 - beta2) * (g**2 - v);
         p -= lr_t * m / (sqrt(v) + eps)`` with ``lr_t() = lr * sqrt(1 - beta2**step) /
         (1 - beta1**step)`` (0-d, on the device; ``step`` is the update count there)."""
-        delta = g - m
-        delta *= 1.0 - beta1
-        m += delta
-        delta = g * g
-        delta -= v
-        delta *= 1.0 - beta2
-        v += delta
+        adam_moments(g, m, v, beta1, beta2)
         subtract(params, key, params[key], _scaled_step(lr_t(), m, v, self.xp, eps))
 
     def threads_line(self) -> str | None:

@@ -12,8 +12,8 @@ from typing import Any
 
 from ..backend import Array, Namespace, device
 
-__all__ = ["Workspace", "col2im_t", "conv_input_grad", "im2col_t", "max_pool_backward",
-           "max_pool_forward"]
+__all__ = ["Workspace", "col2im_t", "conv_input_grad", "fill_unpadded_taps", "im2col_t",
+           "max_pool_backward", "max_pool_forward"]
 
 
 def _win(start: int, stride: int, count: int) -> slice:
@@ -63,6 +63,21 @@ def _padded(xp: Namespace, xt: Array, pad: int, work: Workspace | None = None,
     return out
 
 
+def fill_unpadded_taps(col: Array, xt: Array, fh: int, fw: int, pad: int, oh: int,
+                       ow: int) -> None:
+    """Stride-1 columns ``col`` (``(C, fh, fw, N, oh, ow)``, zeroed) straight from ``xt``
+    (``(C, N, H, W)``) with no padded copy: tap ``(i, j)`` of output ``(y, x)`` reads input
+    ``(y + i - pad, x + j - pad)``; only outputs whose input lies inside are written."""
+    H, W = xt.shape[2], xt.shape[3]
+    for i in range(fh):
+        y0, y1 = max(0, pad - i), min(oh, H + pad - i)
+        for j in range(fw):
+            x0, x1 = max(0, pad - j), min(ow, W + pad - j)
+            if y1 > y0 and x1 > x0:
+                col[:, i, j, :, y0:y1, x0:x1] = xt[:, :, y0 + i - pad:y1 + i - pad,
+                                                   x0 + j - pad:x1 + j - pad]
+
+
 def im2col_t(xp: Namespace, xt: Array, fh: int, fw: int, stride: int, pad: int,
             oh: int, ow: int, work: Workspace | None = None, tag: str = "") -> Array:
     """The transposed columns ``(C*FH*FW, N*OH*OW)`` of ``xt`` ``(C, N, H, W)`` (written into
@@ -73,15 +88,8 @@ def im2col_t(xp: Namespace, xt: Array, fh: int, fw: int, stride: int, pad: int,
         # Straight from xt, no padded copy: tap (i, j) of output (y, x) reads input
         # (y + i - pad, x + j - pad); only the outputs whose input lies inside are written,
         # every step the same ones, so the rest of the reused buffer keeps its zeros.
-        H, W = xt.shape[2], xt.shape[3]
         col = work.get(xp, tag + "col_unpadded", shape, xt, zeros=True)
-        for i in range(fh):
-            y0, y1 = max(0, pad - i), min(oh, H + pad - i)
-            for j in range(fw):
-                x0, x1 = max(0, pad - j), min(ow, W + pad - j)
-                if y1 > y0 and x1 > x0:
-                    col[:, i, j, :, y0:y1, x0:x1] = xt[:, :, y0 + i - pad:y1 + i - pad,
-                                                       x0 + j - pad:x1 + j - pad]
+        fill_unpadded_taps(col, xt, fh, fw, pad, oh, ow)
         return xp.reshape(col, (C * fh * fw, N * oh * ow))
     img = _padded(xp, xt, pad, work, tag)
     col = (xp.empty(shape, dtype=xt.dtype, device=device(xt)) if work is None

@@ -26,10 +26,11 @@ import numpy as np
 
 from .. import blas_threads
 from ..backend import Array
-from .base import Ops
+from .base import Ops, adam_moments
 from .convolution import (
     Workspace,
     col2im_t,
+    fill_unpadded_taps,
     max_pool_backward,
     max_pool_forward,
 )
@@ -209,13 +210,7 @@ class NumpyOps(Ops):
 
         def part(s: int, e: int) -> None:
             pp, gg, mm, vv = (a[s:e] for a in flat)
-            delta = gg - mm
-            delta *= 1.0 - beta1
-            mm += delta
-            delta = gg * gg
-            delta -= vv
-            delta *= 1.0 - beta2
-            vv += delta
+            adam_moments(gg, mm, vv, beta1, beta2)
             denominator = np.sqrt(vv)
             denominator += eps
             change = rate * mm
@@ -246,7 +241,7 @@ class NumpyOps(Ops):
             src = _along(xt, axis, a, b)
             dst = col[a:b] if axis == 0 else col[:, :, :, a:b]
             if direct:
-                _copy_direct(dst, src, fh, fw, pad, oh, ow)
+                fill_unpadded_taps(dst, src, fh, fw, pad, oh, ow)
             else:
                 _copy_windows(dst, src, fh, fw, stride, pad, oh, ow)
 
@@ -320,20 +315,6 @@ class NumpyOps(Ops):
 
         self._map(part, C, C * N * H * W)
         return out
-
-
-def _copy_direct(col: np.ndarray, xt: np.ndarray, fh: int, fw: int, pad: int, oh: int,
-                 ow: int) -> None:
-    """Stride-1 padded columns straight from ``xt`` into the zeroed ``col`` (as
-    :func:`xpnet.ops.convolution.im2col_t` with a workspace)."""
-    H, W = xt.shape[2], xt.shape[3]
-    for i in range(fh):
-        y0, y1 = max(0, pad - i), min(oh, H + pad - i)
-        for j in range(fw):
-            x0, x1 = max(0, pad - j), min(ow, W + pad - j)
-            if y1 > y0 and x1 > x0:
-                col[:, i, j, :, y0:y1, x0:x1] = xt[:, :, y0 + i - pad:y1 + i - pad,
-                                                   x0 + j - pad:x1 + j - pad]
 
 
 def _copy_windows(col: np.ndarray, xt: np.ndarray, fh: int, fw: int, stride: int, pad: int,
