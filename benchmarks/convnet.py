@@ -8,7 +8,8 @@ batch of 100 MNIST images.
 Contenders, interleaved round-robin in one process (blocks of ``--steps`` steps, ``--reps``
 repetitions, medians reported):
 
-xpnet-numpy   ``xpnet.nets.SimpleConvNet``/``DeepConvNet`` in float32 + ``xpnet.optim.Adam``
+xpnet-numpy   ``xpnet.nets.SimpleConvNet``/``DeepConvNet`` in float32 (``--dtype float64``: the
+              book's dtype, what ``xpnet book`` runs) + ``xpnet.optim.Adam``
 book-im2col   the book's im2col implementation as ``benchmarks.book`` restates it (NumPy,
               row-layout ``im2col``/``col2im``, ``argmax`` pooling, float64 weights as in the
               book, the first convolution's input gradient computed as the book does)
@@ -35,11 +36,11 @@ All start from the same weights. Threads are set per contender (``--threads``, d
 threads, one BLAS thread each), torch with ``torch.set_num_threads(n)``, the book's code with n
 BLAS threads; the report adds each count's ratio to the first (``scaling``) and a scaling table.
 ``--models mlp`` adds the chapter-6 MLP step of :mod:`benchmarks.mlp`; ``--baseline CHECKOUT``
-adds ``xpnet-main``, the xpnet package of another checkout (today's ``main``) with n BLAS
-threads. Peak memory of one step is measured per contender in a fresh child process (one
-thread count only; ``--no-memory`` skips it): ``tracemalloc`` peak (NumPy allocations;
-PyTorch's allocator is invisible to it) and the growth of the process's max RSS over the state
-after setup.
+adds ``xpnet-main``, the xpnet package of another checkout (today's ``main``): on its own pool
+of n threads where it has one, else with n BLAS threads. Peak memory of one step is measured
+per contender in a fresh child process (one thread count only; ``--no-memory`` skips it):
+``tracemalloc`` peak (NumPy allocations; PyTorch's allocator is invisible to it) and the growth
+of the process's max RSS over the state after setup.
 
     python -m benchmarks.convnet                  # prints a table
     python -m benchmarks.convnet --json out.json  # and writes the numbers
@@ -102,16 +103,15 @@ def initial_params(model: str, seed: int) -> dict[str, np.ndarray]:
 # --- xpnet ------------------------------------------------------------------------------------
 
 def xpnet_step(model: str, x: np.ndarray, t: np.ndarray, batch: int,
-               seed: int, pkg: Any = None) -> Callable[[int], Any]:
-    """xpnet's network in float32 and its Adam, batches gathered with ``take`` (``pkg``:
+               seed: int, pkg: Any = None, dtype: str = "float32") -> Callable[[int], Any]:
+    """xpnet's network in ``dtype`` and its Adam, batches gathered with ``take`` (``pkg``:
     another copy of the ``xpnet`` package, e.g. ``main``'s for ``--baseline``)."""
     if model == "mlp":
         return mlp.xpnet_step(x.reshape(x.shape[0], -1), t, batch, seed, pkg)
     if pkg is None:
         import xpnet as pkg
     cls = pkg.nets.SimpleConvNet if model == "simple" else pkg.nets.DeepConvNet
-    net = cls.from_params(initial_params(model, seed), dtype="float32",
-                          **cls(seed=seed).config())
+    net = cls.from_params(initial_params(model, seed), dtype=dtype, **cls(seed=seed).config())
     opt = pkg.optim.Adam(lr=LR)
     order = epoch_order(x.shape[0], batch, seed)
 
@@ -306,13 +306,15 @@ FLOORS = {
 }
 
 
-def probe(model: str, name: str, threads: int, batch: int, seed: int) -> dict[str, float]:
+def probe(model: str, name: str, threads: int, batch: int, seed: int,
+          dtype: str = "float32") -> dict[str, float]:
     """Memory of one contender's steps, in this (fresh) process: random data, 3 warm-up
     steps, then the growth of the max RSS over the resident set before them and the
     tracemalloc peak of one step."""
     pin_threads(threads)
     x, t, _ = train_images(True, flatten=False, n_random=batch * 4)
-    step = CONTENDERS[name](model, x, t, batch, seed)
+    make = functools.partial(xpnet_step, dtype=dtype) if name == "xpnet-numpy" else CONTENDERS[name]
+    step = make(model, x, t, batch, seed)
     base = rss_mib()
     for i in range(3):
         step(i)
@@ -323,12 +325,13 @@ def probe(model: str, name: str, threads: int, batch: int, seed: int) -> dict[st
             "max_rss_growth_mb": max_rss_mib() - base}
 
 
-def memory(model: str, names: list[str], threads: int, batch: int) -> dict[str, Any]:
+def memory(model: str, names: list[str], threads: int, batch: int,
+           dtype: str = "float32") -> dict[str, Any]:
     """``probe`` of each contender in a child process of its own (a fresh heap and RSS)."""
     out: dict[str, Any] = {}
     for name in names:
         cmd = [sys.executable, "-m", "benchmarks.convnet", "--probe", model, name,
-               "--threads", str(threads), "--batch", str(batch)]
+               "--threads", str(threads), "--batch", str(batch), "--dtype", dtype]
         done = subprocess.run(cmd, capture_output=True, text=True, check=False)
         try:
             out[name] = json.loads(done.stdout.strip().splitlines()[-1])
@@ -350,15 +353,20 @@ def _makers(model: str, x: np.ndarray, t: np.ndarray,
     threads; the book and the floors at the first count only when several run."""
     switch, counts = args.switch, args.threads
     common = (model, x, t, args.batch, args.seed)
+    mine = {"dtype": args.dtype} if model != "mlp" else {}
     out: dict[str, Callable[[], Any]] = {}
     if args.gpu:
         return {name: functools.partial(make, *common) for name, make in GPU_CONTENDERS.items()}
     for n in counts:
         out[_label("xpnet-numpy", n, counts)] = switch.wrap(
-            functools.partial(xpnet_step, *common), xpnet=n, blas=1)
-        if args.baseline_pkg is not None:
+            functools.partial(xpnet_step, *common, **mine), xpnet=n, blas=1)
+        base = args.baseline_pkg
+        if base is not None and hasattr(base, "set_threads"):  # a checkout with the pool
+            out[_label("xpnet-main", n, counts)] = switch.wrap(functools.partial(
+                _baseline_step, n, *common, pkg=base, **mine), blas=1)
+        elif base is not None:
             out[_label("xpnet-main", n, counts)] = switch.wrap(
-                functools.partial(xpnet_step, *common, pkg=args.baseline_pkg), blas=n)
+                functools.partial(xpnet_step, *common, pkg=base, **mine), blas=n)
         out[_label("torch-eager", n, counts)] = switch.wrap(
             functools.partial(torch_step, *common), torch=n)
         if model == "mlp" or (len(counts) > 1 and n != counts[0]):
@@ -369,6 +377,13 @@ def _makers(model: str, x: np.ndarray, t: np.ndarray,
             out[_label(name, n, counts)] = switch.wrap(functools.partial(make, *common),
                                                        xpnet=n, blas=1)
     return out
+
+
+def _baseline_step(threads: int, *common: Any, pkg: Any, **kwargs: Any) -> Callable[[int], Any]:
+    """``--baseline``'s step on its own pool of ``threads`` threads, one BLAS thread each
+    (its copy of ``set_threads``, called once: the switch sets this package's pool only)."""
+    pkg.set_threads(threads)
+    return xpnet_step(*common, pkg=pkg, **kwargs)
 
 
 def _ratios(med: dict[str, float], times: dict[str, list[float]],
@@ -418,7 +433,7 @@ def measure(model: str, x: np.ndarray, t: np.ndarray, args: argparse.Namespace) 
                                               for f in FLOORS) if name in med}
     if args.memory and not args.gpu and model != "mlp" and len(args.threads) == 1:
         entry["memory"] = memory(model, [n for n in steps if n in CONTENDERS], args.threads[0],
-                                 args.batch)
+                                 args.batch, args.dtype)
     return entry
 
 
@@ -450,7 +465,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     x, t, source = train_images(args.quick, flatten=False)
     report: dict[str, Any] = {
         "config": {"batch": args.batch, "optimizer": "adam", "lr": LR, "data": source,
-                   "dtypes": {"xpnet-numpy": "float32", "book-im2col": "float64 (float32 x)",
+                   "dtypes": {"xpnet-numpy": args.dtype, "xpnet-main": args.dtype,
+                              "book-im2col": "float64 (float32 x)",
                               "torch-eager": "float32"},
                    "steps_per_block": args.steps, "reps": args.reps, "warmup": args.warmup,
                    "gpu": args.gpu, "threads": args.threads, "baseline": args.baseline},
@@ -542,6 +558,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=_thread_counts, default=[1], metavar="N[,N...]",
                    help="thread counts, every one in the same interleaved run (default 1)")
     p.add_argument("--batch", type=int, default=100)
+    p.add_argument("--dtype", choices=("float32", "float64"), default="float32",
+                   help="xpnet's dtype (and --baseline's) in the conv nets (default float32; "
+                        "float64 is the book's, what `xpnet book` runs)")
     p.add_argument("--steps", type=int, default=20, help="steps per timed block (deep: 1/4)")
     p.add_argument("--reps", type=int, default=5)
     p.add_argument("--warmup", type=int, default=3)
@@ -560,7 +579,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--probe", nargs=2, metavar=("MODEL", "CONTENDER"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.probe:
-        print(json.dumps(probe(*args.probe, args.threads[0], args.batch, args.seed)))
+        print(json.dumps(probe(*args.probe, args.threads[0], args.batch, args.seed, args.dtype)))
         return 0
     args.models = [m.strip() for m in args.models.split(",") if m.strip()]
     bad = [m for m in args.models if m not in MODELS]

@@ -115,6 +115,7 @@ def test_conv_input_grad(threaded, rng, C, FN, stride, pad):
 @pytest.mark.parametrize(("shape", "window", "stride", "pad"), [
     ((4, 3, 8, 8), 2, 2, 0),  # the masks
     ((4, 3, 9, 7), 2, 2, 0),  # odd sizes: the last row and column are read by no window
+    ((3, 2, 10, 11), 3, 3, 0),  # 3x3 tiles: three row and three column parts
     ((3, 2, 7, 7), 3, 2, 1),  # overlapping, padded: arg_max
 ])
 def test_max_pooling(threaded, rng, shape, window, stride, pad):

