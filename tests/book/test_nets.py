@@ -36,6 +36,37 @@ def test_the_mlps_scale_by_fan_in(cls, args, scale):
     np.testing.assert_allclose(net.params["W2"], scale(5) * np.random.randn(5, 2))
 
 
+SMALL_CONV = {"input_dim": (1, 6, 6), "conv_param": {"filter_num": 2, "filter_size": 3,
+                                                     "pad": 0, "stride": 1}}
+
+
+@pytest.mark.parametrize(("make", "scale"), [
+    (lambda: nets.TwoLayerNet(6, 4, 2, 0.5), 0.5),  # weight_init_std, positional
+    (lambda: nets.TwoLayerNet(6, 4, 2, weight_init_std=0.3), 0.3),
+    (lambda: nets.MultiLayerNet(6, [5], 2, "relu", 0.2), 0.2),
+    (lambda: nets.SimpleConvNet(SMALL_CONV["input_dim"], SMALL_CONV["conv_param"], 4, 2, 0.7),
+     0.7),
+    (lambda: nets.SimpleConvNet(**SMALL_CONV, hidden_size=4, output_size=2), 0.01),  # default
+])
+def test_weight_init_std_is_read_where_the_books_constructor_takes_it(make, scale):
+    np.random.seed(2)
+    net = make()
+    np.random.seed(2)
+    shape = net.params["W1"].shape
+    np.testing.assert_array_equal(net.params["W1"], scale * np.random.randn(*shape))
+
+
+def test_deep_convnet_draws_he_weights_by_fan_in():
+    np.random.seed(4)
+    net = nets.DeepConvNet()
+    np.random.seed(4)
+    fan_ins = [1 * 9, 16 * 9, 16 * 9, 32 * 9, 32 * 9, 64 * 9, 64 * 4 * 4, 50]  # the book's
+    for i, fan_in in enumerate(fan_ins, start=1):
+        shape = net.params[f"W{i}"].shape
+        np.testing.assert_allclose(net.params[f"W{i}"],
+                                   np.sqrt(2.0 / fan_in) * np.random.randn(*shape))
+
+
 def test_host_batches_in_numbers_and_numpy_out(xp):
     with xpnet.defaults(xp.namespace, xp.device):
         net = nets.TwoLayerNet(6, 4, 3)

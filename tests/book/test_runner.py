@@ -107,6 +107,18 @@ def test_the_runner_sets_the_scene_and_puts_everything_back(tmp_path, capsys):
     assert not [k for k in sys.modules if k.partition(".")[0] in MODULES]
 
 
+def test_threads_are_set_for_the_script_and_put_back(tmp_path, capsys):
+    from xpnet.blas_threads import get_threads
+
+    script = _clone(tmp_path, "ch05/s.py", "import xpnet\nprint('threads', xpnet.get_threads())\n")
+    before = get_threads()
+    for n in (1, 3):
+        assert main(["book", "--threads", str(n), "--out", str(tmp_path / "out"),
+                     str(script)]) == 0
+        assert f"threads {n}\n" in capsys.readouterr().out
+        assert get_threads() == before
+
+
 def test_the_scripts_own_exit_code_is_the_commands(tmp_path):
     script = _clone(tmp_path, "ch05/s.py", "raise SystemExit(3)\n")
     assert main(["book", str(script)]) == 3

@@ -100,6 +100,9 @@ class BookNetwork:
     book's host-side rules (module text). ``network.net`` is the xpnet network."""
 
     _xpnet_class: ClassVar[type[Any]] = nets.Network
+    #: Where the book's constructor takes ``weight_init_std`` positionally (None: keyword
+    #: only), and its default there.
+    _std_position: ClassVar[int | None] = None
     _default_std: ClassVar[Any] = 0.01
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -114,6 +117,9 @@ class BookNetwork:
         self._draw_like_the_book(self._scale(args, kwargs))
 
     def _scale(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Callable[..., float]:
+        at = self._std_position
+        if at is not None and len(args) > at:
+            return _std_scale(args[at])
         return _std_scale(kwargs.get("weight_init_std", self._default_std))
 
     def _draw_like_the_book(self, scale: Callable[[tuple[int, ...]], float]) -> None:
@@ -207,20 +213,15 @@ class TwoLayerNet(BookNetwork):
     """The book's ``ch05/two_layer_net.py`` ``TwoLayerNet``."""
 
     _xpnet_class = nets.TwoLayerNet
-
-    def _scale(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Callable[..., float]:
-        std = args[3] if len(args) > 3 else kwargs.get("weight_init_std", 0.01)
-        return _std_scale(std)
+    _std_position = 3
 
 
 class MultiLayerNet(BookNetwork):
     """The book's ``common/multi_layer_net.py`` ``MultiLayerNet``."""
 
     _xpnet_class = nets.MultiLayerNet
-
-    def _scale(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Callable[..., float]:
-        std = args[4] if len(args) > 4 else kwargs.get("weight_init_std", "relu")
-        return _std_scale(std)
+    _std_position = 4
+    _default_std = "relu"
 
 
 class MultiLayerNetExtend(MultiLayerNet):
@@ -233,16 +234,11 @@ class SimpleConvNet(BookNetwork):
     """The book's ``ch07/simple_convnet.py`` ``SimpleConvNet``."""
 
     _xpnet_class = nets.SimpleConvNet
-
-    def _scale(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Callable[..., float]:
-        std = args[4] if len(args) > 4 else kwargs.get("weight_init_std", 0.01)
-        return _std_scale(std)
+    _std_position = 4
 
 
 class DeepConvNet(BookNetwork):
     """The book's ``ch08/deep_convnet.py`` ``DeepConvNet`` (He initial weights)."""
 
     _xpnet_class = nets.DeepConvNet
-
-    def _scale(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Callable[..., float]:
-        return _std_scale("he")
+    _default_std = "he"  # the book's DeepConvNet takes no weight_init_std

@@ -105,6 +105,10 @@ def _add_backend_options(p: argparse.ArgumentParser, dtype: str) -> None:
                    help="device for the backend, e.g. cuda:0, cpu, device1 (default: its default)")
     p.add_argument("--dtype", default=dtype, choices=("float32", "float64"),
                    help=f"floating dtype (default {dtype})")
+    _add_threads_option(p)
+
+
+def _add_threads_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=_positive_int, default=None, metavar="N",
                    help="CPU threads: xpnet's NumPy operations split their work over N threads "
                         "(one BLAS thread each), PyTorch runs N intra-op threads (default: the "
@@ -262,6 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dtype", default=None, choices=("float32", "float64"),
                    help="the networks' dtype (default the book's float64, float32 where the "
                         "device has no float64)")
+    _add_threads_option(p)
     p.add_argument("--max-train", type=_positive_int, default=None, metavar="N",
                    help="train on the first N images of load_mnist's training set (the test set "
                         "cut in proportion), for a quick try")
