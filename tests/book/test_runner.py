@@ -119,9 +119,14 @@ def test_threads_are_set_for_the_script_and_put_back(tmp_path, capsys):
         assert get_threads() == before
 
 
-def test_the_scripts_own_exit_code_is_the_commands(tmp_path):
+def test_the_scripts_own_exit_code_is_the_commands(tmp_path, capsys):
     script = _clone(tmp_path, "ch05/s.py", "raise SystemExit(3)\n")
     assert main(["book", str(script)]) == 3
+    script.write_text("import sys\nsys.exit('no data here')\n")  # a message: printed, exit 1
+    assert main(["book", str(script)]) == 1
+    assert capsys.readouterr().err == "no data here\n"
+    script.write_text("import sys\nsys.exit()\n")
+    assert main(["book", str(script)]) == 0
     with pytest.raises(BookRunError, match=r"^is a folder, not a script: ") as caught:
         run_script(tmp_path / "clone" / "common")
     assert caught.value.code == 2

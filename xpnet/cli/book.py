@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from .common import EXIT_OK, EXIT_USAGE, CLIError, _namespace_and_device
@@ -30,5 +31,8 @@ def cmd_book(args: argparse.Namespace) -> int:
         raise CLIError(str(exc), exc.code) from None
     except SystemExit as exc:  # the script's own sys.exit(code)
         code = exc.code
-        return code if isinstance(code, int) else (0 if code is None else 1)
+        if code is None or isinstance(code, int):
+            return code or EXIT_OK
+        print(code, file=sys.stderr)  # sys.exit("message"): printed, exit 1, as Python does
+        return 1
     return EXIT_OK
