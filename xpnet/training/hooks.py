@@ -32,8 +32,9 @@ class Evaluation(Hook):
     def __init__(self, accuracy: Callable[[Array, Array], float], data: TrainingData, *,
                  samples: int | None = None) -> None:
         self.accuracy = accuracy
-        n_train = data.train_size if samples is None else samples
-        n_test = data.x_test.shape[0] if samples is None else samples
+        n_train, n_test = data.train_size, data.x_test.shape[0]
+        if samples is not None:  # more than a set holds: the whole set (a slice past the end
+            n_train, n_test = min(samples, n_train), min(samples, n_test)  # is not portable)
         self.sets = (data.x_train[:n_train, ...], data.t_train[:n_train, ...],
                      data.x_test[:n_test, ...], data.t_test[:n_test, ...])
         self.test_set = (data.x_test, data.t_test)
