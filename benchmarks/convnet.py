@@ -361,7 +361,7 @@ def _makers(model: str, x: np.ndarray, t: np.ndarray,
         out[_label("xpnet-numpy", n, counts)] = switch.wrap(
             functools.partial(xpnet_step, *common, **mine), xpnet=n, blas=1)
         base = args.baseline_pkg
-        if base is not None and hasattr(base, "set_threads"):  # a checkout with the pool
+        if base is not None and hasattr(base, "get_threads"):  # a checkout with the pool
             out[_label("xpnet-main", n, counts)] = switch.wrap(functools.partial(
                 _baseline_step, n, *common, pkg=base, **mine), blas=1)
         elif base is not None:
@@ -380,10 +380,25 @@ def _makers(model: str, x: np.ndarray, t: np.ndarray,
 
 
 def _baseline_step(threads: int, *common: Any, pkg: Any, **kwargs: Any) -> Callable[[int], Any]:
-    """``--baseline``'s step on its own pool of ``threads`` threads, one BLAS thread each
-    (its copy of ``set_threads``, called once: the switch sets this package's pool only)."""
-    pkg.set_threads(threads)
-    return xpnet_step(*common, pkg=pkg, **kwargs)
+    """``--baseline``'s step on its own pool of ``threads`` threads, one BLAS thread each: its
+    copy of ``set_threads`` (the switch sets this package's pool only), called when the count
+    differs (``--threads 1,2`` has two baseline contenders on the one pool); a loaded torch's
+    count, which it also sets, is put back for the torch contenders."""
+    def use() -> None:
+        if pkg.get_threads() != threads:
+            torch = sys.modules.get("torch")
+            before = torch.get_num_threads() if torch is not None else None
+            pkg.set_threads(threads)
+            if torch is not None:
+                torch.set_num_threads(before)
+
+    use()
+    inner = xpnet_step(*common, pkg=pkg, **kwargs)
+
+    def step(i: int) -> Any:
+        use()
+        return inner(i)
+    return step
 
 
 def _ratios(med: dict[str, float], times: dict[str, list[float]],

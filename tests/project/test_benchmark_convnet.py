@@ -113,3 +113,20 @@ def test_thread_switch_gives_each_contender_its_counts():
     assert seen[0] == (2, {1})
     assert seen[1][1] <= {2}
     assert seen[2] == (2, {1})
+
+
+def test_baseline_contenders_at_two_counts_each_run_at_their_own():
+    """``--threads 1,2 --baseline``: two contenders share the baseline package's one pool; each
+    step runs at its own count, and a loaded torch keeps the count its contenders were given."""
+    from benchmarks.harness import train_images
+
+    base = bench.load_baseline(str(Path(__file__).resolve().parents[2]))
+    x, t, _ = train_images(True, flatten=False, n_random=8)
+    torch = pytest.importorskip("torch", reason="checks torch's count is left alone")
+    torch.set_num_threads(1)
+    one = bench._baseline_step(1, "simple", x, t, 4, 0, pkg=base)
+    two = bench._baseline_step(2, "simple", x, t, 4, 0, pkg=base)
+    for i, (step, count) in enumerate([(one, 1), (two, 2), (one, 1), (two, 2)]):
+        step(i // 2)  # each contender's steps 0, 1, ...
+        assert base.get_threads() == count
+        assert torch.get_num_threads() == 1
