@@ -162,7 +162,17 @@ def test_ctrl_c_writes_a_checkpoint_that_resumes_exactly(tmp_path, at):
         assert np.array_equal(value, np.asarray(net.params[name])), name
 
 
-def test_a_real_sigint_stops_between_steps_and_resumes_exactly(tmp_path):
+@pytest.fixture
+def python_sigint():
+    """SIGINT handled as an interactive Python handles it (``KeyboardInterrupt``), which train()
+    takes over. A process started as a background shell job inherits SIGINT ignored, and
+    Python then leaves it ignored; train() rightly respects that."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def test_a_real_sigint_stops_between_steps_and_resumes_exactly(tmp_path, python_sigint):
     net, opt = make("two-layer", "float64")
     train(net, *data(), **SETUP, optimizer=opt)
     want = {k: np.asarray(v) for k, v in net.params.items()}
