@@ -264,7 +264,7 @@ def unwrap_mapping(values: Mapping[str, Any], like: Mapping[str, Any]) -> dict[s
     device of the entry of ``like`` (the parameters) of the same name."""
     out = {}
     for key, value in values.items():
-        ref = like.get(key) if key in like else None
+        ref = like.get(key)
         if isinstance(value, np.ndarray) and ref is not None and not isinstance(ref, np.ndarray) \
                 and not isinstance(ref, (int, float)):
             value = asarray(value, namespace(ref), device=device(ref))

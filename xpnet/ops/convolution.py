@@ -8,12 +8,13 @@ Layouts: images ``(C, N, H, W)``, transposed columns ``(C*FH*FW, N*OH*OW)``, poo
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from ..backend import Array, Namespace, device
 
-__all__ = ["Workspace", "col2im_t", "conv_input_grad", "fill_unpadded_taps", "im2col_t",
-           "max_pool_backward", "max_pool_forward"]
+__all__ = ["Split", "Workspace", "col2im_t", "conv_input_grad", "fill_unpadded_taps",
+           "im2col_t", "max_pool_backward", "max_pool_forward", "route_to_maxima", "split_into"]
 
 
 def _win(start: int, stride: int, count: int) -> slice:
@@ -183,17 +184,11 @@ def max_pool_backward(xp: Namespace, dt: Array, saved: Any,
     dev = device(dt)
     kind, value = saved
     if kind == "masks":
-        col_masks, row_masks = value
-        k = s
-        dcols = xp.empty((C, N, k * oh, ow), dtype=dt.dtype, device=dev)
-        for i, part in enumerate(_split(xp, dt, row_masks)):
-            dcols[:, :, i::k, :] = part
         # Where the windows tile x every element is written; the rows and columns the
-        # floor drops (H % k, W % k) are read by no window and keep zeros.
-        tiled = H % k == 0 and W % k == 0  # (oh, ow) = (H // k, W // k)
+        # floor drops (H % s, W % s) are read by no window and keep zeros.
+        tiled = H % s == 0 and W % s == 0  # (oh, ow) = (H // s, W // s)
         dx = (xp.empty if tiled else xp.zeros)((C, N, H, W), dtype=dt.dtype, device=dev)
-        for j, part in enumerate(_split(xp, dcols, col_masks)):
-            dx[:, :, :k * oh, _win(j, k, ow)] = part
+        route_to_maxima(xp, dx, dt, value, s, oh, ow, split_into)
         return dx
     arg_max = value
     hot = arg_max[..., None] == xp.arange(ph * pw, dtype=arg_max.dtype, device=dev)
@@ -226,14 +221,34 @@ def _first_max(xp: Namespace, parts: list[Array]) -> tuple[Array, list[Array]]:
     return top, masks
 
 
-def _split(xp: Namespace, grad: Array, masks: list[Array]) -> list[Array]:
-    """``grad`` split by first-maximum masks; the parts sum exactly to ``grad``."""
-    parts, rest = [], grad
-    for mask in masks:
+def split_into(xp: Namespace, target: Array, keys: list[Any], grad: Array,
+               masks: list[Array]) -> None:
+    """``grad`` split by first-maximum masks, part ``i`` written to ``target[keys[i]]`` (one
+    key more than masks: the last part takes what is left); the parts sum exactly to ``grad``."""
+    rest = grad
+    for key, mask in zip(keys[:-1], masks, strict=True):
         part = xp.astype(mask, grad.dtype)
         part *= rest  # multiplying by a 0/1 array: NumPy's where() is ~10x slower
-        parts.append(part)
+        target[key] = part
         rest = rest - part
-    parts.append(rest)
-    return parts
+    target[keys[-1]] = rest
 
+
+#: ``split(xp, target, keys, grad, masks)``: :func:`split_into` or a backend's own.
+Split = Callable[[Namespace, Array, list[Any], Array, list[Array]], None]
+
+
+def route_to_maxima(xp: Namespace, dx: Array, dt: Array, masks: Any, k: int, oh: int, ow: int,
+                    split: Split) -> None:
+    """The masks path of :func:`max_pool_backward` (``k x k`` windows, stride ``k``): each
+    element of ``dt`` ``(C, N, oh, ow)`` into ``dx`` ``(C, N, H, W)`` at its window's first
+    maximum, through the row masks, then the column masks (``masks`` as
+    :func:`max_pool_forward` saved them); the rows and columns no window reads are not
+    written. ``split`` writes the parts (NumPy's writes them in place, without temporaries)."""
+    col_masks, row_masks = masks
+    C, N = dx.shape[0], dx.shape[1]
+    dcols = xp.empty((C, N, k * oh, ow), dtype=dx.dtype, device=device(dx))
+    split(xp, dcols, [(slice(None), slice(None), slice(i, None, k), slice(None))
+                      for i in range(k)], dt, row_masks)
+    split(xp, dx, [(slice(None), slice(None), slice(None, k * oh), _win(j, k, ow))
+                   for j in range(k)], dcols, col_masks)

@@ -33,6 +33,7 @@ from .convolution import (
     fill_unpadded_taps,
     max_pool_backward,
     max_pool_forward,
+    route_to_maxima,
 )
 
 __all__ = ["MIN_FLOPS", "MIN_SPLIT", "MIN_SPLIT_UPDATE", "NumpyOps", "spans"]
@@ -302,11 +303,12 @@ class NumpyOps(Ops):
         C, N, H, W = shape_t
         kind, value = saved
         if kind == "masks":  # tiling windows (stride == ph == pw, no padding)
-            out = np.empty(shape_t, dtype=dt.dtype)
+            tiled = H % stride == 0 and W % stride == 0
+            out = (np.empty if tiled else np.zeros)(shape_t, dtype=dt.dtype)
 
             def route(a: int, b: int) -> None:
                 mine = ([m[a:b] for m in value[0]], [m[a:b] for m in value[1]])
-                _route_to_maxima(out[a:b], dt[a:b], mine, stride, oh, ow)
+                route_to_maxima(np, out[a:b], dt[a:b], mine, stride, oh, ow, _split_in_place)
 
             self._map(route, C, C * N * H * W)
             return out
@@ -322,31 +324,20 @@ class NumpyOps(Ops):
         return out
 
 
-def _split_into(parts: list[np.ndarray], grad: np.ndarray, masks: list[np.ndarray]) -> None:
-    """``grad`` split by first-maximum masks into the views ``parts`` (one more than the
-    masks): the products and differences of the portable ``_split``, in the same order, each
-    written where it goes instead of into a temporary."""
+def _split_in_place(xp: Any, target: np.ndarray, keys: list[Any], grad: np.ndarray,
+                    masks: list[np.ndarray]) -> None:
+    """:func:`~xpnet.ops.convolution.split_into` on NumPy: the same products and differences in
+    the same order, each written straight into its view of ``target`` (no part cast,
+    multiplied and subtracted in temporaries, then copied: SimpleConvNet's pooling backward,
+    float64, one thread, 16 ms before, 4.2 ms with it)."""
     rest = grad
     for i, mask in enumerate(masks):
-        np.multiply(mask, rest, out=parts[i])
+        part = target[keys[i]]
+        np.multiply(mask, rest, out=part)
         if i + 1 < len(masks):
-            rest = rest - parts[i]
+            rest = rest - part
         else:
-            np.subtract(rest, parts[i], out=parts[i + 1])
-
-
-def _route_to_maxima(dx: np.ndarray, dt: np.ndarray, masks: Any, k: int, oh: int,
-                     ow: int) -> None:
-    """The masks path of the portable ``max_pool_backward`` (``k x k`` windows, stride ``k``)
-    into ``dx`` ``(C, N, H, W)``: the same values, with no part cast, multiplied and subtracted
-    in temporaries and then copied (SimpleConvNet's pooling, float64, one thread: 16 ms before,
-    4.2 ms now)."""
-    col_masks, row_masks = masks
-    dx[:, :, k * oh:, :] = 0  # rows and columns no window reads (the floor drops them)
-    dx[:, :, :, k * ow:] = 0
-    dcols = np.empty((dx.shape[0], dx.shape[1], k * oh, ow), dtype=dx.dtype)
-    _split_into([dcols[:, :, i::k, :] for i in range(k)], dt, row_masks)
-    _split_into([dx[:, :, :k * oh, j:k * ow:k] for j in range(k)], dcols, col_masks)
+            np.subtract(rest, part, out=target[keys[i + 1]])
 
 
 def _copy_windows(col: np.ndarray, xt: np.ndarray, fh: int, fw: int, stride: int, pad: int,
