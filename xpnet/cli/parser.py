@@ -98,17 +98,14 @@ def _existing_dir(text: str) -> str:
     return text
 
 
-def _add_backend_options(p: argparse.ArgumentParser, dtype: str) -> None:
+def _add_backend_options(p: argparse.ArgumentParser, dtype: str | None,
+                         dtype_help: str | None = None) -> None:
     p.add_argument("--backend", default="numpy", metavar="NAME",
                    help=f"array backend: {', '.join(BACKENDS)} (default numpy)")
     p.add_argument("--device", default=None,
                    help="device for the backend, e.g. cuda:0, cpu, device1 (default: its default)")
     p.add_argument("--dtype", default=dtype, choices=("float32", "float64"),
-                   help=f"floating dtype (default {dtype})")
-    _add_threads_option(p)
-
-
-def _add_threads_option(p: argparse.ArgumentParser) -> None:
+                   help=dtype_help or f"floating dtype (default {dtype})")
     p.add_argument("--threads", type=_positive_int, default=None, metavar="N",
                    help="CPU threads: xpnet's NumPy operations split their work over N threads "
                         "(one BLAS thread each), PyTorch runs N intra-op threads (default: the "
@@ -259,14 +256,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "networks resolved to xpnet's code (the book's own code never runs), its "
                     "networks on --backend/--device. Without a display, plt.show() saves the "
                     "figures to --out; save_params writes there too, never into the clone.")
-    p.add_argument("--backend", default="numpy", metavar="NAME",
-                   help=f"array backend: {', '.join(BACKENDS)} (default numpy)")
-    p.add_argument("--device", default=None,
-                   help="device for the backend, e.g. cuda:0, cpu, device1 (default: its default)")
-    p.add_argument("--dtype", default=None, choices=("float32", "float64"),
-                   help="the networks' dtype (default the book's float64, float32 where the "
-                        "device has no float64)")
-    _add_threads_option(p)
+    _add_backend_options(p, None, "the networks' dtype (default the book's float64, float32 "
+                                  "where the device has no float64)")
     p.add_argument("--max-train", type=_positive_int, default=None, metavar="N",
                    help="train on the first N images of load_mnist's training set (the test set "
                         "cut in proportion), for a quick try")
